@@ -1,0 +1,1 @@
+"""Model providers: embedders, rerankers and chat models (offline defaults first)."""

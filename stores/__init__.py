@@ -1,0 +1,1 @@
+"""Storage roles (metadata DB, text/BM25 index, vector index) behind small protocols."""

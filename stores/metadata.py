@@ -1,0 +1,133 @@
+"""Metadata DB schema (SQLAlchemy 2): tenants, knowledge bases, documents, chunks, ingest journal.
+
+The same models run on SQLite (embedded default) and PostgreSQL. Column `doc` strings are what
+NL2SQL's schema description shows the model, so keep them short and true.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    __table_args__ = {"comment": "An isolated customer; every row below belongs to one tenant."}
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, doc="tenant identifier")
+    name: Mapped[str] = mapped_column(String(200), default="", doc="display name")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class KnowledgeBase(Base):
+    __tablename__ = "knowledge_bases"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        {"comment": "A named collection of documents searched together."},
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), doc="knowledge base name")
+    description: Mapped[str] = mapped_column(Text, default="")
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="retrieval profile overrides")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DocumentStatus:
+    """A document is searchable only while `ready`; the other states exist for crash recovery."""
+
+    INDEXING = "indexing"
+    READY = "ready"
+    DELETING = "deleting"
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_kb_source", "kb_id", "source_uri"),
+        Index("ix_documents_kb_hash", "kb_id", "content_hash"),
+        {"comment": "One ingested file (one version of it); its chunks live in the chunks table."},
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id"), index=True)
+    title: Mapped[str] = mapped_column(String(500), default="", doc="document title")
+    filename: Mapped[str] = mapped_column(String(500), default="", doc="file name without folders")
+    source_uri: Mapped[str] = mapped_column(String(2000), default="", doc="where the file came from")
+    owner: Mapped[str] = mapped_column(String(200), default="", doc="owner or author of the document")
+    tags: Mapped[list[str]] = mapped_column(default=list, doc="free tags")
+    mime_type: Mapped[str] = mapped_column(String(100), default="")
+    content_hash: Mapped[str] = mapped_column(String(64), doc="sha256 of the file bytes")
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="user-defined metadata")
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.INDEXING, index=True)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, doc="when created")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, doc="last change")
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    chunks: Mapped[list[Chunk]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Chunk(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (
+        Index("ix_chunks_doc_ordinal", "doc_id", "ordinal"),
+        {"comment": "A piece of a document as indexed for retrieval."},
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    doc_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    kb_id: Mapped[str] = mapped_column(String(32), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer, doc="position in the document")
+    token_start: Mapped[int] = mapped_column(Integer)
+    token_end: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64), index=True)
+
+    document: Mapped[Document] = relationship(back_populates="chunks")
+
+
+class IngestJournal(Base):
+    """One row per ingest operation; `finished_at` stays empty if the process died mid-way."""
+
+    __tablename__ = "ingest_journal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    kb_id: Mapped[str] = mapped_column(String(32))
+    doc_id: Mapped[str] = mapped_column(String(32), index=True)
+    operation: Mapped[str] = mapped_column(String(16), doc="add | replace | delete | reconcile")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EmbeddingCacheEntry(Base):
+    """Passage vectors keyed by (embedder name, chunk text hash): unchanged text is never re-embedded."""
+
+    __tablename__ = "embedding_cache"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

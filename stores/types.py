@@ -1,0 +1,41 @@
+"""Values that cross every store boundary: the search filter, indexed chunks and scored hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """What a search may see. Backends apply it inside the engine, never by post-filtering.
+
+    `doc_ids` is an optional allow-list (from NL2SQL or ACLs); `None` means every document of the
+    knowledge base, an empty set means nothing.
+    """
+
+    tenant: str
+    kb: str
+    doc_ids: frozenset[str] | None = None
+
+    def allows_nothing(self) -> bool:
+        return self.doc_ids is not None and not self.doc_ids
+
+
+@dataclass(frozen=True)
+class IndexedChunk:
+    """One chunk as the text and vector indexes store it."""
+
+    chunk_id: str
+    doc_id: str
+    tenant: str
+    kb: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """A chunk id returned by one recall path with that path's score (higher is better)."""
+
+    chunk_id: str
+    doc_id: str
+    score: float
