@@ -1,0 +1,1 @@
+"""Recall paths (bm25, dense, graph), fusion, rerank and the time-budgeted hybrid search."""

@@ -1,0 +1,30 @@
+"""What a retrieval returns to the graph, the CLI and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Hit:
+    """A fused, hydrated search result: one chunk with its document's identity and per-path ranks."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float
+    filename: str = ""
+    title: str = ""
+    source_uri: str = ""
+    ordinal: int = 0
+    ranks: dict[str, int] = field(default_factory=dict)  # path name -> 1-based rank in that path
+    path_scores: dict[str, float] = field(default_factory=dict)  # path name -> that path's raw score
+
+
+@dataclass
+class RetrievalResult:
+    """Hits best first, plus what degraded (e.g. `dense_timeout`) and how long each stage took."""
+
+    hits: list[Hit]
+    degraded: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
