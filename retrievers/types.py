@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from sieve.stores.types import SearchFilter
 
 
 @dataclass
@@ -19,6 +22,7 @@ class Hit:
     ordinal: int = 0
     ranks: dict[str, int] = field(default_factory=dict)  # path name -> 1-based rank in that path
     path_scores: dict[str, float] = field(default_factory=dict)  # path name -> that path's raw score
+    relevance: float | None = None  # calibrated query-passage relevance (reranker or embedding cosine)
 
 
 @dataclass
@@ -28,3 +32,9 @@ class RetrievalResult:
     hits: list[Hit]
     degraded: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Retriever(Protocol):
+    """What the query graph calls: hybrid retrieval over one knowledge base under a filter."""
+
+    async def retrieve(self, query: str, flt: SearchFilter, k: int) -> RetrievalResult: ...
