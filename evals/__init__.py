@@ -1,0 +1,1 @@
+"""Retrieval metrics, dataset readers and the `sieve eval` runners."""

@@ -1,0 +1,1 @@
+"""Loaders, chunking and indexing of documents into the metadata DB, BM25 and vectors."""

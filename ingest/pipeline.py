@@ -1,0 +1,332 @@
+"""Indexing: documents into the metadata DB, the text index and the vector index, crash-safely.
+
+Each document version is its own row. A new version is written as `indexing`, becomes `ready`
+in one transaction together with its predecessor turning `deleting`, and only then is the old
+version removed from the engines. Searches only ever show `ready` documents, and `reconcile()`
+(run whenever an ingestor starts) purges whatever a killed process left in the other states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from sieve.ingest.chunker import chunk_document
+from sieve.ingest.document import LoadedDocument
+from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
+from sieve.stores.catalog import get_or_create_kb
+from sieve.stores.embedding_cache import embed_passages_cached, text_hash
+from sieve.stores.metadata import Chunk, Document, DocumentStatus, IngestJournal, utcnow
+from sieve.stores.stack import Stack
+from sieve.stores.types import IndexedChunk
+
+# --meta keys that are document columns; any other key lands in the free-form `meta` JSON
+_COLUMN_KEYS = {"title", "owner", "source_uri"}
+_DATE_KEYS = {"created_at", "updated_at", "expires_at"}
+
+
+@dataclass
+class Source:
+    """One document to ingest, already loaded."""
+
+    source_uri: str
+    filename: str
+    content_hash: str
+    loaded: LoadedDocument
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    embedded: int = 0
+    doc_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "replaced": self.replaced,
+            "unchanged": self.unchanged,
+            "failed": [{"source": s, "error": e} for s, e in self.failed],
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "doc_ids": self.doc_ids,
+        }
+
+
+def parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
+    """`key=value` strings from the CLI into a metadata dict (`tags` is comma-separated)."""
+    meta: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"metadata must look like key=value, got {pair!r}")
+        key = key.strip()
+        meta[key] = [t.strip() for t in value.split(",") if t.strip()] if key == "tags" else value
+    return meta
+
+
+def _apply_meta(doc: Document, meta: dict[str, Any]) -> None:
+    extra = dict(doc.meta or {})
+    for key, value in meta.items():
+        if key in _COLUMN_KEYS:
+            setattr(doc, key, str(value))
+        elif key in _DATE_KEYS:
+            try:
+                setattr(doc, key, value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+            except ValueError as exc:
+                raise ValueError(f"{key} must be an ISO date like 2023-05-01, got {value!r}") from exc
+        elif key == "tags":
+            doc.tags = list(value) if isinstance(value, (list, tuple)) else [str(value)]
+        else:
+            extra[key] = value
+    doc.meta = extra
+
+
+class Ingestor:
+    """Adds, replaces and deletes documents of knowledge bases. One per process owning the home."""
+
+    def __init__(self, stack: Stack, batch_docs: int = 64):
+        self.stack = stack
+        self.batch_docs = batch_docs
+        self.reconcile()
+
+    # ---- entry points -------------------------------------------------------------------
+
+    def ingest_paths(
+        self, paths: Sequence[Path], kb: str, tenant: str, meta: dict[str, Any] | None = None, progress: bool = False
+    ) -> IngestReport:
+        files = discover(list(paths))
+        report = IngestReport()
+
+        def sources() -> Iterator[Source]:
+            for path in files:
+                try:
+                    data = path.read_bytes()
+                    loaded = load_file(path)
+                except (LoaderError, OSError) as exc:
+                    report.failed.append((str(path), str(exc)))
+                    continue
+                yield Source(
+                    source_uri=path.resolve().as_uri(),
+                    filename=path.name,
+                    content_hash=hashlib.sha256(data).hexdigest(),
+                    loaded=loaded,
+                    meta=dict(meta or {}),
+                )
+
+        return self.ingest_sources(sources(), kb, tenant, total=len(files), progress=progress, report=report)
+
+    def ingest_beir(self, corpus: Path, kb: str, tenant: str, progress: bool = False) -> IngestReport:
+        def sources() -> Iterator[Source]:
+            for beir_id, loaded in iter_beir_corpus(corpus):
+                body = loaded.title + "\n" + loaded.plain_text()
+                yield Source(
+                    source_uri=f"beir:{beir_id}",
+                    filename=beir_id,
+                    content_hash=hashlib.sha256(body.encode("utf-8")).hexdigest(),
+                    loaded=loaded,
+                    meta={"beir_id": beir_id},
+                )
+
+        return self.ingest_sources(sources(), kb, tenant, progress=progress)
+
+    def ingest_sources(
+        self,
+        sources: Iterable[Source],
+        kb: str,
+        tenant: str,
+        total: int | None = None,
+        progress: bool = False,
+        report: IngestReport | None = None,
+    ) -> IngestReport:
+        report = report or IngestReport()
+        with self.stack.sessions.begin() as session:
+            kb_id = get_or_create_kb(session, tenant, kb).id
+        bar = tqdm(total=total, desc=f"ingest {kb}", unit="doc", disable=not progress)
+        batch: list[Source] = []
+        for source in sources:
+            batch.append(source)
+            if len(batch) >= self.batch_docs:
+                self._ingest_batch(batch, tenant, kb_id, report)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            self._ingest_batch(batch, tenant, kb_id, report)
+            bar.update(len(batch))
+        bar.close()
+        return report
+
+    def delete_documents(self, tenant: str, kb_id: str, doc_ids: Sequence[str]) -> int:
+        """Removes documents everywhere; returns how many existed."""
+        with self.stack.sessions.begin() as session:
+            found = list(
+                session.scalars(
+                    select(Document.id).where(
+                        Document.tenant_id == tenant, Document.kb_id == kb_id, Document.id.in_(list(doc_ids))
+                    )
+                )
+            )
+            if not found:
+                return 0
+            session.execute(update(Document).where(Document.id.in_(found)).values(status=DocumentStatus.DELETING))
+            session.add_all(
+                IngestJournal(tenant_id=tenant, kb_id=kb_id, doc_id=d, operation="delete") for d in found
+            )
+        self._purge(tenant, kb_id, found)
+        return len(found)
+
+    def reconcile(self) -> int:
+        """Purges document versions a crashed process left `indexing` or `deleting`."""
+        with self.stack.sessions() as session:
+            stale = session.execute(
+                select(Document.tenant_id, Document.kb_id, Document.id).where(
+                    Document.status.in_([DocumentStatus.INDEXING, DocumentStatus.DELETING])
+                )
+            ).all()
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for tenant, kb_id, doc_id in stale:
+            groups[(tenant, kb_id)].append(doc_id)
+        for (tenant, kb_id), doc_ids in groups.items():
+            self._purge(tenant, kb_id, doc_ids, reconciled=True)
+        return len(stale)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _ingest_batch(self, batch: list[Source], tenant: str, kb_id: str, report: IngestReport) -> None:
+        settings = self.stack.settings
+        tokenizer = self.stack.embedder.tokenizer
+        new_docs: list[tuple[Document, str | None, list[Chunk]]] = []  # (doc, replaced doc id, chunks)
+        with self.stack.sessions.begin() as session:
+            for source in batch:
+                current = self._current_version(session, kb_id, source.source_uri)
+                if current is not None and current.content_hash == source.content_hash:
+                    if source.meta:
+                        _apply_meta(current, source.meta)
+                    report.unchanged += 1
+                    report.doc_ids.append(current.id)
+                    continue
+                try:
+                    spans = chunk_document(source.loaded, tokenizer, settings.chunk_tokens, settings.chunk_overlap)
+                    doc = Document(
+                        tenant_id=tenant,
+                        kb_id=kb_id,
+                        title=source.loaded.title or source.filename,
+                        filename=source.filename,
+                        source_uri=source.source_uri,
+                        mime_type=source.loaded.mime_type,
+                        content_hash=source.content_hash,
+                        status=DocumentStatus.INDEXING,
+                    )
+                    _apply_meta(doc, {**(source.loaded.meta or {}), **source.meta})
+                except ValueError as exc:
+                    report.failed.append((source.source_uri, str(exc)))
+                    continue
+                if not spans:
+                    report.failed.append((source.source_uri, "no text found in the document"))
+                    continue
+                session.add(doc)
+                session.flush()
+                chunks = [
+                    Chunk(
+                        doc_id=doc.id,
+                        tenant_id=tenant,
+                        kb_id=kb_id,
+                        ordinal=s.ordinal,
+                        token_start=s.token_start,
+                        token_end=s.token_end,
+                        text=s.text,
+                        text_hash=text_hash(s.text),
+                    )
+                    for s in spans
+                ]
+                doc.chunk_count = len(chunks)
+                session.add_all(chunks)
+                replaced = current.id if current is not None else None
+                session.add(
+                    IngestJournal(
+                        tenant_id=tenant,
+                        kb_id=kb_id,
+                        doc_id=doc.id,
+                        operation="replace" if replaced else "add",
+                        detail={"source": source.source_uri, "replaces": replaced},
+                    )
+                )
+                new_docs.append((doc, replaced, chunks))
+        if not new_docs:
+            return
+
+        all_chunks = [c for _, _, cs in new_docs for c in cs]
+        vectors, embedded = embed_passages_cached(
+            self.stack.embedder,
+            self.stack.embedding_cache,
+            [c.text for c in all_chunks],
+            batch_size=settings.embedder_batch_size,
+        )
+        indexed = [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text) for c in all_chunks]
+        self.stack.text.add(indexed)
+        self.stack.vectors.add(indexed, vectors)
+
+        new_ids = [d.id for d, _, _ in new_docs]
+        replaced_ids = [r for _, r, _ in new_docs if r]
+        with self.stack.sessions.begin() as session:  # the switch-over is one transaction
+            now = utcnow()
+            session.execute(
+                update(Document).where(Document.id.in_(new_ids)).values(status=DocumentStatus.READY, updated_at=now)
+            )
+            if replaced_ids:
+                session.execute(
+                    update(Document).where(Document.id.in_(replaced_ids)).values(status=DocumentStatus.DELETING)
+                )
+            session.execute(
+                update(IngestJournal)
+                .where(IngestJournal.doc_id.in_(new_ids), IngestJournal.finished_at.is_(None))
+                .values(finished_at=now)
+            )
+        if replaced_ids:
+            self._purge(tenant, kb_id, replaced_ids)
+        report.added += len(new_ids) - len(replaced_ids)
+        report.replaced += len(replaced_ids)
+        report.chunks += len(all_chunks)
+        report.embedded += embedded
+        report.doc_ids.extend(new_ids)
+
+    @staticmethod
+    def _current_version(session: Session, kb_id: str, source_uri: str) -> Document | None:
+        return session.scalar(
+            select(Document).where(
+                Document.kb_id == kb_id, Document.source_uri == source_uri, Document.status == DocumentStatus.READY
+            )
+        )
+
+    def _purge(self, tenant: str, kb_id: str, doc_ids: list[str], reconciled: bool = False) -> None:
+        """Engines first, rows last: if this dies half-way, the rows still say what to purge."""
+        self.stack.text.delete_documents(tenant, kb_id, doc_ids)
+        self.stack.vectors.delete_documents(tenant, kb_id, doc_ids)
+        with self.stack.sessions.begin() as session:
+            now = utcnow()
+            session.execute(delete(Chunk).where(Chunk.doc_id.in_(doc_ids)))
+            session.execute(delete(Document).where(Document.id.in_(doc_ids)))
+            session.execute(
+                update(IngestJournal)
+                .where(IngestJournal.doc_id.in_(doc_ids), IngestJournal.finished_at.is_(None))
+                .values(finished_at=now)
+            )
+            if reconciled:
+                session.add_all(
+                    IngestJournal(tenant_id=tenant, kb_id=kb_id, doc_id=d, operation="reconcile", finished_at=now)
+                    for d in doc_ids
+                )

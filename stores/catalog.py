@@ -1,0 +1,54 @@
+"""Tenants and knowledge bases: lookups with errors a user can act on."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sieve.stores.metadata import KnowledgeBase, Tenant
+
+
+class KnowledgeBaseNotFound(LookupError):
+    def __init__(self, tenant: str, name: str):
+        super().__init__(f"knowledge base {name!r} does not exist for tenant {tenant!r}")
+        self.tenant, self.name = tenant, name
+
+
+def ensure_tenant(session: Session, tenant: str) -> Tenant:
+    row = session.get(Tenant, tenant)
+    if row is None:
+        row = Tenant(id=tenant, name=tenant)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def find_kb(session: Session, tenant: str, name: str) -> KnowledgeBase | None:
+    return session.scalar(
+        select(KnowledgeBase).where(KnowledgeBase.tenant_id == tenant, KnowledgeBase.name == name)
+    )
+
+
+def get_kb(session: Session, tenant: str, name: str) -> KnowledgeBase:
+    kb = find_kb(session, tenant, name)
+    if kb is None:
+        raise KnowledgeBaseNotFound(tenant, name)
+    return kb
+
+
+def get_or_create_kb(session: Session, tenant: str, name: str) -> KnowledgeBase:
+    if not name or len(name) > 200:
+        raise ValueError("knowledge base name must be 1-200 characters")
+    kb = find_kb(session, tenant, name)
+    if kb is None:
+        ensure_tenant(session, tenant)
+        kb = KnowledgeBase(tenant_id=tenant, name=name)
+        session.add(kb)
+        session.flush()
+    return kb
+
+
+def list_kbs(session: Session, tenant: str) -> list[KnowledgeBase]:
+    return list(
+        session.scalars(select(KnowledgeBase).where(KnowledgeBase.tenant_id == tenant).order_by(KnowledgeBase.name))
+    )

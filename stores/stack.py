@@ -1,0 +1,71 @@
+"""The set of stores and models one process works with, built from settings alone."""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from sieve.models.embedding import Embedder
+from sieve.settings import Settings
+from sieve.stores.database import init_db, make_engine
+from sieve.stores.embedding_cache import EmbeddingCache
+from sieve.stores.protocols import TextIndex, VectorIndex
+
+
+class Stack:
+    """Metadata DB, text index, vector index and embedder for one `SIEVE_HOME`.
+
+    The embedder and the vector index load on first use, so commands that only read metadata
+    (`sieve docs list`) stay fast. Embedded engines are owned by one process (see DESIGN.md).
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = make_engine(settings.resolved_database_url)
+        self.sessions: sessionmaker[Session] = init_db(self.engine)
+        self._embedder = embedder
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                from sieve.models.factory import build_embedder
+
+                self._embedder = build_embedder(self.settings)
+            return self._embedder
+
+    @cached_property
+    def text(self) -> TextIndex:
+        from sieve.stores.tantivy_text import TantivyTextIndex
+
+        return TantivyTextIndex(self.settings.home / "text")
+
+    @cached_property
+    def vectors(self) -> VectorIndex:
+        from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
+
+        # one folder per vector space: switching embedders never mixes incompatible vectors
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.embedder.name)
+        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / f"{slug}-{self.embedder.dim}", self.embedder.dim)
+
+    @cached_property
+    def embedding_cache(self) -> EmbeddingCache:
+        return EmbeddingCache(self.sessions, self.embedder.name)
+
+    def close(self) -> None:
+        for name in ("text", "vectors"):
+            if name in self.__dict__:
+                self.__dict__.pop(name).close()
+        self.engine.dispose()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
