@@ -1,0 +1,161 @@
+"""Cut a loaded document into chunks by tokens of the embedding model's tokenizer.
+
+Text: consecutive text sections are joined (with a blank line, as in `plain_text()`) into one run,
+so small neighbouring sections share chunks. A run is cut into windows of at most `max_tokens`
+tokens. When the run goes on past a window, the window ends at the last sentence or line boundary
+in its final 20% if there is one (never so early that it would not advance past the overlap).
+The next window always starts exactly `overlap` tokens before the previous one ended, so
+neighbours share `overlap` tokens whether or not a boundary shortened the first. A chunk's text
+is the exact source slice from its first token's start to its last token's end.
+
+Tables: cut by rows, each piece holding as many whole rows as fit, every piece starting with the
+caption and header lines. A row too big for the budget left after the header is cut by tokens like
+text, the header repeated on each part. A header longer than half the budget is cut to half.
+
+Token positions: `token_start`/`token_end` (end exclusive) count tokens through the whole document,
+each text run and each rendered table (`TableSection.render()`) tokenized on its own, in section
+order. A table piece's span covers its rows (the first piece also the header) in the rendered table;
+the repeated header of later pieces is not counted again. Row costs are measured in the rendered
+table, which assumes tokens never span a line break (true of whitespace-splitting tokenizers).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_left
+from dataclasses import dataclass
+
+from sieve.ingest.document import LoadedDocument, TableSection, TextSection
+from sieve.models.embedding import TextTokenizer
+
+_CLOSERS = "\"'”’」』）)]》"
+_CJK_ENDS = "。！？"
+_LATIN_ENDS = ".!?"  # sentence ends only when whitespace follows: not in 3.14 or e.g.x
+_WHITESPACE = re.compile(r"\s*")
+_TAIL_SHARE = 0.2  # a window may end early by at most this share to end on a boundary
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    ordinal: int
+    text: str
+    token_start: int
+    token_end: int
+
+
+def chunk_document(
+    doc: LoadedDocument, tokenizer: TextTokenizer, max_tokens: int = 512, overlap: int = 80
+) -> list[ChunkSpan]:
+    if overlap < 0 or max_tokens <= overlap:
+        raise ValueError(f"need max_tokens > overlap >= 0, got max_tokens={max_tokens}, overlap={overlap}")
+    pieces: list[tuple[str, int, int]] = []
+    base = 0
+    run: list[str] = []
+    for section in [*doc.sections, None]:  # None flushes the last text run
+        if isinstance(section, TextSection):
+            run.append(section.text)
+            continue
+        if run:
+            base = _chunk_text("\n\n".join(run), tokenizer, max_tokens, overlap, base, pieces)
+            run = []
+        if isinstance(section, TableSection):
+            base = _chunk_table(section, tokenizer, max_tokens, overlap, base, pieces)
+    return [ChunkSpan(i, text, start, end) for i, (text, start, end) in enumerate(pieces)]
+
+
+def _chunk_text(
+    text: str, tokenizer: TextTokenizer, max_tokens: int, overlap: int, base: int, out: list[tuple[str, int, int]]
+) -> int:
+    offsets = tokenizer.offsets(text)
+    for start, end in _windows(text, offsets, max_tokens, overlap):
+        out.append((text[offsets[start][0] : offsets[end - 1][1]], base + start, base + end))
+    return base + len(offsets)
+
+
+def _windows(text: str, offsets: list[Span], max_tokens: int, overlap: int) -> list[Span]:
+    """Token windows [start, end) over `offsets` (spans in `text`), as the module doc describes."""
+    n = len(offsets)
+    shortest = max(overlap + 1, math.ceil(max_tokens * (1 - _TAIL_SHARE)))
+    windows: list[Span] = []
+    start = 0
+    while start < n:
+        end = min(start + max_tokens, n)
+        if end < n:
+            end = next(
+                (e for e in range(end, start + shortest - 1, -1) if _ends_sentence(text, offsets, e - 1)), end
+            )
+        windows.append((start, end))
+        if end == n:
+            break
+        start = end - overlap
+    return windows
+
+
+def _ends_sentence(text: str, offsets: list[Span], i: int) -> bool:
+    """Whether a boundary follows token i: a line break, or a sentence end (closing quotes allowed)."""
+    end = offsets[i][1]
+    following = _WHITESPACE.match(text, end).group()  # type: ignore[union-attr]
+    if "\n" in following:
+        return True
+    last = text[max(0, end - 16) : end].rstrip(_CLOSERS)[-1:]
+    if not last:
+        return False
+    return last in _CJK_ENDS or (last in _LATIN_ENDS and bool(following))
+
+
+def _chunk_table(
+    table: TableSection,
+    tokenizer: TextTokenizer,
+    max_tokens: int,
+    overlap: int,
+    base: int,
+    out: list[tuple[str, int, int]],
+) -> int:
+    rendered = table.render()
+    offsets = tokenizer.offsets(rendered)
+    if not offsets:
+        return base
+    if not table.rows:  # a lone header is just text
+        for start, end in _windows(rendered, offsets, max_tokens, overlap):
+            out.append((rendered[offsets[start][0] : offsets[end - 1][1]], base + start, base + end))
+        return base + len(offsets)
+
+    # character and token range of every rendered line; a token belongs to the line it starts on
+    line_starts, line_ends = [], []
+    position = 0
+    for line in rendered.split("\n"):
+        line_starts.append(position)
+        line_ends.append(position + len(line))
+        position += len(line) + 1
+    token_starts = [start for start, _ in offsets]
+    bounds = [bisect_left(token_starts, c) for c in line_starts] + [len(offsets)]
+    n_head = len(table.header_lines())
+    rows = [(bounds[n_head + r], bounds[n_head + r + 1]) for r in range(len(table.rows))]
+
+    head_tokens = min(bounds[n_head], max_tokens // 2)
+    head = rendered[: offsets[head_tokens - 1][1]] if head_tokens else ""
+    budget = max_tokens - head_tokens
+    first_piece = len(out)
+
+    def emit(body: str, start: int, end: int) -> None:
+        start = 0 if len(out) == first_piece else start  # the first piece's span includes the header
+        out.append(("\n".join(part for part in (head, body) if part), base + start, base + end))
+
+    r = 0
+    while r < len(rows):
+        lo, hi = rows[r]
+        if hi - lo > budget:  # one row alone is too big: cut it by tokens
+            row_offsets = offsets[lo:hi]
+            for start, end in _windows(rendered, row_offsets, budget, min(overlap, budget // 2)):
+                emit(rendered[row_offsets[start][0] : row_offsets[end - 1][1]], lo + start, lo + end)
+            r += 1
+            continue
+        last = r
+        while last + 1 < len(rows) and rows[last + 1][1] - lo <= budget:
+            last += 1
+        emit(rendered[line_starts[n_head + r] : line_ends[n_head + last]], lo, rows[last][1])
+        r = last + 1
+    return base + len(offsets)
