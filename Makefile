@@ -1,0 +1,28 @@
+# The two quickstart commands: `make demo` (install, ingest the sample KB, search and ask offline)
+# and `make test` (install test needs, run the suite). Both create ./.venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_HOME := .sieve-demo
+
+.PHONY: install install-test demo test bench
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+# torch is pinned first so the flag extra takes the local CPU build, not a CUDA download
+install-test: $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test,flag]'
+
+demo: install
+	$(BIN)/sieve --home $(DEMO_HOME) ingest samples/kb --kb demo
+	$(BIN)/sieve --home $(DEMO_HOME) search 苹果公司 --kb demo
+	$(BIN)/sieve --home $(DEMO_HOME) search "Who runs Apple?" --kb demo -k 3
+
+test: install-test
+	$(BIN)/pytest -q

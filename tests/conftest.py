@@ -1,0 +1,43 @@
+"""Shared fixtures: one real offline embedder per session, and a fresh stack per test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sieve.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_KB = REPO / "samples" / "kb"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def embedder(tmp_path_factory):
+    """The offline default embedder, built once (its model conversion is cached in this home)."""
+    from sieve.models.factory import build_embedder
+
+    return build_embedder(Settings(home=tmp_path_factory.mktemp("models-home")))
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def stack(settings, embedder):
+    from sieve.stores.stack import Stack
+
+    with Stack(settings, embedder=embedder) as s:
+        yield s
+
+
+@pytest.fixture
+def sample_kb(tmp_path) -> Path:
+    """A writable copy of the sample knowledge base."""
+    target = tmp_path / "kb"
+    shutil.copytree(SAMPLE_KB, target)
+    return target
