@@ -16,7 +16,8 @@ Token positions: `token_start`/`token_end` (end exclusive) count tokens through 
 each text run and each rendered table (`TableSection.render()`) tokenized on its own, in section
 order. A table piece's span covers its rows (the first piece also the header) in the rendered table;
 the repeated header of later pieces is not counted again. Row costs are measured in the rendered
-table, which assumes tokens never span a line break (true of whitespace-splitting tokenizers).
+table, which assumes no token joins visible characters of two lines (true of whitespace-splitting
+tokenizers, XLM-R's included).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from sieve.models.embedding import TextTokenizer
 
 _CLOSERS = "\"'”’」』）)]》"
 _CJK_ENDS = "。！？"
-_LATIN_ENDS = ".!?"  # sentence ends only when whitespace follows: not in 3.14 or e.g.x
+_LATIN_ENDS = ".!?"  # only when whitespace follows: not the dots of 3.14 or example.com
 _WHITESPACE = re.compile(r"\s*")
+_VISIBLE = re.compile(r"\S")
 _TAIL_SHARE = 0.2  # a window may end early by at most this share to end on a boundary
 
 Span = tuple[int, int]
+Piece = tuple[str, int, int]  # text, token_start, token_end
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def chunk_document(
 ) -> list[ChunkSpan]:
     if overlap < 0 or max_tokens <= overlap:
         raise ValueError(f"need max_tokens > overlap >= 0, got max_tokens={max_tokens}, overlap={overlap}")
-    pieces: list[tuple[str, int, int]] = []
+    pieces: list[Piece] = []
     base = 0
     run: list[str] = []
     for section in [*doc.sections, None]:  # None flushes the last text run
@@ -67,7 +70,7 @@ def chunk_document(
 
 
 def _chunk_text(
-    text: str, tokenizer: TextTokenizer, max_tokens: int, overlap: int, base: int, out: list[tuple[str, int, int]]
+    text: str, tokenizer: TextTokenizer, max_tokens: int, overlap: int, base: int, out: list[Piece]
 ) -> int:
     offsets = tokenizer.offsets(text)
     for start, end in _windows(text, offsets, max_tokens, overlap):
@@ -112,7 +115,7 @@ def _chunk_table(
     max_tokens: int,
     overlap: int,
     base: int,
-    out: list[tuple[str, int, int]],
+    out: list[Piece],
 ) -> int:
     rendered = table.render()
     offsets = tokenizer.offsets(rendered)
@@ -123,15 +126,16 @@ def _chunk_table(
             out.append((rendered[offsets[start][0] : offsets[end - 1][1]], base + start, base + end))
         return base + len(offsets)
 
-    # character and token range of every rendered line; a token belongs to the line it starts on
+    # character and token range of every rendered line. A token belongs to the line of its first
+    # visible character: XLM-R-style tokenizers give a line break to the next line's first token.
     line_starts, line_ends = [], []
     position = 0
     for line in rendered.split("\n"):
         line_starts.append(position)
         line_ends.append(position + len(line))
         position += len(line) + 1
-    token_starts = [start for start, _ in offsets]
-    bounds = [bisect_left(token_starts, c) for c in line_starts] + [len(offsets)]
+    anchors = [m.start() if (m := _VISIBLE.search(rendered, s, e)) else s for s, e in offsets]
+    bounds = [bisect_left(anchors, c) for c in line_starts] + [len(offsets)]
     n_head = len(table.header_lines())
     rows = [(bounds[n_head + r], bounds[n_head + r + 1]) for r in range(len(table.rows))]
 
@@ -142,7 +146,8 @@ def _chunk_table(
 
     def emit(body: str, start: int, end: int) -> None:
         start = 0 if len(out) == first_piece else start  # the first piece's span includes the header
-        out.append(("\n".join(part for part in (head, body) if part), base + start, base + end))
+        # strip: a tokenizer may give the line break itself to the header's or the row's last token
+        out.append(("\n".join(part for part in (head.rstrip(), body.strip()) if part), base + start, base + end))
 
     r = 0
     while r < len(rows):

@@ -1,4 +1,7 @@
-"""File loaders: one file in, one `LoadedDocument` out, or a `LoaderError` a user can act on."""
+"""File loaders: one file in, one `LoadedDocument` out, or a `LoaderError` a user can act on.
+
+Each parsing library is imported inside its loader, so commands that load no such file skip its cost.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ Loader = Callable[[bytes, str], LoadedDocument]
 @dataclass(frozen=True)
 class _Format:
     load: Loader
-    # prefix of the message when the parsing library itself fails
+    # what the message says when the parsing library itself fails, and what the user can do
     failure: str
+    hint: str = ""
 
 
 # ---------------------------------------------------------------- text formats
@@ -62,7 +66,7 @@ def _load_md(data: bytes, name: str) -> LoadedDocument:
     from markdown_it import MarkdownIt
 
     text = _decode(data, name)
-    lines = text.splitlines(keepends=True)
+    lines = text.split("\n")  # markdown-it's line numbers count "\n" only, unlike splitlines()
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     sections: list[Section] = []
     title = ""
@@ -72,10 +76,10 @@ def _load_md(data: bytes, name: str) -> LoadedDocument:
             title = tokens[i + 1].content.strip()
         elif tok.type == "table_open" and tok.map:
             start, end = tok.map
-            _append_text(sections, "".join(lines[cursor:start]))
+            _append_text(sections, "\n".join(lines[cursor:start]))
             sections.append(_md_table(tokens, i))
             cursor = end
-    _append_text(sections, "".join(lines[cursor:]))
+    _append_text(sections, "\n".join(lines[cursor:]))
     return LoadedDocument(title or Path(name).stem, sections, "text/markdown")
 
 
@@ -111,6 +115,8 @@ _BLOCK_TAGS = [
     "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
     "li", "main", "ol", "p", "pre", "section", "summary", "tr", "ul",
 ]  # fmt: skip
+
+
 def _load_html(data: bytes, name: str) -> LoadedDocument:
     from bs4 import BeautifulSoup, NavigableString
 
@@ -131,7 +137,8 @@ def _load_html(data: bytes, name: str) -> LoadedDocument:
     for table in soup.find_all("table"):
         if table.find_parent("table") is None:
             mark = NavigableString("")
-            tables[id(mark)] = _html_table(table)
+            if parsed := _html_table(table):
+                tables[id(mark)] = parsed
             table.replace_with(mark)
     for tag in soup(_BLOCK_TAGS):
         before, after = NavigableString(""), NavigableString("")
@@ -173,13 +180,15 @@ def _html_text(tag: Any) -> str:
     return re.sub(r"\s+", " ", tag.get_text(" ")).strip()
 
 
-def _html_table(table: Any) -> TableSection:
+def _html_table(table: Any) -> TableSection | None:
     trs = [tr for tr in table.find_all("tr") if tr.find_parent("table") is table]
     rows = [[_html_text(cell) for cell in tr.find_all(["th", "td"], recursive=False)] for tr in trs]
     rows = [row for row in rows if any(row)]
+    if not rows:
+        return None
     caption = _html_text(table.caption) if table.caption else ""
     # without <th>/<thead> the first row still serves as the header every piece repeats
-    return TableSection(rows[0] if rows else [], rows[1:], caption)
+    return TableSection(rows[0], rows[1:], caption)
 
 
 # ---------------------------------------------------------------- pdf / docx
@@ -315,10 +324,10 @@ _FORMATS: dict[str, _Format] = {
     ".html": _Format(_load_html, "unreadable HTML"),
     ".htm": _Format(_load_html, "unreadable HTML"),
     ".pdf": _Format(_load_pdf, "corrupt or encrypted PDF"),
-    ".docx": _Format(_load_docx, "corrupt DOCX (is it an old .doc renamed? save it as .docx)"),
+    ".docx": _Format(_load_docx, "corrupt DOCX", "; if it is an old .doc, open it in Word and save it as .docx"),
     ".csv": _Format(_load_csv, "unreadable CSV"),
     ".tsv": _Format(_load_csv, "unreadable TSV"),
-    ".xlsx": _Format(_load_xlsx, "corrupt XLSX (is it an old .xls renamed? save it as .xlsx)"),
+    ".xlsx": _Format(_load_xlsx, "corrupt XLSX", "; if it is an old .xls, open it in Excel and save it as .xlsx"),
 }
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(_FORMATS)
@@ -349,7 +358,7 @@ def load_bytes(data: bytes, filename: str) -> LoadedDocument:
     except LoaderError:
         raise
     except Exception as exc:  # parsers raise anything from KeyError to zlib.error on a bad file
-        raise LoaderError(f"{fmt.failure}: {filename}: {str(exc) or type(exc).__name__}") from exc
+        raise LoaderError(f"{fmt.failure}: {filename} ({str(exc) or type(exc).__name__}){fmt.hint}") from exc
     if not doc.sections:
         raise LoaderError(f"no text found in {filename}")
     doc.meta = {"filename": filename, "size": len(data), **doc.meta}
