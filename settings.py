@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     chunk_overlap: int = 80
     max_upload_bytes: int = 50 * 1024 * 1024
 
+    # production engines (issue 8); the embedded twins need none of these
+    qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL (http://host:6333).")
+    qdrant_api_key: str | None = None
+    qdrant_collection_prefix: str = "sieve_"
+    qdrant_layout: Literal["per_kb", "per_tenant", "shared"] = Field(
+        "per_kb", description="One collection per knowledge base, per tenant, or one for all (payload-partitioned)."
+    )
+    qdrant_bm25: bool = Field(False, description="Also store BM25 sparse vectors for server-side hybrid search.")
+    opensearch_url: str | None = Field(None, description="OpenSearch URL (https://host:9200).")
+    opensearch_index_prefix: str = "sieve"
+    opensearch_username: str | None = None
+    opensearch_password: str | None = None
+    opensearch_verify_certs: bool = True
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'metadata.db').resolve()}"
