@@ -62,10 +62,27 @@ def _load_txt(data: bytes, name: str) -> LoadedDocument:
     return LoadedDocument(Path(name).stem, sections, "text/plain")
 
 
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+
+
+def _front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """`key: value` lines between leading `---` fences become document metadata (owner, tags ...)."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    meta: dict[str, Any] = {}
+    for line in match.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            value = value.strip().strip("\"'")
+            meta[key.strip()] = [t.strip() for t in value.strip("[]").split(",") if t.strip()] if key.strip() == "tags" else value
+    return meta, text[match.end() :]
+
+
 def _load_md(data: bytes, name: str) -> LoadedDocument:
     from markdown_it import MarkdownIt
 
-    text = _decode(data, name)
+    meta, text = _front_matter(_decode(data, name))
     lines = text.split("\n")  # markdown-it's line numbers count "\n" only, unlike splitlines()
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     sections: list[Section] = []
@@ -80,7 +97,7 @@ def _load_md(data: bytes, name: str) -> LoadedDocument:
             sections.append(_md_table(tokens, i))
             cursor = end
     _append_text(sections, "\n".join(lines[cursor:]))
-    return LoadedDocument(title or Path(name).stem, sections, "text/markdown")
+    return LoadedDocument(meta.pop("title", "") or title or Path(name).stem, sections, "text/markdown", meta)
 
 
 def _md_table(tokens: list[Any], open_index: int) -> TableSection:

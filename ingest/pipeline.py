@@ -12,7 +12,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from sieve.ingest.chunker import chunk_document
-from sieve.ingest.document import LoadedDocument
+from sieve.ingest.document import LoadedDocument, TextSection
 from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
 from sieve.stores.catalog import get_or_create_kb
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
@@ -32,6 +32,7 @@ from sieve.stores.types import IndexedChunk
 # --meta keys that are document columns; any other key lands in the free-form `meta` JSON
 _COLUMN_KEYS = {"title", "owner", "source_uri"}
 _DATE_KEYS = {"created_at", "updated_at", "expires_at"}
+_ALIASES = {"author": "owner", "created": "created_at", "date": "created_at"}
 
 
 @dataclass
@@ -82,13 +83,15 @@ def parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
 def _apply_meta(doc: Document, meta: dict[str, Any]) -> None:
     extra = dict(doc.meta or {})
     for key, value in meta.items():
+        key = _ALIASES.get(key, key)
         if key in _COLUMN_KEYS:
             setattr(doc, key, str(value))
         elif key in _DATE_KEYS:
             try:
-                setattr(doc, key, value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+                when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
             except ValueError as exc:
                 raise ValueError(f"{key} must be an ISO date like 2023-05-01, got {value!r}") from exc
+            setattr(doc, key, when if when.tzinfo else when.replace(tzinfo=timezone.utc))
         elif key == "tags":
             doc.tags = list(value) if isinstance(value, (list, tuple)) else [str(value)]
         else:
@@ -133,7 +136,9 @@ class Ingestor:
     def ingest_beir(self, corpus: Path, kb: str, tenant: str, progress: bool = False) -> IngestReport:
         def sources() -> Iterator[Source]:
             for beir_id, loaded in iter_beir_corpus(corpus):
-                body = loaded.title + "\n" + loaded.plain_text()
+                if loaded.title:  # titles carry much of the signal for short abstracts
+                    loaded.sections.insert(0, TextSection(loaded.title))
+                body = loaded.plain_text()
                 yield Source(
                     source_uri=f"beir:{beir_id}",
                     filename=beir_id,

@@ -309,3 +309,13 @@ def test_discover_rejects_a_missing_path(tmp_path: Path) -> None:
 
 def test_supported_suffixes_cover_the_documented_formats() -> None:
     assert {".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".csv", ".xlsx"} <= set(SUPPORTED_SUFFIXES)
+
+
+def test_markdown_front_matter_becomes_document_metadata(tmp_path):
+    path = tmp_path / "weekly.md"
+    path.write_text("---\nowner: 张伟\ncreated_at: 2023-03-01\ntags: [周报, 训练]\n---\n# 第十周周报\n\n本周完成了模型训练。\n")
+    doc = load_file(path)
+    assert doc.title == "第十周周报"
+    assert doc.meta["owner"] == "张伟" and doc.meta["created_at"] == "2023-03-01"
+    assert doc.meta["tags"] == ["周报", "训练"]
+    assert "owner" not in doc.plain_text() and "本周完成了模型训练" in doc.plain_text()
