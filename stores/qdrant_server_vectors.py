@@ -68,7 +68,7 @@ def payload_indexes(layout: Layout) -> dict[str, qm.KeywordIndexParams]:
     partitions the collection, so the server co-locates each partition's points."""
     partition = {"shared": "tenant", "per_tenant": "kb", "per_kb": None}[layout]
     return {
-        field: qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=field == partition or None)
+        field: qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True if field == partition else None)
         for field in ("tenant", "kb", "doc_id")
     }
 
@@ -92,15 +92,6 @@ def _term_counts(text: str) -> Counter[int]:
 def _sparse(weights: dict[int, float]) -> qm.SparseVector:
     indices = sorted(weights)
     return qm.SparseVector(indices=indices, values=[weights[i] for i in indices])
-
-
-def hybrid_prefetch(query_text: str, vector: np.ndarray, flt: SearchFilter, k: int) -> list[qm.Prefetch]:
-    """Both candidate lists, each filtered inside the engine; RRF then fuses only filtered points."""
-    condition = search_filter(flt)
-    return [
-        qm.Prefetch(query=_dense(vector), using=DENSE, filter=condition, limit=k),
-        qm.Prefetch(query=bm25_query_vector(query_text), using=SPARSE, filter=condition, limit=k),
-    ]
 
 
 def _dense(vector: np.ndarray) -> list[float]:
@@ -195,8 +186,13 @@ class QdrantServerVectorIndex:
     def hybrid_query(self, query_text: str, vector: np.ndarray, flt: SearchFilter, k: int) -> dict[str, object]:
         if not self.bm25:
             raise ValueError("hybrid search needs an index built with bm25=True")
+        # each candidate list is filtered inside the engine, so RRF only ever fuses allowed points
+        condition = search_filter(flt)
         return {
-            "prefetch": hybrid_prefetch(query_text, vector, flt, k),
+            "prefetch": [
+                qm.Prefetch(query=_dense(vector), using=DENSE, filter=condition, limit=k),
+                qm.Prefetch(query=bm25_query_vector(query_text), using=SPARSE, filter=condition, limit=k),
+            ],
             "query": qm.FusionQuery(fusion=qm.Fusion.RRF),
             "limit": k,
         }
