@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     chunk_overlap: int = 80
     max_upload_bytes: int = 50 * 1024 * 1024
 
+    # query graph: no LLM configured means deterministic mode (a product feature, not a fallback)
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible /v1 base URL (vLLM, OpenAI, llama.cpp).")
+    llm_model: str = "Qwen2.5-7B-Instruct"
+    llm_api_key: str = "EMPTY"
+    llm_timeout_s: float = Field(20.0, description="Per LLM call; past it the node answers deterministically.")
+    searxng_url: str | None = Field(None, description="SearxNG base URL for the web route; unset = no web search.")
+    graph_context_factory: str | None = Field(
+        None, description="`module:function` returning the graph's GraphContext; overrides the built-in default."
+    )
+
     # production engines (issue 8); the embedded twins need none of these
     qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL (http://host:6333).")
     qdrant_api_key: str | None = None

@@ -1,0 +1,1 @@
+"""The query graphs served to the CLI, the API and `langgraph dev`."""

@@ -1,0 +1,97 @@
+"""The main query graph: route → (chat | web_search | rewrite → narrow → retrieve) → grade → answer | refuse.
+
+`graph` (no checkpointer) is what `langgraph.json` serves as `agentic_rag`; `build_graph(checkpointer)`
+compiles the same graph for the runner's persisted threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from sieve.graphs.context import GraphContext, resolve
+from sieve.graphs.nodes.answer import answer
+from sieve.graphs.nodes.chat import chat
+from sieve.graphs.nodes.grade import grade
+from sieve.graphs.nodes.narrow import narrow
+from sieve.graphs.nodes.refuse import refuse
+from sieve.graphs.nodes.retrieve import retrieve
+from sieve.graphs.nodes.rewrite import rewrite
+from sieve.graphs.nodes.route import route
+from sieve.graphs.nodes.web_search import web_search
+from sieve.graphs.state import InputState, State
+
+Node = Callable[[State, Runtime[GraphContext]], Awaitable[State]]
+
+
+def after_route(state: State) -> Literal["chat", "web_search", "rewrite"]:
+    return {"chat": "chat", "web": "web_search"}.get(state.get("route", "kb"), "rewrite")  # type: ignore[return-value]
+
+
+def after_rewrite(state: State) -> Literal["narrow", "retrieve"]:
+    # the corrective retry keeps the narrowing of the first attempt
+    return "narrow" if state.get("attempt", 0) == 0 else "retrieve"
+
+
+def after_narrow(state: State) -> Literal["retrieve", "answer", "refuse"]:
+    if state.get("kept"):
+        return "answer"  # the metadata rows answer the question
+    if state.get("allowed_doc_ids") == []:
+        return "refuse"
+    return "retrieve"
+
+
+def after_web_search(state: State) -> Literal["grade", "refuse"]:
+    return "grade" if state.get("passages") else "refuse"
+
+
+def after_grade(state: State, runtime: Runtime[GraphContext]) -> Literal["answer", "rewrite", "refuse"]:
+    if state.get("kept"):
+        return "answer"
+    # the bounded corrective loop: `attempt` counts retrievals, so this allows max_corrective more
+    if state.get("route") == "kb" and state.get("attempt", 0) <= resolve(runtime.context).thresholds.max_corrective:
+        return "rewrite"
+    return "refuse"
+
+
+def timed(name: str, node: Node) -> Node:
+    """Adds the node's wall time to `timings_ms` (summed when the corrective loop reruns it)."""
+
+    async def run(state: State, runtime: Runtime[GraphContext]) -> State:
+        started = time.perf_counter()
+        update = await node(state, runtime)
+        timings = dict(update.get("timings_ms", state.get("timings_ms", {})))
+        timings[name] = round(timings.get(name, 0.0) + (time.perf_counter() - started) * 1000, 3)
+        return {**update, "timings_ms": timings}
+
+    run.__name__ = name
+    return run
+
+
+def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    builder = StateGraph(State, context_schema=GraphContext, input_schema=InputState)
+    for name, node in [
+        ("route", route), ("chat", chat), ("web_search", web_search), ("rewrite", rewrite),
+        ("narrow", narrow), ("retrieve", retrieve), ("grade", grade), ("answer", answer), ("refuse", refuse),
+    ]:
+        builder.add_node(name, timed(name, node))
+    builder.add_edge(START, "route")
+    builder.add_conditional_edges("route", after_route)
+    builder.add_conditional_edges("rewrite", after_rewrite)
+    builder.add_conditional_edges("narrow", after_narrow)
+    builder.add_conditional_edges("web_search", after_web_search)
+    builder.add_edge("retrieve", "grade")
+    builder.add_conditional_edges("grade", after_grade)
+    builder.add_edge("chat", END)
+    builder.add_edge("answer", END)
+    builder.add_edge("refuse", END)
+    return builder.compile(checkpointer=checkpointer, name="agentic_rag")
+
+
+graph = build_graph()

@@ -1,0 +1,47 @@
+"""Answer: from the kept passages only, with numbered citations; streamed in LLM mode."""
+
+from __future__ import annotations
+
+import uuid
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from sieve.graphs.context import GraphContext, resolve
+from sieve.graphs.extractive import best_quote, cite, extractive_answer
+from sieve.graphs.history import question
+from sieve.graphs.llm import LLMFailed, generate, llm_for
+from sieve.graphs.state import State
+from sieve.prompts import answer as prompts
+from sieve.prompts.language import detect
+
+
+async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
+    ctx = resolve(runtime.context)
+    q = question(state)
+    query = state.get("rewritten_query") or q
+    lang = detect(q or query)
+    kept = state.get("kept", [])
+    degraded = list(state.get("degraded", []))
+
+    if llm := llm_for(state, ctx):
+        sources = "\n\n".join(f"[{i}] ({p['filename']}) {p['text']}" for i, p in enumerate(kept, 1))
+        messages = [
+            SystemMessage(prompts.SYSTEM[lang].format(passages=sources)),
+            HumanMessage(prompts.QUESTION[lang].format(question=query)),
+        ]
+        try:
+            reply = await generate(llm, messages, ctx.llm_timeout_s)
+            # numbering must match the prompt's, so every kept passage is a citation
+            citations = [cite(p, best_quote(query, p, lang)) for p in kept]
+            return {"answer": reply.text, "citations": citations, "messages": [reply], "degraded": degraded}
+        except LLMFailed as failure:
+            degraded.append(failure.kind)
+
+    text, citations = extractive_answer(query, kept, lang, ctx.thresholds.answer_sentences)
+    return {
+        "answer": text,
+        "citations": citations,
+        "messages": [AIMessage(content=text, id=str(uuid.uuid4()))],
+        "degraded": degraded,
+    }

@@ -1,0 +1,86 @@
+"""Grade: keep only passages that can answer; when none survive, say why (the refusal reason)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from sieve.graphs.context import GraphContext, resolve
+from sieve.graphs.history import question
+from sieve.graphs.llm import LLMFailed, decide, llm_for
+from sieve.graphs.state import Passage, State
+from sieve.models.embedding import Embedder
+from sieve.prompts import grade as prompts
+from sieve.prompts import refuse as refuse_prompts
+from sieve.prompts.language import Lang, detect
+
+
+class GradeDecision(BaseModel):
+    """Which numbered passages contain what the answer needs."""
+
+    relevant: list[int] = Field(description="numbers of the passages that help answer; empty if none")
+
+
+async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
+    ctx = resolve(runtime.context)
+    query = state.get("rewritten_query") or question(state)
+    lang = detect(question(state) or query)
+    degraded = list(state.get("degraded", []))
+    passages = state.get("passages", [])
+    if not passages:
+        reason = "retrieval_failed" if "retrieval_error" in degraded else "no_passages"
+        return {"kept": [], "refusal_reason": _reason(reason, lang, state)}
+    passages, unscored = await _with_relevance(passages, query, ctx.embedder)
+
+    if llm := llm_for(state, ctx):
+        listing = "\n\n".join(f"[{i}] {p['text']}" for i, p in enumerate(passages, 1))
+        messages = [
+            SystemMessage(prompts.SYSTEM[lang]),
+            HumanMessage(prompts.USER[lang].format(question=query, passages=listing)),
+        ]
+        try:
+            decision = await decide(llm, GradeDecision, messages, ctx.llm_timeout_s)
+            kept = [passages[i - 1] for i in dict.fromkeys(decision.relevant) if 1 <= i <= len(passages)]
+            kept = kept[: ctx.thresholds.max_kept]
+            reason = "" if kept else _reason("not_relevant", lang, state)
+            return {"passages": passages, "kept": kept, "refusal_reason": reason, "degraded": degraded}
+        except LLMFailed as failure:
+            degraded.append(failure.kind)
+
+    if unscored:
+        # nothing to threshold on (no relevance, no embedder): trust the ranking, and say so
+        degraded.append("grade_unscored")
+        return {"passages": passages, "kept": passages[: ctx.thresholds.max_kept], "refusal_reason": "", "degraded": degraded}
+    threshold = ctx.thresholds.relevance(lang)
+    ranked = sorted(passages, key=lambda p: p["relevance"] or 0.0, reverse=True)
+    kept = [p for p in ranked if (p["relevance"] or 0.0) >= threshold][: ctx.thresholds.max_kept]
+    reason = "" if kept else _reason("below_threshold", lang, state, best=ranked[0]["relevance"] or 0.0, threshold=threshold)
+    return {"passages": passages, "kept": kept, "refusal_reason": reason, "degraded": degraded}
+
+
+async def _with_relevance(passages: list[Passage], query: str, embedder: Embedder | None) -> tuple[list[Passage], bool]:
+    """Passages with relevance filled in by embedding cosine where the retriever left it out.
+
+    Returns whether some passage stayed unscored (no embedder to score it with).
+    """
+    missing = [i for i, p in enumerate(passages) if p["relevance"] is None]
+    if not missing:
+        return passages, False
+    if embedder is None:
+        return passages, True
+
+    def cosines() -> list[float]:
+        vectors = embedder.embed_passages([passages[i]["text"] for i in missing])
+        return (vectors @ embedder.embed_queries([query])[0]).tolist()
+
+    scored = list(passages)
+    for i, value in zip(missing, await asyncio.to_thread(cosines)):
+        scored[i] = {**scored[i], "relevance": float(value)}
+    return scored, False
+
+
+def _reason(kind: str, lang: Lang, state: State, **values: float) -> str:
+    return refuse_prompts.REASONS[kind][lang].format(kb=state.get("kb", ""), **values)

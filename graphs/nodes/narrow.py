@@ -1,0 +1,43 @@
+"""Narrow: restrict the corpus by document metadata (NL2SQL) before retrieval; optional."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from sieve.graphs.context import GraphContext, Narrowing, resolve, search_filter
+from sieve.graphs.history import question
+from sieve.graphs.state import Passage, State
+from sieve.prompts import refuse as refuse_prompts
+from sieve.prompts.language import detect
+
+
+async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
+    ctx = resolve(runtime.context)
+    query = state.get("rewritten_query") or question(state)
+    flt = search_filter(state)
+    try:
+        result = await ctx.narrow(query, flt.tenant, flt.kb)
+    except Exception as exc:  # narrowing is an optimisation: without it the whole KB is searched
+        return {"degraded": [*state.get("degraded", []), "narrow_error"], "narrow_reason": f"narrowing failed: {exc}"}
+    update: State = {
+        "sql": result.sql,
+        "allowed_doc_ids": None if result.doc_ids is None else sorted(result.doc_ids),
+        "narrow_reason": result.reason,
+    }
+    if result.content_query.strip():
+        update["rewritten_query"] = result.content_query.strip()
+    if result.metadata_answer and result.rows:
+        update["kept"] = [_rows_passage(result)]
+    elif result.doc_ids is not None and not result.doc_ids:
+        lang = detect(query)
+        update["refusal_reason"] = refuse_prompts.REASONS["filter_empty"][lang].format(detail=result.reason)
+    return update
+
+
+def _rows_passage(result: Narrowing) -> Passage:
+    """The metadata rows as one passage, one line per row, so answering and citing work unchanged."""
+    lines = ["；".join(f"{col}: {val}" for col, val in zip(result.columns, row)) + "。" for row in result.rows]
+    return Passage(
+        chunk_id="sql", doc_id="metadata", filename="metadata (SQL)", text="\n".join(lines),
+        score=1.0, relevance=1.0, path_scores={"sql": 1.0},
+    )

@@ -1,0 +1,176 @@
+"""Running the query graph for the CLI and the API: one answer (`ask`) or a stream of events.
+
+Threads persist in `<SIEVE_HOME>/threads.sqlite` (AsyncSqliteSaver): the same `thread_id` continues a
+conversation, so follow-ups resolve against it. Without a `thread_id` a question stands alone and
+nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from sieve.graphs.agentic_rag import build_graph
+from sieve.graphs.context import GraphContext, default_context
+from sieve.graphs.history import text_of
+from sieve.graphs.state import Citation, State
+from sieve.settings import get_settings
+
+EventType = Literal["route", "rewrite", "filter", "sources", "token", "degraded", "refusal", "done"]
+# nodes whose messages are the text the user reads
+_SPEAKING_NODES = {"answer", "chat", "refuse"}
+
+
+@dataclass
+class AskResult:
+    """One turn's outcome; `to_json()` is exactly what `sieve ask --json` prints."""
+
+    route: str
+    rewritten_query: str
+    answer: str
+    refused: bool
+    refusal_reason: str
+    citations: list[Citation] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_state(cls, state: State) -> AskResult:
+        return cls(
+            route=state.get("route", "kb"),
+            rewritten_query=state.get("rewritten_query", ""),
+            answer=state.get("answer", ""),
+            refused=state.get("refused", False),
+            refusal_reason=state.get("refusal_reason", "") if state.get("refused") else "",
+            citations=list(state.get("citations", [])),
+            degraded=list(state.get("degraded", [])),
+            timings_ms=dict(state.get("timings_ms", {})),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One event of `stream_answer`, shaped for SSE (`event: type`, `data: json(data)`).
+
+    route {route} · rewrite {rewritten_query} · filter {sql, doc_ids, reason} · sources {sources} ·
+    token {text} · degraded {degraded: new flags} · refusal {reason} · done {AskResult fields}
+    """
+
+    type: EventType
+    data: dict[str, Any]
+
+
+@asynccontextmanager
+async def open_threads(home: Path | None = None) -> AsyncIterator[AsyncSqliteSaver]:
+    """The thread store under `home` (default: SIEVE_HOME)."""
+    home = home or get_settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(home / "threads.sqlite")) as saver:
+        yield saver
+
+
+async def ask(
+    question: str,
+    *,
+    kb: str,
+    thread_id: str | None = None,
+    tenant: str | None = None,
+    context: GraphContext | None = None,
+    home: Path | None = None,
+) -> AskResult:
+    """Answer one question (continuing `thread_id` when given)."""
+    result: AskResult | None = None
+    async for event in stream_answer(question, kb=kb, thread_id=thread_id, tenant=tenant, context=context, home=home):
+        if event.type == "done":
+            result = AskResult(**event.data)
+    assert result is not None  # stream_answer always ends with `done`
+    return result
+
+
+async def stream_answer(
+    question: str,
+    *,
+    kb: str,
+    thread_id: str | None = None,
+    tenant: str | None = None,
+    context: GraphContext | None = None,
+    home: Path | None = None,
+) -> AsyncIterator[StreamEvent]:
+    """Run one turn and yield its events as they happen, ending with `done`."""
+    if thread_id is None:
+        async for event in _stream(InMemorySaver(), question, kb, str(uuid.uuid4()), tenant, context):
+            yield event
+        return
+    async with open_threads(home) as saver:
+        async for event in _stream(saver, question, kb, thread_id, tenant, context):
+            yield event
+
+
+async def _stream(
+    saver: BaseCheckpointSaver,
+    question: str,
+    kb: str,
+    thread_id: str,
+    tenant: str | None,
+    context: GraphContext | None,
+) -> AsyncIterator[StreamEvent]:
+    graph = build_graph(saver)
+    config = {"configurable": {"thread_id": thread_id}}
+    inputs = {
+        "messages": [HumanMessage(question)],
+        "tenant": tenant or get_settings().default_tenant,
+        "kb": kb,
+    }
+    reported: list[str] = []
+    async for mode, chunk in graph.astream(
+        inputs, config, context=context or default_context(), stream_mode=["updates", "messages"]
+    ):
+        if mode == "messages":
+            message, metadata = chunk
+            if metadata.get("langgraph_node") in _SPEAKING_NODES and isinstance(message, (AIMessage, AIMessageChunk)):
+                if text := text_of(message):
+                    yield StreamEvent("token", {"text": text})
+            continue
+        for node, update in chunk.items():
+            for event in _events_of(node, update or {}, reported):
+                yield event
+    final = await graph.aget_state(config)
+    yield StreamEvent("done", AskResult.from_state(final.values).to_json())
+
+
+def _events_of(node: str, update: State, reported: list[str]) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    if node == "route":
+        events.append(StreamEvent("route", {"route": update.get("route", "kb")}))
+    elif node == "rewrite":
+        events.append(StreamEvent("rewrite", {"rewritten_query": update.get("rewritten_query", "")}))
+    elif node == "narrow":
+        events.append(StreamEvent("filter", {
+            "sql": update.get("sql"), "doc_ids": update.get("allowed_doc_ids"), "reason": update.get("narrow_reason", ""),
+        }))
+    elif node == "refuse":
+        events.append(StreamEvent("refusal", {"reason": update.get("refusal_reason", "")}))
+    if node in ("grade", "narrow") and update.get("kept"):
+        sources = [
+            {"doc_id": p["doc_id"], "filename": p["filename"], "chunk_id": p["chunk_id"], "relevance": p["relevance"]}
+            for p in update["kept"]
+        ]
+        events.append(StreamEvent("sources", {"sources": sources}))
+    new = [flag for flag in update.get("degraded", []) if flag not in reported]
+    if new:
+        reported.extend(new)
+        events.append(StreamEvent("degraded", {"degraded": new}))
+    return events

@@ -1,0 +1,104 @@
+"""The query graph's state: what every node reads and writes, one documented field at a time.
+
+Fields hold plain dicts and lists (TypedDicts, not classes) so checkpoints, `langgraph dev` and the
+JSON API serialise them without custom types. Nodes run one after another, so a node that appends to
+`degraded` or `timings_ms` returns the whole new value; `route` starts each turn by resetting every
+per-turn field, which keeps a persisted thread from leaking one turn's results into the next.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+Route = Literal["chat", "web", "kb"]
+
+
+class Passage(TypedDict):
+    """One retrieved chunk (or web result) as the graph sees it."""
+
+    chunk_id: str
+    doc_id: str
+    filename: str
+    text: str
+    score: float  # fused score from the retriever (rank order, not comparable across queries)
+    relevance: float | None  # calibrated query-passage relevance; what deterministic grading thresholds
+    path_scores: dict[str, float]  # recall path name -> that path's raw score (bm25, dense, graph, web)
+
+
+class Citation(TypedDict):
+    """A numbered source: `[n]` in the answer is `citations[n-1]`."""
+
+    doc_id: str
+    filename: str
+    chunk_id: str
+    quote: str  # the sentences of the chunk the answer relies on, verbatim
+
+
+class InputState(TypedDict, total=False):
+    """What a caller sends: the new user message and where to look."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The dialogue so far; the last message is the user's new question. Answers are appended as AI
+    messages, so a persisted thread carries its own history for follow-up rewriting."""
+    tenant: str
+    """Tenant every store call is scoped to."""
+    kb: str
+    """Knowledge base the question is asked against."""
+
+
+class State(InputState, total=False):
+    """Everything the graph knows during one turn (and, through the checkpointer, between turns)."""
+
+    route: Route
+    """Where `route` sent the question: small talk, the web, or the knowledge base."""
+    rewritten_query: str
+    """The self-contained query retrieval uses (follow-ups resolved against the history)."""
+    topic: str
+    """The salient entity of the conversation (e.g. 苹果公司) that pronouns and ellipsis refer to;
+    carried across turns, including small talk in between."""
+    sql: str | None
+    """The metadata SQL that narrowed the corpus, or None when no narrowing applied."""
+    allowed_doc_ids: list[str] | None
+    """Document allow-list from narrowing; None = the whole knowledge base, [] = nothing matched."""
+    narrow_reason: str
+    """Why narrowing did (or did not) restrict the corpus; shown in the `filter` stream event."""
+    passages: list[Passage]
+    """Retrieved candidates, best first, with per-path scores."""
+    kept: list[Passage]
+    """Passages that survived grading; the answer may only use these."""
+    citations: list[Citation]
+    """Sources of the answer, numbered as in the answer text."""
+    answer: str
+    """The text shown to the user (an answer, a chat reply, or the refusal message)."""
+    refused: bool
+    """True when the graph declined to answer; `answer` then explains and invents nothing."""
+    refusal_reason: str
+    """Why it refused, in the question's language (empty unless `refused`)."""
+    degraded: list[str]
+    """What fell back this turn, e.g. `llm_timeout`, `llm_error`, `dense_timeout`, `web_error`."""
+    timings_ms: dict[str, float]
+    """Wall time per node this turn (a node that runs twice in the corrective loop adds up)."""
+    attempt: int
+    """Corrective attempts used this turn: 0 on the first retrieval, at most `max_corrective`."""
+
+
+def fresh_turn() -> State:
+    """Per-turn fields at the start of a turn; `topic` and `messages` carry over on purpose."""
+    return State(
+        rewritten_query="",
+        sql=None,
+        allowed_doc_ids=None,
+        narrow_reason="",
+        passages=[],
+        kept=[],
+        citations=[],
+        answer="",
+        refused=False,
+        refusal_reason="",
+        degraded=[],
+        timings_ms={},
+        attempt=0,
+    )
