@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 
 DEFAULT_TIMEOUT_S = 2.0
 _PROGRESS_EVERY = 1000  # SQLite VM instructions between deadline checks
@@ -94,17 +93,24 @@ def postgres_preamble(timeout_s: float) -> list[str]:
 def execute_postgres(
     engine: Engine, sql: str, *, max_rows: int, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> QueryResult:
-    try:
-        with engine.connect() as conn:  # autobegin: the preamble is the first thing in the transaction
-            for statement in postgres_preamble(timeout_s):
-                conn.exec_driver_sql(statement)
-            result = conn.exec_driver_sql(sql)
-            columns = list(result.keys())
-            rows = [tuple(r) for r in result.fetchmany(max_rows)]
-            conn.rollback()
-    except DBAPIError as err:
-        message = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-        if "statement timeout" in message:
-            raise SQLExecutionError(f"statement timed out after {timeout_s:g}s") from None
-        raise SQLExecutionError(message) from None
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            # The driver's own cursor, without parameters, so a '%' in a LIKE pattern stays a '%'.
+            for statement in postgres_preamble(timeout_s):  # the first statements of a new transaction
+                cursor.execute(statement)
+            cursor.execute(sql)
+            columns = [d[0] for d in cursor.description or ()]
+            rows = [tuple(r) for r in cursor.fetchmany(max_rows)]
+        except dbapi_error as err:
+            message = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            if "statement timeout" in message:
+                raise SQLExecutionError(f"statement timed out after {timeout_s:g}s") from None
+            raise SQLExecutionError(message) from None
+        finally:
+            cursor.close()
+            raw.rollback()
     return QueryResult(columns=columns, rows=rows)

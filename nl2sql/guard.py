@@ -84,6 +84,13 @@ def guard(
     max_chars: int = DEFAULT_MAX_CHARS,
 ) -> str:
     """Check `sql` and return it rewritten as it will run, or raise `SQLRejected` with the reason."""
+    try:
+        return _guard(sql, allowlist, tenant, dialect, max_rows, max_chars)
+    except RecursionError:  # sqlglot is recursive; deep nesting must be a refusal, not a crash
+        raise SQLRejected("statement is nested too deeply") from None
+
+
+def _guard(sql: str, allowlist: Allowlist, tenant: str | None, dialect: Dialect, max_rows: int, max_chars: int) -> str:
     tree = _parse_single(sql, dialect, max_chars)
     _check_syntax(tree)
     rules = {name.lower(): rule for name, rule in allowlist.items()}
@@ -95,9 +102,9 @@ def guard(
     for table in physical:
         table.replace(_filtered_source(table, rules[table.name], tenant))
     for table, cte in cte_refs:
-        alias = table.alias_or_name
+        if not table.args.get("alias"):  # keep the name the query uses for it
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
         table.set("this", exp.to_identifier(cte_names[id(cte)]))
-        table.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
     for cte in tree.find_all(exp.CTE):
         cte.args["alias"].set("this", exp.to_identifier(cte_names[id(cte)]))
     _enforce_limit(tree, max_rows)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Select, Table, distinct, select
+from sqlalchemy import Engine, Select, Table, select
 
 from sieve.nl2sql.guard import TableRule
 from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase
@@ -64,7 +64,7 @@ def read_values(engine: Engine, tenant: str, kb_id: str | None = None, *, limit:
         visible.append(docs.kb_id == kb_id)
 
     def column_values(column: Any) -> tuple[str, ...]:
-        stmt = select(distinct(column)).where(*visible, column != "").order_by(column).limit(limit)
+        stmt = select(column).distinct().where(*visible, column != "").order_by(column).limit(limit)
         return tuple(v for v in conn.execute(stmt).scalars() if v)
 
     kb_stmt: Select[Any] = select(_KBS.c.name).where(_KBS.c.tenant_id == tenant).order_by(_KBS.c.name)
@@ -115,7 +115,7 @@ def describe_schema(values: MetadataValues, *, dialect: str = "sqlite", samples:
     }
     lines = [f"SQL dialect: {dialect}. Only these tables and columns exist:"]
     for table in _TABLES:
-        lines.append(f"\nTABLE {table.name} -- {table.comment or ''}".rstrip(" -"))
+        lines.append(f"\nTABLE {table.name}")  # not the model comments: they mention tables a question cannot use
         for name in _public_columns(table):
             column = table.c[name]
             notes = [column.doc or ""] + [f"references {fk.target_fullname}" for fk in column.foreign_keys]

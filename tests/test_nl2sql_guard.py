@@ -124,6 +124,7 @@ REFUSED = [
     "   ",
     "SELECT id FROM documents WHERE title = '" + "a" * 5000 + "'",
     "SELECT id FROM",
+    "SELECT " + "(" * 1900 + "1" + ")" * 1900,
 ]
 
 NEUTRALISED = [
