@@ -51,11 +51,12 @@ def after_web_search(state: State) -> Literal["grade", "refuse"]:
     return "grade" if state.get("passages") else "refuse"
 
 
-def after_grade(state: State, runtime: Runtime[GraphContext]) -> Literal["answer", "rewrite", "refuse"]:
+async def after_grade(state: State, runtime: Runtime[GraphContext]) -> Literal["answer", "rewrite", "refuse"]:
     if state.get("kept"):
         return "answer"
     # the bounded corrective loop: `attempt` counts retrievals, so this allows max_corrective more
-    if state.get("route") == "kb" and state.get("attempt", 0) <= resolve(runtime.context).thresholds.max_corrective:
+    max_corrective = (await resolve(runtime.context)).thresholds.max_corrective
+    if state.get("route") == "kb" and state.get("attempt", 0) <= max_corrective:
         return "rewrite"
     return "refuse"
 

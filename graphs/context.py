@@ -7,6 +7,7 @@ Callers pass `context=GraphContext(...)` to `graph.ainvoke/astream`; nodes read 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 from collections.abc import Awaitable, Callable
@@ -105,11 +106,12 @@ class GraphContext:
     thresholds: Thresholds = field(default_factory=Thresholds)
 
 
-def resolve(context: GraphContext | None) -> GraphContext:
+async def resolve(context: GraphContext | None) -> GraphContext:
     """The context a node works with: the caller's, or the default with the caller's data knobs."""
     if context is not None and context.retriever is not None:
         return context
-    base = default_context()
+    # building the default opens stores and models: blocking work, kept off the event loop
+    base = await asyncio.to_thread(default_context)
     if context is None:
         return base
     return dataclasses.replace(base, thresholds=context.thresholds)

@@ -7,6 +7,7 @@ nothing is written.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -134,10 +135,9 @@ async def _stream(
         "tenant": tenant or get_settings().default_tenant,
         "kb": kb,
     }
+    context = context or await asyncio.to_thread(default_context)  # may open stores: off the loop
     reported: list[str] = []
-    async for mode, chunk in graph.astream(
-        inputs, config, context=context or default_context(), stream_mode=["updates", "messages"]
-    ):
+    async for mode, chunk in graph.astream(inputs, config, context=context, stream_mode=["updates", "messages"]):
         if mode == "messages":
             message, metadata = chunk
             if metadata.get("langgraph_node") in _SPEAKING_NODES and isinstance(message, (AIMessage, AIMessageChunk)):

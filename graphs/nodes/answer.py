@@ -17,7 +17,7 @@ from sieve.prompts.language import detect
 
 
 async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
-    ctx = resolve(runtime.context)
+    ctx = await resolve(runtime.context)
     q = question(state)
     query = state.get("rewritten_query") or q
     lang = detect(q or query)

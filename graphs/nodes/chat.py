@@ -17,7 +17,7 @@ from sieve.prompts.language import detect
 
 
 async def chat(state: State, runtime: Runtime[GraphContext]) -> State:
-    ctx = resolve(runtime.context)
+    ctx = await resolve(runtime.context)
     q = question(state)
     lang = detect(q)
     kb = state.get("kb", "")

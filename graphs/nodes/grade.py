@@ -25,7 +25,7 @@ class GradeDecision(BaseModel):
 
 
 async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
-    ctx = resolve(runtime.context)
+    ctx = await resolve(runtime.context)
     query = state.get("rewritten_query") or question(state)
     lang = detect(question(state) or query)
     degraded = list(state.get("degraded", []))

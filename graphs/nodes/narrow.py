@@ -12,7 +12,7 @@ from sieve.prompts.language import detect
 
 
 async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
-    ctx = resolve(runtime.context)
+    ctx = await resolve(runtime.context)
     query = state.get("rewritten_query") or question(state)
     flt = search_filter(state)
     try:

@@ -11,7 +11,7 @@ from sieve.retrievers.types import Hit
 
 
 async def retrieve(state: State, runtime: Runtime[GraphContext]) -> State:
-    ctx = resolve(runtime.context)
+    ctx = await resolve(runtime.context)
     degraded = list(state.get("degraded", []))
     attempt = state.get("attempt", 0) + 1
     if ctx.retriever is None:

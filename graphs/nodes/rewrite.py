@@ -23,7 +23,7 @@ class RewriteDecision(BaseModel):
 
 
 async def rewrite(state: State, runtime: Runtime[GraphContext]) -> State:
-    ctx = resolve(runtime.context)
+    ctx = await resolve(runtime.context)
     q = question(state)
     lang = detect(q)
     turns = earlier_turns(state)

@@ -27,7 +27,7 @@ class RouteDecision(BaseModel):
 
 
 async def route(state: State, runtime: Runtime[GraphContext]) -> State:
-    ctx = resolve(runtime.context)
+    ctx = await resolve(runtime.context)
     update = fresh_turn()
     q = question(state)
     # small talk is unambiguous by rule; an LLM round trip would only add latency

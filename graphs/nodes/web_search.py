@@ -14,7 +14,7 @@ from sieve.prompts.language import detect
 
 
 async def web_search(state: State, runtime: Runtime[GraphContext]) -> State:
-    ctx = resolve(runtime.context)
+    ctx = await resolve(runtime.context)
     q = question(state)
     lang = detect(q)
     if ctx.web is None:
