@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 
 Range = tuple[datetime | None, datetime | None]
 
@@ -40,7 +40,7 @@ def find_dates(text: str, now: datetime) -> list[DateMatch]:
 
 
 def combine(matches: list[DateMatch]) -> Range | None:
-    """One range covering every match (a question naming two periods wants both)."""
+    """One range covering every match: "2022年和2024年" becomes 2022 through 2024 (wider, never narrower)."""
     if not matches:
         return None
     starts = [m.start for m in matches]
@@ -51,17 +51,17 @@ def combine(matches: list[DateMatch]) -> Range | None:
 
 # ---- calendar helpers ---------------------------------------------------------------------------------
 
-def _month_start(year: int, month: int, tz: timezone | object) -> datetime:
+def _month_start(year: int, month: int, tz: tzinfo | None) -> datetime:
     year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
-    return datetime(year, month, 1, tzinfo=tz)  # type: ignore[arg-type]
+    return datetime(year, month, 1, tzinfo=tz)
 
 
-def _months(year: int, first: int, count: int, tz: object) -> Range:
+def _months(year: int, first: int, count: int, tz: tzinfo | None) -> Range:
     return _month_start(year, first, tz), _month_start(year, first + count, tz)
 
 
-def _day(year: int, month: int, day: int, tz: object) -> Range:
-    start = datetime(year, month, day, tzinfo=tz)  # type: ignore[arg-type]
+def _day(year: int, month: int, day: int, tz: tzinfo | None) -> Range:
+    start = datetime(year, month, day, tzinfo=tz)
     return start, start + timedelta(days=1)
 
 
@@ -129,7 +129,7 @@ def _relative_year(word: str, now: datetime) -> int:
     return now.year - {"今年": 0, "本年": 0, "去年": 1, "前年": 2, "大前年": 3, "this": 0, "last": 1, "previous": 1}[word.lower()]
 
 
-def _quarter(year: int, q: int, tz: object) -> Range:
+def _quarter(year: int, q: int, tz: tzinfo | None) -> Range:
     return _months(year, 3 * q - 2, 3, tz)
 
 

@@ -104,7 +104,10 @@ def narrow(
             fallback_reason = f"model SQL not used: {err.reason}; "
         except Exception as err:  # noqa: BLE001 - any model failure means: answer without the model
             fallback_reason = f"model SQL not used: {type(err).__name__}: {err}; "
-    result = _narrow_slots(question, tenant, kb_id, engine, values, now, timeout_s)
+    try:
+        result = _narrow_slots(question, tenant, kb_id, engine, values, now, timeout_s)
+    except (SQLRejected, SQLExecutionError) as err:  # e.g. a timeout: retrieve without narrowing
+        return NarrowResult(sql=None, content_query=question, reason=f"{fallback_reason}not narrowed: {err.reason}")
     return replace(result, reason=fallback_reason + result.reason)
 
 

@@ -11,6 +11,8 @@ from nl2sql_fixtures import NOW, leaked, make_metadata_db
 from pydantic import Field
 from sqlalchemy.orm import sessionmaker
 
+from sieve.nl2sql import service
+from sieve.nl2sql.executor import SQLExecutionError
 from sieve.nl2sql.guard import SQLRejected
 from sieve.nl2sql.schema import describe_schema, read_values
 from sieve.nl2sql.service import SQLDraft, anarrow, check_sql, narrow, run_sql
@@ -153,3 +155,12 @@ def test_cli_helpers_check_and_run(db):
         check_sql("SELECT text FROM chunks", "t1")
     guarded, result = run_sql("SELECT id FROM documents ORDER BY id", "t1", db.engine, "kb-hr")
     assert result.rows == [("ann-2024-hr",)] and guarded.endswith("LIMIT 200")
+
+
+def test_database_failure_degrades_to_not_narrowing(db, monkeypatch):
+    def too_slow(*args, **kwargs):
+        raise SQLExecutionError("statement timed out after 2s")
+
+    monkeypatch.setattr(service, "execute", too_slow)
+    result = narrow(ARTICLE, "t1", "kb-rd", db.engine, now=NOW)
+    assert result.doc_ids is None and result.content_query == ARTICLE and "timed out" in result.reason
