@@ -46,7 +46,7 @@ class Narrowing(Protocol):
 
 
 NarrowFn = Callable[[str, str, str], Awaitable[Narrowing]]
-"""`(question, tenant, kb) -> Narrowing`; wire NL2SQL as `functools.partial(anarrow, engine=..., llm=...)`."""
+"""`(question, tenant, kb) -> Narrowing`; wire NL2SQL as `functools.partial(anarrow, bind=engine, llm=llm)`."""
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,9 @@ class OpenAIWire:
 
 
 @contextmanager
-def serve(wire: OpenAIWire) -> Iterator[str]:
-    """Runs the app on a free loopback port for the duration; yields its `/v1` base URL."""
-    server = uvicorn.Server(uvicorn.Config(wire.app, host="127.0.0.1", port=0, log_level="warning",
+def serve(app: FastAPI) -> Iterator[str]:
+    """Runs `app` on a free loopback port for the duration; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                            timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -86,7 +86,7 @@ def serve(wire: OpenAIWire) -> Iterator[str]:
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}/v1"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(5)

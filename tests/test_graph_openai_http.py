@@ -14,8 +14,8 @@ from sieve.settings import Settings
 @pytest.fixture(scope="module")
 def wire():
     wire = OpenAIWire()
-    with serve(wire) as base_url:
-        wire.base_url = base_url
+    with serve(wire.app) as url:
+        wire.base_url = f"{url}/v1"
         yield wire
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from langchain_core.runnables import RunnableLambda
+from langgraph.constants import TAG_NOSTREAM
 from langgraph.runtime import Runtime
 
 from sieve.graphs.context import GraphContext, Narrowing, resolve, search_filter
@@ -15,8 +17,13 @@ async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
     ctx = await resolve(runtime.context)
     query = state.get("rewritten_query") or question(state)
     flt = search_filter(state)
+
+    async def call(q: str) -> Narrowing:
+        return await ctx.narrow(q, flt.tenant, flt.kb)
+
+    # run as a tagged child run so the narrowing function's own LLM calls stay out of the stream
     try:
-        result = await ctx.narrow(query, flt.tenant, flt.kb)
+        result = await RunnableLambda(call, name="narrowing").with_config(tags=[TAG_NOSTREAM]).ainvoke(query)
     except Exception as exc:  # narrowing is an optimisation: without it the whole KB is searched
         return {"degraded": [*state.get("degraded", []), "narrow_error"], "narrow_reason": f"narrowing failed: {exc}"}
     update: State = {
