@@ -18,8 +18,8 @@ from sieve.stores.analysis import pretokenize
 from sieve.stores.types import IndexedChunk, ScoredChunk, SearchFilter
 
 _ANALYZER = "sieve_zh_en"
-# tantivy rejects terms over 65,530 bytes; no real word comes near this, base64 blobs might
-_MAX_TOKEN_CHARS = 64
+# tantivy rejects terms over 65,530 bytes; no real word comes near 64, pasted blobs might
+_MAX_TOKEN_BYTES = 64
 _WRITER_HEAP_BYTES = 128_000_000
 
 
@@ -35,7 +35,7 @@ def _schema() -> tantivy.Schema:
 def _analyzer() -> tantivy.TextAnalyzer:
     return (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace())
-        .filter(tantivy.Filter.remove_long(_MAX_TOKEN_CHARS))
+        .filter(tantivy.Filter.remove_long(_MAX_TOKEN_BYTES))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.stemmer("english"))
         .build()

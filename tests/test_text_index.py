@@ -66,7 +66,9 @@ def test_hits_are_best_first_with_bm25_scores(index):
 
 
 def test_tenants_sharing_a_kb_name_never_see_each_other(index):
-    index.add([chunk("a1", "d1", "secret roadmap 路线图", tenant="a"), chunk("b1", "d1", "secret roadmap 路线图", tenant="b")])
+    index.add(
+        [chunk("a1", "d1", "secret roadmap 路线图", tenant="a"), chunk("b1", "d1", "secret roadmap 路线图", tenant="b")]
+    )
     a, b = SearchFilter("a", "handbook"), SearchFilter("b", "handbook")
     assert ids(index.search("roadmap 路线图", a, 10)) == ["a1"]
     assert ids(index.search("roadmap 路线图", b, 10)) == ["b1"]
@@ -137,8 +139,24 @@ def test_a_second_opener_of_the_same_folder_is_refused(index, tmp_path):
 
 @pytest.mark.parametrize(
     "query",
-    ['"unbalanced quote', "title:retrieval", "(report OR", "AND", "NOT", "a AND OR b", "", "   ", "*",
-     "report^2~", "[1 TO 5]", "\\", "+-!", "苹果:手机)", "'; DROP TABLE chunks; --", "x" * 10_000],
+    [
+        '"unbalanced quote',
+        "title:retrieval",
+        "(report OR",
+        "AND",
+        "NOT",
+        "a AND OR b",
+        "",
+        "   ",
+        "*",
+        "report^2~",
+        "[1 TO 5]",
+        "\\",
+        "+-!",
+        "苹果:手机)",
+        "'; DROP TABLE chunks; --",
+        "x" * 10_000,
+    ],
 )
 def test_query_syntax_characters_are_plain_text(index, query):
     index.add(CORPUS)

@@ -22,7 +22,9 @@ def unit_vectors(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def chunks(n: int, tenant: str = "acme", kb: str = "handbook", per_doc: int = 1, prefix: str = "c") -> list[IndexedChunk]:
+def chunks(
+    n: int, tenant: str = "acme", kb: str = "handbook", per_doc: int = 1, prefix: str = "c"
+) -> list[IndexedChunk]:
     return [IndexedChunk(f"{prefix}{i}", f"d{i // per_doc}", tenant, kb, f"text {i}") for i in range(n)]
 
 
