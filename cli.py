@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext as _nullcontext
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -124,6 +125,10 @@ def ingest(
             _merge(report, part)
         if files:
             _merge(report, ingestor.ingest_paths(files, kb, _tenant(tenant), metadata, progress=progress))
+        optimize = getattr(stack.vectors, "optimize", None)  # embedded engines build HNSW on request only
+        if optimize is not None and report.chunks:
+            with err.status("building the vector index", spinner="dots") if progress else _nullcontext():
+                optimize()
     if as_json:
         _print_json(report.as_dict())
         return
@@ -178,11 +183,11 @@ def search(
         }
         for h in result.hits
     ]
+    if result.degraded:
+        err.print(f"[yellow]degraded:[/yellow] {', '.join(result.degraded)}")
     if as_json:
         _print_json(hits)
         return
-    if result.degraded:
-        err.print(f"[yellow]degraded:[/yellow] {', '.join(result.degraded)}")
     table = Table("#", "score", "ranks", "document", "text")
     for i, h in enumerate(result.hits, start=1):
         ranks = " ".join(f"{p}:{r}" for p, r in h.ranks.items())

@@ -37,6 +37,7 @@ class HybridRetriever:
         self.stack = stack
         # embedded engines are synchronous: one bounded pool keeps slow calls from piling up threads
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sieve-retrieve")
+        self._dense_loaded = False
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -82,6 +83,9 @@ class HybridRetriever:
         if "bm25" in profile.paths:
             jobs["bm25"] = self._run(self.stack.text.search, query, flt, profile.path_top_k)
         if "dense" in profile.paths:
+            if not self._dense_loaded:  # loading and warming the model is start-up cost, not query time
+                await self._run(lambda: (self.stack.vectors, self.stack.embedder.embed_queries(["warm-up"])))
+                self._dense_loaded = True
             jobs["dense"] = dense()
         outcomes = await asyncio.gather(*(timed(name, job) for name, job in jobs.items()))
         per_path = {name: hits for name, hits in zip(jobs, outcomes) if hits is not None}
