@@ -50,8 +50,12 @@ class HybridRetriever:
     async def retrieve(
         self, query: str, flt: SearchFilter, k: int | None = None, profile: RetrievalProfile | None = None
     ) -> RetrievalResult:
-        started = time.perf_counter()
         profile = profile or await self._run(self.load_profile, flt.kb)
+        if "dense" in profile.paths and not self._dense_loaded:
+            # loading and warming the model is start-up cost, not query time
+            await self._run(lambda: (self.stack.vectors, self.stack.embedder.embed_queries(["warm-up"])))
+            self._dense_loaded = True
+        started = time.perf_counter()
         k = k or profile.top_k
         timings: dict[str, float] = {}
         degraded: list[str] = []
@@ -83,9 +87,6 @@ class HybridRetriever:
         if "bm25" in profile.paths:
             jobs["bm25"] = self._run(self.stack.text.search, query, flt, profile.path_top_k)
         if "dense" in profile.paths:
-            if not self._dense_loaded:  # loading and warming the model is start-up cost, not query time
-                await self._run(lambda: (self.stack.vectors, self.stack.embedder.embed_queries(["warm-up"])))
-                self._dense_loaded = True
             jobs["dense"] = dense()
         outcomes = await asyncio.gather(*(timed(name, job) for name, job in jobs.items()))
         per_path = {name: hits for name, hits in zip(jobs, outcomes) if hits is not None}
