@@ -1,0 +1,68 @@
+"""The production wiring of the query graph: knowledge bases addressed by name over one `Stack`.
+
+The graph's state names a knowledge base the way users do (`kb="handbook"`); the stores filter by
+the knowledge base's id. These adapters resolve the name per call, so a knowledge base created or
+deleted while the service runs is seen on the next question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from langchain_core.language_models import BaseChatModel
+
+from sieve.nl2sql.service import NarrowResult, anarrow
+from sieve.retrievers.hybrid import HybridRetriever
+from sieve.retrievers.types import RetrievalResult
+from sieve.stores.catalog import get_kb
+from sieve.stores.stack import Stack
+from sieve.stores.types import SearchFilter
+
+
+def resolve_kb_id(stack: Stack, tenant: str, kb: str) -> str:
+    """The id of the tenant's knowledge base called `kb`; `KnowledgeBaseNotFound` otherwise."""
+    with stack.sessions() as session:
+        return get_kb(session, tenant, kb).id
+
+
+class NamedKnowledgeBaseRetriever:
+    """The graph's `Retriever` for filters that carry a knowledge-base name."""
+
+    def __init__(self, stack: Stack, hybrid: HybridRetriever | None = None):
+        self.stack = stack
+        self.hybrid = hybrid or HybridRetriever(stack)
+
+    async def retrieve(self, query: str, flt: SearchFilter, k: int) -> RetrievalResult:
+        kb_id = await asyncio.to_thread(resolve_kb_id, self.stack, flt.tenant, flt.kb)
+        return await self.hybrid.retrieve(query, dataclasses.replace(flt, kb=kb_id), k)
+
+
+class NamedKnowledgeBaseNarrowing:
+    """The graph's narrowing function: NL2SQL over the metadata DB of the named knowledge base."""
+
+    def __init__(self, stack: Stack, llm: BaseChatModel | None = None):
+        self.stack = stack
+        self.llm = llm
+
+    async def __call__(self, question: str, tenant: str, kb: str) -> NarrowResult:
+        kb_id = await asyncio.to_thread(resolve_kb_id, self.stack, tenant, kb)
+        return await anarrow(question, tenant, kb_id, self.stack.engine, llm=self.llm)
+
+
+def build_context(stack: Stack):
+    """The graph's context over `stack`: hybrid retrieval, NL2SQL narrowing, configured LLM and web."""
+    from sieve.graphs.context import GraphContext
+    from sieve.models.chat import build_chat_model
+    from sieve.tools.web_search import build_web_search
+
+    settings = stack.settings
+    llm = build_chat_model(settings)
+    return GraphContext(
+        retriever=NamedKnowledgeBaseRetriever(stack),
+        llm=llm,
+        embedder=stack.embedder,
+        narrow=NamedKnowledgeBaseNarrowing(stack, llm),
+        web=build_web_search(settings),
+        llm_timeout_s=settings.llm_timeout_s,
+    )
