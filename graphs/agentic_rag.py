@@ -28,18 +28,20 @@ from sieve.graphs.nodes.web_search import web_search
 from sieve.graphs.state import InputState, State
 
 Node = Callable[[State, Runtime[GraphContext]], Awaitable[State]]
+# Edges are coroutines: LangGraph runs a plain function in a worker thread, a hop that costs more
+# than the decision itself.
 
 
-def after_route(state: State) -> Literal["chat", "web_search", "rewrite"]:
+async def after_route(state: State) -> Literal["chat", "web_search", "rewrite"]:
     return {"chat": "chat", "web": "web_search"}.get(state.get("route", "kb"), "rewrite")  # type: ignore[return-value]
 
 
-def after_rewrite(state: State) -> Literal["narrow", "retrieve"]:
+async def after_rewrite(state: State) -> Literal["narrow", "retrieve"]:
     # the corrective retry keeps the narrowing of the first attempt
     return "narrow" if state.get("attempt", 0) == 0 else "retrieve"
 
 
-def after_narrow(state: State) -> Literal["retrieve", "answer", "refuse"]:
+async def after_narrow(state: State) -> Literal["retrieve", "answer", "refuse"]:
     if state.get("kept"):
         return "answer"  # the metadata rows answer the question
     if state.get("allowed_doc_ids") == []:
@@ -47,7 +49,7 @@ def after_narrow(state: State) -> Literal["retrieve", "answer", "refuse"]:
     return "retrieve"
 
 
-def after_web_search(state: State) -> Literal["grade", "refuse"]:
+async def after_web_search(state: State) -> Literal["grade", "refuse"]:
     return "grade" if state.get("passages") else "refuse"
 
 

@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import PlainValidator
 from pydantic.json_schema import SkipJsonSchema
 
+from sieve.graphs.grading import GradeLimits
 from sieve.graphs.state import State
 from sieve.models.embedding import Embedder
 from sieve.prompts.language import Lang
@@ -68,18 +69,17 @@ async def no_narrowing(question: str, tenant: str, kb: str) -> Narrowing:
 class Thresholds:
     """Calibrated constants of deterministic mode (relevance = e5 query-passage cosine).
 
-    `relevance_*` were picked on the first half of rgb-zh answer_or_refuse (bench/bench_graph.py)
-    and reported on the other half; English has no such set here, so it shares the Chinese value
-    until one is measured.
+    The grading constants were picked on one half of rgb-zh answer_or_refuse (one-SE rule) and
+    reported on the other (bench/bench_graph.py refusal). English has no such set here and shares
+    them until one is measured.
     """
 
-    relevance_zh: float = 0.84
-    relevance_en: float = 0.84
-    # routing: a chat/web exemplar must beat the best kb exemplar by this much to leave the KB ...
+    relevance_zh: float = 0.80  # below it a passage is off topic (also the routing probe's bar)
+    relevance_en: float = 0.80
+    evidence: float = 0.5  # key-term coverage of a sentence whose answer candidates may corroborate
+    strong_evidence: float = 0.8  # key-term coverage of one typed sentence that answers on its own
+    # routing: a chat/web exemplar must beat the best kb exemplar by this much to leave the KB
     exemplar_margin: float = 0.02
-    # ... unless the KB probe finds a passage at least this relevant (then the KB covers it)
-    probe_zh: float = 0.84
-    probe_en: float = 0.84
     top_k: int = 8
     max_kept: int = 4
     max_corrective: int = 1
@@ -88,8 +88,8 @@ class Thresholds:
     def relevance(self, lang: Lang) -> float:
         return self.relevance_zh if lang == "zh" else self.relevance_en
 
-    def probe(self, lang: Lang) -> float:
-        return self.probe_zh if lang == "zh" else self.probe_en
+    def grade_limits(self, lang: Lang) -> GradeLimits:
+        return GradeLimits(self.relevance(lang), self.evidence, self.strong_evidence)
 
 
 @dataclass

@@ -33,16 +33,20 @@ _WEB_CUES = re.compile(
 )
 
 
+_PATTERNS: dict[SmallTalk, re.Pattern[str]] = {
+    kind: re.compile("|".join(re.escape(p) if not p.isascii() else rf"\b{re.escape(p)}\b" for p in phrases))
+    for kind, phrases in _PHRASES.items()
+}
+
+
 def small_talk(text: str) -> SmallTalk | None:
     """The kind of small talk when the message is nothing but small talk ("你好！", "thanks a lot")."""
     rest = text.lower()
     kinds: list[SmallTalk] = []
-    for kind, phrases in _PHRASES.items():
-        for phrase in phrases:
-            pattern = re.escape(phrase) if not phrase.isascii() else rf"\b{re.escape(phrase)}\b"
-            rest, found = re.subn(pattern, " ", rest)
-            if found:
-                kinds.append(kind)
+    for kind, pattern in _PATTERNS.items():
+        rest, found = pattern.subn(" ", rest)
+        if found:
+            kinds.append(kind)
     if not kinds or _FILLER.sub("", rest):
         return None
     # "你好，你是谁" is about identity; "thanks, bye" is a goodbye

@@ -11,9 +11,9 @@ _ABBREVIATION = re.compile(r"(?:\b(?:Inc|Ltd|Corp|Co|Mr|Mrs|Ms|Dr|St|vs|No|U\.S|
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'.\-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 # function characters: a bigram holding one carries no topic ("的总", "哪里")
-_ZH_FUNCTION_CHARS = set("的了是在和与或及吗呢吧啊么什哪谁几怎样为这那个些其它他她之于也就都而把被从对向请问吧呀")
-_ZH_STOP_TOKENS = {
-    "什么", "哪里", "哪儿", "哪个", "哪些", "哪一年", "怎么", "怎么样", "如何", "为什么", "多少", "是不是",
+ZH_FUNCTION_CHARS = set("的了是在和与或及吗呢吧啊么什哪谁几怎样为这那个些其它他她之于也就都而把被从对向请问吧呀")
+ZH_STOP_TOKENS = {
+    "什么", "时候", "哪里", "哪儿", "哪个", "哪些", "哪一年", "怎么", "怎么样", "如何", "为什么", "多少", "是不是",
     "请问", "一下", "可以", "能否", "是否", "的", "了", "是", "在", "吗", "呢", "吧", "啊", "和", "与",
     "做", "有", "告诉", "我", "你", "介绍",
 }
@@ -53,15 +53,15 @@ def terms(text: str, lang: Lang | None = None) -> set[str]:
     """Content terms for overlap scoring: CJK bigrams without function characters, and words."""
     lang = lang or detect(text)
     words = (w.lower() for w in _WORD.findall(text))
-    found = {_singular(w) for w in words if w not in EN_STOPWORDS}
+    found = {singular(w) for w in words if w not in EN_STOPWORDS}
     if lang == "zh":
         for run in _CJK_RUN.findall(text):
             found.update(
                 run[i : i + 2]
                 for i in range(len(run) - 1)
-                if not (_ZH_FUNCTION_CHARS & set(run[i : i + 2]))
+                if not (ZH_FUNCTION_CHARS & set(run[i : i + 2]))
             )
-            if len(run) == 1 and run not in _ZH_FUNCTION_CHARS:
+            if len(run) == 1 and run not in ZH_FUNCTION_CHARS:
                 found.add(run)
     return found
 
@@ -78,13 +78,13 @@ def keywords(query: str, lang: Lang) -> str:
     if lang == "zh":
         import rjieba
 
-        kept = [t for t in rjieba.cut(query) if t.strip() and t not in _ZH_STOP_TOKENS and not _is_punct(t)]
+        kept = [t for t in rjieba.cut(query) if t.strip() and t not in ZH_STOP_TOKENS and not _is_punct(t)]
     else:
         kept = [w for w in _WORD.findall(query) if w.lower() not in EN_STOPWORDS]
     return " ".join(kept) or query
 
 
-def _singular(word: str) -> str:
+def singular(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 

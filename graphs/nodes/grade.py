@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from sieve.graphs.context import GraphContext, resolve
+from sieve.graphs.grading import grade_passages
 from sieve.graphs.history import question
 from sieve.graphs.llm import LLMFailed, decide, llm_for
 from sieve.graphs.state import Passage, State
@@ -50,15 +52,19 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
         except LLMFailed as failure:
             degraded.append(failure.kind)
 
+    limits = ctx.thresholds.grade_limits(lang)
     if unscored:
-        # nothing to threshold on (no relevance, no embedder): trust the ranking, and say so
+        # no relevance to threshold (no embedder to score with): the evidence test alone decides
         degraded.append("grade_unscored")
-        return {"passages": passages, "kept": passages[: ctx.thresholds.max_kept], "refusal_reason": "", "degraded": degraded}
-    threshold = ctx.thresholds.relevance(lang)
-    ranked = sorted(passages, key=lambda p: p["relevance"] or 0.0, reverse=True)
-    kept = [p for p in ranked if (p["relevance"] or 0.0) >= threshold][: ctx.thresholds.max_kept]
-    reason = "" if kept else _reason("below_threshold", lang, state, best=ranked[0]["relevance"] or 0.0, threshold=threshold)
-    return {"passages": passages, "kept": kept, "refusal_reason": reason, "degraded": degraded}
+        limits = dataclasses.replace(limits, min_relevance=float("-inf"))
+    # sentence splitting and POS tagging of every passage: CPU work, off the event loop
+    graded = await asyncio.to_thread(grade_passages, query, passages, lang, limits, ctx.thresholds.max_kept)
+    reason = ""
+    if graded.outcome == "below_threshold":
+        reason = _reason("below_threshold", lang, state, best=graded.best_relevance, threshold=ctx.thresholds.relevance(lang))
+    elif graded.outcome == "no_evidence":
+        reason = _reason("no_evidence", lang, state)
+    return {"passages": passages, "kept": graded.kept, "refusal_reason": reason, "degraded": degraded}
 
 
 async def _with_relevance(passages: list[Passage], query: str, embedder: Embedder | None) -> tuple[list[Passage], bool]:

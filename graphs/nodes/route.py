@@ -72,4 +72,4 @@ async def _kb_covers(state: State, ctx: GraphContext, q: str) -> bool:
     except Exception:  # a failing probe must not decide the route; retrieve reports the failure
         return False
     best = max((h.relevance for h in result.hits if h.relevance is not None), default=None)
-    return best is not None and best >= ctx.thresholds.probe(detect(q))
+    return best is not None and best >= ctx.thresholds.relevance(detect(q))
