@@ -1,7 +1,7 @@
 """The main query graph: route → (chat | web_search | rewrite → narrow → retrieve) → grade → answer | refuse.
 
-`graph` (no checkpointer) is what `langgraph.json` serves as `agentic_rag`; `build_graph(checkpointer)`
-compiles the same graph for the runner's persisted threads.
+`graph` (no checkpointer) is what `langgraph.json` serves as `agentic_rag`; the runner attaches its
+thread store to a copy of it, and `build_graph(checkpointer)` compiles one with a checkpointer built in.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from sieve.graphs.nodes.web_search import web_search
 from sieve.graphs.state import InputState, State
 
 Node = Callable[[State, Runtime[GraphContext]], Awaitable[State]]
+
+
 # Edges are coroutines: LangGraph runs a plain function in a worker thread, a hop that costs more
 # than the decision itself.
-
-
 async def after_route(state: State) -> Literal["chat", "web_search", "rewrite"]:
-    return {"chat": "chat", "web": "web_search"}.get(state.get("route", "kb"), "rewrite")  # type: ignore[return-value]
+    if state.get("route") == "chat":
+        return "chat"
+    return "web_search" if state.get("route") == "web" else "rewrite"
 
 
 async def after_rewrite(state: State) -> Literal["narrow", "retrieve"]:
