@@ -196,6 +196,90 @@ def search(
     out.print(table)
 
 
+@app.command()
+@friendly_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    kb: KbOpt,
+    tenant: TenantOpt = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="Continue this conversation thread.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the agentic graph: routed, rewritten, narrowed, retrieved, graded; cited answer or refusal."""
+    from sieve.graphs.runner import ask as run_ask
+
+    with _open_stack() as stack:
+        context = _graph_context(stack, _tenant(tenant), kb)
+        result = asyncio.run(run_ask(question, kb=kb, thread_id=thread, tenant=_tenant(tenant), context=context,
+                                     home=stack.settings.home))
+    if as_json:
+        _print_json(result.to_json())
+        return
+    out.print(f"[dim]route: {result.route}  query: {result.rewritten_query}[/dim]")
+    if result.refused:
+        out.print(f"[yellow]refused:[/yellow] {result.refusal_reason}")
+    out.print(result.answer)
+    _print_citations(result.citations)
+    if result.degraded:
+        err.print(f"[yellow]degraded:[/yellow] {', '.join(result.degraded)}")
+
+
+@app.command()
+@friendly_errors
+def chat(
+    kb: KbOpt,
+    tenant: TenantOpt = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="Continue this thread (default: a new one).")] = None,
+) -> None:
+    """Interactive chat with streamed answers; follow-up questions use the conversation so far."""
+    import uuid
+
+    from sieve.graphs.runner import stream_answer
+
+    thread = thread or uuid.uuid4().hex
+    with _open_stack() as stack:
+        context = _graph_context(stack, _tenant(tenant), kb)
+        out.print(f"[dim]knowledge base {kb!r}, thread {thread}; empty line or Ctrl-D to quit[/dim]")
+
+        async def turn(question: str) -> None:
+            async for event in stream_answer(question, kb=kb, thread_id=thread, tenant=_tenant(tenant),
+                                             context=context, home=stack.settings.home):
+                if event.type == "route":
+                    out.print(f"[dim]route: {event.data['route']}[/dim]")
+                elif event.type == "rewrite":
+                    out.print(f"[dim]query: {event.data['rewritten_query']}[/dim]")
+                elif event.type == "token":
+                    out.print(event.data["text"], end="", highlight=False, soft_wrap=True)
+                elif event.type == "degraded":
+                    err.print(f"\n[yellow]degraded:[/yellow] {', '.join(event.data['degraded'])}")
+                elif event.type == "done":
+                    out.print()
+                    _print_citations(event.data["citations"])
+
+        while True:
+            try:
+                question = input("> ").strip()
+            except EOFError:
+                break
+            if not question:
+                break
+            asyncio.run(turn(question))
+
+
+def _graph_context(stack, tenant: str, kb: str):
+    """The real graph wiring over this stack, after checking the knowledge base exists."""
+    from sieve.graphs.wiring import build_context, resolve_kb_id
+
+    resolve_kb_id(stack, tenant, kb)
+    return build_context(stack)
+
+
+def _print_citations(citations: list) -> None:
+    for i, c in enumerate(citations, start=1):
+        quote = c["quote"].replace("\n", " ")
+        out.print(f"[cyan][{i}][/cyan] {c['filename']}: {quote[:160]}", highlight=False)
+
+
 # ---- documents --------------------------------------------------------------------------
 
 

@@ -127,25 +127,11 @@ def default_context() -> GraphContext:
 
 
 def build_default_context(settings: Settings) -> GraphContext:
-    """The production wiring from settings: LLM, web search, and (core engineer) retriever + embedder."""
-    from sieve.models.chat import build_chat_model
-    from sieve.tools.web_search import build_web_search
+    """The production wiring from settings: one `Stack` over SIEVE_HOME (see graphs/wiring.py)."""
+    from sieve.graphs.wiring import build_context
+    from sieve.stores.stack import Stack
 
-    return GraphContext(
-        retriever=_default_retriever(settings),
-        llm=build_chat_model(settings),
-        embedder=None,
-        web=build_web_search(settings),
-        llm_timeout_s=settings.llm_timeout_s,
-    )
-
-
-def _default_retriever(settings: Settings) -> Retriever:
-    # Hook for the core engineer: return the hybrid retriever over settings.home here.
-    raise RuntimeError(
-        "the query graph has no default retriever wired yet (graphs/context.py: _default_retriever); "
-        "pass context=GraphContext(retriever=...) or set SIEVE_GRAPH_CONTEXT_FACTORY=module:function"
-    )
+    return build_context(Stack(settings))
 
 
 def search_filter(state: State, doc_ids: list[str] | None = None) -> SearchFilter:

@@ -12,12 +12,15 @@ import dataclasses
 
 from langchain_core.language_models import BaseChatModel
 
+from sieve.graphs.context import GraphContext
+from sieve.models.chat import build_chat_model
 from sieve.nl2sql.service import NarrowResult, anarrow
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.types import RetrievalResult
 from sieve.stores.catalog import get_kb
 from sieve.stores.stack import Stack
 from sieve.stores.types import SearchFilter
+from sieve.tools.web_search import build_web_search
 
 
 def resolve_kb_id(stack: Stack, tenant: str, kb: str) -> str:
@@ -50,12 +53,8 @@ class NamedKnowledgeBaseNarrowing:
         return await anarrow(question, tenant, kb_id, self.stack.engine, llm=self.llm)
 
 
-def build_context(stack: Stack):
+def build_context(stack: Stack) -> GraphContext:
     """The graph's context over `stack`: hybrid retrieval, NL2SQL narrowing, configured LLM and web."""
-    from sieve.graphs.context import GraphContext
-    from sieve.models.chat import build_chat_model
-    from sieve.tools.web_search import build_web_search
-
     settings = stack.settings
     llm = build_chat_model(settings)
     return GraphContext(

@@ -61,6 +61,13 @@ _CONTENT_CUE = re.compile(
     r"讲|说了|内容|介绍|提到|总结一下|概括|(?<![A-Za-z])(?:say|says|said|explain|summari[sz]e|mention|mentions|contents?)(?![A-Za-z])",
     re.IGNORECASE,
 )
+# A date alone is a condition on the documents only when the question is about documents:
+# "2023年的工作总结" is, "2022年世界杯冠军是谁" is not (that year belongs to the content).
+_DOCUMENT_CUE = re.compile(
+    r"文档|文件|资料|报告|总结|周报|月报|日报|纪要|记录|笔记|上传|写的|发布的|创建的|"
+    r"(?<![A-Za-z])(?:documents?|docs?|files?|reports?|summar(?:y|ies)|notes|uploaded|wrote|written|created)(?![A-Za-z])",
+    re.IGNORECASE,
+)
 _MIN_VALUE_CHARS = 2  # one-character owners or tags would match almost any Chinese sentence
 
 # Words that carry no content once the conditions are taken out (tokens as rjieba cuts them).
@@ -102,6 +109,10 @@ def fill_slots(question: str, values: MetadataValues, now: datetime, *, match_kb
             if value not in found[kind]:
                 found[kind].append(value)
 
+    if date_range and not (names or any(found.values()) or _DOCUMENT_CUE.search(question)):
+        date_spans = {m.span for m in date_matches}
+        taken = [span for span in taken if span not in date_spans]
+        date_range = None
     content = _residual(question, taken)
     slots = Slots(
         start=date_range[0] if date_range else None,

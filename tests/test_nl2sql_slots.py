@@ -185,3 +185,19 @@ def test_compiled_slots_select_exactly_the_matching_documents(tmp_path):
     tagged = fill_slots("标签是周报的文档", values, NOW)
     sql = guard(compile_slots(tagged), metadata_allowlist(), tenant="t1", max_rows=1000)
     assert {r[0] for r in execute_sqlite(db.path, sql, max_rows=1000).rows} == {"zw-2023-q4", "ln-2024-weekly"}
+
+
+@pytest.mark.parametrize(
+    ("question", "narrows"),
+    [
+        ("谁赢得了2022年世界杯？", False),
+        ("What happened in 2023 to interest rates?", False),
+        ("2023年的工作总结", True),
+        ("files uploaded last month", True),
+    ],
+)
+def test_a_date_narrows_only_questions_about_documents(question, narrows):
+    slots = fill_slots(question, MetadataValues(), NOW)
+    assert (slots.start is not None) is narrows
+    if not narrows:
+        assert slots.content_query == question.strip()
