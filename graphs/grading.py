@@ -154,9 +154,17 @@ def grade_passages(question: str, passages: list[Passage], lang: Lang, limits: G
 
 def _matched(terms: list[str], sentence: str, lang: Lang) -> int:
     if lang == "zh":
-        return sum(term in sentence for term in terms)
+        return sum(_zh_term_in(term, sentence) for term in terms)
     words = {singular(w.lower()) for w in _EN_WORD.findall(sentence)}
     return sum(any(_same_stem(term, word) for word in words) for term in terms)
+
+
+def _zh_term_in(term: str, sentence: str) -> bool:
+    """A compound counts when its words all occur: 华为公司 in "华为技术有限公司" (华为 + 公司)."""
+    if term in sentence:
+        return True
+    parts = [w for w in rjieba.cut_for_search(term) if len(w) >= 2 and w != term]
+    return len(term) >= 3 and bool(parts) and all(w in sentence for w in parts)
 
 
 def _same_stem(a: str, b: str) -> bool:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +45,25 @@ def sample_kb(tmp_path) -> Path:
     target = tmp_path / "kb"
     shutil.copytree(SAMPLE_KB, target)
     return target
+
+
+def run_sieve(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The real `sieve` command in a subprocess, on the given home."""
+    env = {**os.environ, "SIEVE_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "sieve.cli", *args], env=env, capture_output=True, text=True, check=check, timeout=300
+    )
+
+
+@pytest.fixture(scope="session")
+def sieve():
+    return run_sieve
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory) -> Path:
+    """A home with the sample knowledge base ingested as `demo` through the CLI (read-only for tests)."""
+    home = tmp_path_factory.mktemp("demo-home")
+    report = json.loads(run_sieve(home, "ingest", str(SAMPLE_KB), "--kb", "demo", "--json").stdout)
+    assert report["added"] == 8 and report["failed"] == []
+    return home

@@ -3,47 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-
-import pytest
-
-from pathlib import Path
-
-SAMPLE_KB = Path(__file__).resolve().parents[1] / "samples" / "kb"
 
 
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("cli-home")
-    result = sieve(home, "ingest", str(SAMPLE_KB), "--kb", "demo", "--json")
-    report = json.loads(result.stdout)
-    assert report["added"] == 8 and report["failed"] == []
-    return home
-
-
-def sieve(home, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SIEVE_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "sieve.cli", *args], env=env, capture_output=True, text=True, check=check, timeout=300
-    )
-
-
-def top_files(home, *args: str) -> list[str]:
+def top_files(sieve, home, *args: str) -> list[str]:
     hits = json.loads(sieve(home, "search", *args, "--json").stdout)
     return [h["filename"] for h in hits]
 
 
-def test_hybrid_search_finds_the_english_apple_document_for_a_chinese_query(demo_home):
-    assert "apple-inc.md" in top_files(demo_home, "苹果公司", "--kb", "demo", "-k", "5")
+def test_hybrid_search_finds_the_english_apple_document_for_a_chinese_query(sieve, demo_home):
+    assert "apple-inc.md" in top_files(sieve, demo_home, "苹果公司", "--kb", "demo", "-k", "5")
 
 
-def test_bm25_alone_misses_it(demo_home):
-    assert "apple-inc.md" not in top_files(demo_home, "苹果公司", "--kb", "demo", "-k", "5", "--paths", "bm25")
+def test_bm25_alone_misses_it(sieve, demo_home):
+    assert "apple-inc.md" not in top_files(sieve, demo_home, "苹果公司", "--kb", "demo", "-k", "5", "--paths", "bm25")
 
 
-def test_search_json_carries_what_a_client_needs(demo_home):
+def test_search_json_carries_what_a_client_needs(sieve, demo_home):
     hits = json.loads(sieve(demo_home, "search", "华为 总部", "--kb", "demo", "-k", "3", "--json").stdout)
     assert hits[0]["filename"] == "huawei.md"
     assert set(hits[0]) >= {"doc_id", "chunk_id", "filename", "title", "text", "score", "ranks"}
@@ -51,12 +26,12 @@ def test_search_json_carries_what_a_client_needs(demo_home):
     assert set(hits[0]["ranks"]) == {"bm25", "dense"}
 
 
-def test_docs_list_shows_the_ingested_files(demo_home):
+def test_docs_list_shows_the_ingested_files(sieve, demo_home):
     docs = json.loads(sieve(demo_home, "docs", "list", "--kb", "demo", "--json").stdout)
     assert {d["filename"] for d in docs} >= {"apple-inc.md", "huawei.md"}
 
 
-def test_unknown_kb_is_a_readable_error(demo_home):
+def test_unknown_kb_is_a_readable_error(sieve, demo_home):
     result = sieve(demo_home, "search", "anything", "--kb", "nope", check=False)
     assert result.returncode == 1
     assert "knowledge base 'nope' does not exist" in result.stderr

@@ -1,0 +1,52 @@
+"""Deterministic mode end to end: the real `sieve ask` over the ingested sample KB (no LLM configured)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def ask(sieve, home, question: str, *extra: str) -> dict:
+    return json.loads(sieve(home, "ask", question, "--kb", "demo", "--json", *extra).stdout)
+
+
+def test_a_greeting_goes_to_chat(sieve, demo_home):
+    result = ask(sieve, demo_home, "你好")
+    assert result["route"] == "chat" and not result["refused"] and result["answer"]
+    assert result["citations"] == []
+
+
+@pytest.mark.parametrize(
+    ("question", "follow_up", "entity", "where", "cited"),
+    [
+        ("苹果公司是做什么的", "它的总部在哪里", "苹果公司", "库比蒂诺", {"apple-china.md", "apple-inc.md"}),
+        ("What does Apple Inc. do?", "Where is its headquarters?", "Apple", "Cupertino", {"apple-inc.md"}),
+    ],
+)
+def test_answers_with_citations_and_resolves_the_follow_up(sieve, demo_home, question, follow_up, entity, where, cited):
+    thread = f"thread-{entity}"
+    first = ask(sieve, demo_home, question, "--thread", thread)
+    assert first["route"] == "kb" and not first["refused"]
+    assert first["citations"] and {c["filename"] for c in first["citations"]} <= cited
+    assert "[1]" in first["answer"]
+    for citation in first["citations"]:  # quotes are verbatim passages, not paraphrase
+        assert citation["quote"] and citation["chunk_id"] and citation["doc_id"]
+
+    second = ask(sieve, demo_home, follow_up, "--thread", thread)
+    assert entity in second["rewritten_query"]
+    assert not second["refused"] and where in second["answer"]
+
+
+@pytest.mark.parametrize("question", ["秘鲁的首都是哪里？", "What is the capital of Peru?", "谁赢得了2022年世界杯？"])
+def test_an_unanswerable_question_is_refused_with_a_reason(sieve, demo_home, question):
+    result = ask(sieve, demo_home, question)
+    assert result["refused"] and result["refusal_reason"]
+    assert result["citations"] == []
+    for invented in ("Lima", "利马", "阿根廷", "Argentina"):
+        assert invented not in result["answer"]
+
+
+def test_human_output_shows_the_route_answer_and_citations(sieve, demo_home):
+    text = sieve(demo_home, "ask", "华为公司的总部在哪里", "--kb", "demo").stdout
+    assert "route: kb" in text and "深圳" in text and "[1] huawei.md" in text
