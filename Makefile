@@ -14,8 +14,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
-# torch is pinned first so the flag extra takes the local CPU build, not a CUDA download
+# torch is pinned first so the flag extra takes the local CPU build, not a CUDA download;
+# the browser test drives Debian's chromium (never a Playwright download)
 install-test: $(BIN)/python
+	if command -v apt-get >/dev/null && [ ! -x /usr/bin/chromium ]; then \
+		apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium); fi
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test,flag]'
 

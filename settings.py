@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     opensearch_password: str | None = None
     opensearch_verify_certs: bool = True
 
+    # serving (issue 5): `sieve serve`, one worker per home because the embedded engines are single-owner
+    auth_disabled: bool = Field(
+        False, description="Local-only mode (`sieve serve --dev`): no API keys, default tenant, loopback clients only."
+    )
+    server_url: str | None = Field(
+        None, description="This server's base URL, recorded in SIEVE_HOME/server.json for CLI commands on the home."
+    )
+    max_question_chars: int = Field(4000, ge=1, description="Longer questions are refused with 413.")
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'metadata.db').resolve()}"

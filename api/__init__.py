@@ -1,0 +1,1 @@
+"""The HTTP API: one router per resource, the dependencies they share, and the app's runtime state."""

@@ -1,0 +1,108 @@
+"""One turn of the query graph for a tenant: checked input, tenant-scoped threads, metrics.
+
+History arrives two ways. Our own clients name a `thread_id` and the server keeps the dialogue.
+OpenAI-style clients resend the whole dialogue on every request; the server then treats the
+messages as the truth (an edited or regenerated history is answered as sent): they are written to a
+throwaway thread that the turn continues, and the thread is deleted when the turn ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import HTTPException
+from langchain_core.messages import BaseMessage
+
+from sieve.api.state import AppState
+from sieve.graphs.agentic_rag import graph as agentic_rag
+from sieve.graphs.runner import StreamEvent, open_threads, stream_answer
+from sieve.graphs.wiring import resolve_kb_id
+
+
+def check_question(question: str, limit: int, what: str = "question") -> str:
+    text = question.strip()
+    if not text:
+        raise HTTPException(400, f"the {what} is empty")
+    if len(text) > limit:
+        raise HTTPException(413, f"the {what} has {len(text)} characters; the limit is {limit}")
+    return text
+
+
+async def check_kb(state: AppState, tenant: str, kb: str) -> str:
+    """The KB's id; `KnowledgeBaseNotFound` (404) before any streaming starts."""
+    return await asyncio.to_thread(resolve_kb_id, state.stack, tenant, kb)
+
+
+def tenant_thread(tenant: str, thread_id: str) -> str:
+    """Thread ids are scoped to the tenant: one tenant can never continue (or read) another's thread."""
+    return json.dumps([tenant, thread_id], ensure_ascii=False)
+
+
+async def run_turn(
+    state: AppState,
+    tenant: str,
+    question: str,
+    kb: str,
+    *,
+    thread_id: str | None = None,
+    history: Sequence[BaseMessage] = (),
+) -> AsyncIterator[StreamEvent]:
+    """The turn's events, ending with `done`; the question and KB must already be checked."""
+    home = state.settings.home
+    thread = tenant_thread(tenant, thread_id) if thread_id else None
+    if history:
+        thread = tenant_thread(tenant, f"history:{uuid.uuid4().hex}")
+        await _seed(home, thread, history, tenant, kb)
+    route = "none"
+    try:
+        async for event in stream_answer(
+            question, kb=kb, thread_id=thread, tenant=tenant, context=state.context, home=home
+        ):
+            if event.type == "route":
+                route = event.data["route"]
+            elif event.type == "done":
+                state.metrics.observe_run(event.data)
+            yield event
+    except asyncio.CancelledError:  # the client went away: the run stops with it
+        state.metrics.runs.labels(route, "cancelled").inc()
+        raise
+    except Exception:
+        state.metrics.runs.labels(route, "error").inc()
+        raise
+    finally:
+        if history:
+            with anyio.CancelScope(shield=True):  # a cancelled turn still removes its throwaway thread
+                async with open_threads(home) as saver:
+                    await saver.adelete_thread(thread)
+
+
+async def ask_once(
+    state: AppState,
+    tenant: str,
+    question: str,
+    kb: str,
+    *,
+    thread_id: str | None = None,
+    history: Sequence[BaseMessage] = (),
+) -> dict[str, Any]:
+    """The `done` data of one turn (what `sieve ask --json` prints)."""
+    done: dict[str, Any] = {}
+    async for event in run_turn(state, tenant, question, kb, thread_id=thread_id, history=history):
+        if event.type == "done":
+            done = event.data
+    return done
+
+
+async def _seed(home: Path, thread: str, history: Sequence[BaseMessage], tenant: str, kb: str) -> None:
+    # written as if `answer` had just run: the new question starts a fresh turn after it; the
+    # conversation was with this knowledge base, so a pronoun follow-up stays there
+    values = {"messages": list(history), "tenant": tenant, "kb": kb, "route": "kb"}
+    async with open_threads(home) as saver:
+        graph = agentic_rag.copy(update={"checkpointer": saver})
+        await graph.aupdate_state({"configurable": {"thread_id": thread}}, values, as_node="answer")

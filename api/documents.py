@@ -1,0 +1,127 @@
+"""Documents of a knowledge base: upload (a background job), list, get, delete, re-index."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from sqlalchemy import select
+
+from sieve.api.deps import StateDep, TenantDep
+from sieve.api.ingest_jobs import UPLOAD_SCHEME, discard_unused_original, ingest_upload, reindex_document, source_path
+from sieve.api.job_queue import Job, JobFailed
+from sieve.api.jobs import job_json
+from sieve.api.state import AppState
+from sieve.api.uploads import receive_upload
+from sieve.stores.catalog import get_kb
+from sieve.stores.metadata import Chunk, Document, DocumentStatus
+
+router = APIRouter(prefix="/v1/knowledge-bases/{kb}/documents", tags=["documents"])
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.replace(tzinfo=when.tzinfo or timezone.utc).isoformat()
+
+
+def doc_json(doc: Document) -> dict[str, Any]:
+    return {
+        "doc_id": doc.id, "filename": doc.filename, "title": doc.title, "owner": doc.owner, "tags": doc.tags,
+        "meta": doc.meta, "mime_type": doc.mime_type, "source_uri": doc.source_uri, "chunks": doc.chunk_count,
+        "created_at": _iso(doc.created_at), "updated_at": _iso(doc.updated_at),
+    }
+
+
+def _kb_id(state: AppState, tenant: str, kb: str) -> str:
+    with state.stack.sessions() as session:
+        return get_kb(session, tenant, kb).id
+
+
+def _document(state: AppState, tenant: str, kb: str, doc_id: str) -> Document:
+    """The tenant's ready document in that KB; 404 for anything else (including other tenants')."""
+    with state.stack.sessions() as session:
+        doc = session.scalar(select(Document).where(
+            Document.id == doc_id, Document.tenant_id == tenant, Document.kb_id == get_kb(session, tenant, kb).id,
+            Document.status == DocumentStatus.READY,
+        ))
+    if doc is None:
+        raise HTTPException(404, f"document {doc_id!r} does not exist in knowledge base {kb!r}")
+    return doc
+
+
+def _accepted(job: Job, response: Response) -> dict[str, Any]:
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_json(job)
+
+
+@router.post("", status_code=202)
+async def upload_document(kb: str, request: Request, response: Response, state: StateDep,
+                          tenant: TenantDep) -> dict[str, Any]:
+    """Multipart `file` (and optional `metadata`, a JSON object: owner, tags, created_at ...).
+
+    A file with the name of one already in the KB replaces it once the new version is indexed.
+    Poll the returned job (`GET /v1/jobs/{id}`) for the outcome.
+    """
+    await asyncio.to_thread(_kb_id, state, tenant, kb)  # 404 before reading the body
+    upload = await receive_upload(request, state.uploads / ".incoming", state.settings.max_upload_bytes)
+    job = state.jobs.submit(tenant, kb, "ingest", upload.filename, partial(ingest_upload, state, tenant, kb, upload))
+    return _accepted(job, response)
+
+
+@router.get("")
+async def list_documents(kb: str, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+    def rows() -> list[dict[str, Any]]:
+        with state.stack.sessions() as session:
+            docs = session.scalars(select(Document).where(
+                Document.tenant_id == tenant, Document.kb_id == get_kb(session, tenant, kb).id,
+                Document.status == DocumentStatus.READY,
+            ).order_by(Document.filename)).all()
+            return [doc_json(d) for d in docs]
+
+    return {"data": await asyncio.to_thread(rows)}
+
+
+@router.get("/{doc_id}")
+async def get_document(kb: str, doc_id: str, state: StateDep, tenant: TenantDep,
+                       chunks: Annotated[bool, Query(description="Include the indexed chunks' text.")] = False
+                       ) -> dict[str, Any]:
+    def load() -> dict[str, Any]:
+        doc = _document(state, tenant, kb, doc_id)
+        body = doc_json(doc)
+        if chunks:
+            with state.stack.sessions() as session:
+                body["chunk_texts"] = list(session.scalars(
+                    select(Chunk.text).where(Chunk.doc_id == doc.id, Chunk.tenant_id == tenant).order_by(Chunk.ordinal)
+                ))
+        return body
+
+    return await asyncio.to_thread(load)
+
+
+@router.delete("/{doc_id}", status_code=204)
+async def delete_document(kb: str, doc_id: str, state: StateDep, tenant: TenantDep) -> Response:
+    """Removes the document from the metadata DB, BM25 and vectors before answering."""
+    doc = await asyncio.to_thread(_document, state, tenant, kb, doc_id)
+    deleted = await state.jobs.write(state.ingestor.delete_documents, tenant, doc.kb_id, [doc.id])
+    if not deleted:  # a concurrent delete won
+        raise HTTPException(404, f"document {doc_id!r} does not exist in knowledge base {kb!r}")
+    if doc.source_uri.startswith(UPLOAD_SCHEME):
+        await state.jobs.write(discard_unused_original, state, doc.content_hash, doc.filename)
+    return Response(status_code=204)
+
+
+@router.post("/{doc_id}/reindex", status_code=202)
+async def reindex(kb: str, doc_id: str, response: Response, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+    """Chunks, embeds and indexes the document again from its original (after a chunking or model change).
+
+    The re-indexed version gets a new `doc_id` (in the job's report); its metadata is kept.
+    """
+    doc = await asyncio.to_thread(_document, state, tenant, kb, doc_id)
+    try:
+        source_path(state, doc)
+    except JobFailed as exc:
+        raise HTTPException(409, str(exc)) from None
+    job = state.jobs.submit(tenant, kb, "reindex", doc.filename, partial(reindex_document, state, tenant, kb, doc.id))
+    return _accepted(job, response)

@@ -1,0 +1,53 @@
+"""Every error as `{"error": {"message", "type", "code"}}`: OpenAI's shape, so one client reads them all.
+
+The message always says what was wrong and, where it helps, what is accepted instead.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from sieve.stores.catalog import KnowledgeBaseNotFound
+
+_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 409: "conflict_error"}
+
+
+def error_body(status: int, message: str) -> dict[str, dict[str, object]]:
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "code": status}}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
+    errors = exc.errors()
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            detail = e.get("ctx", {}).get("error", "")
+            return 400, f"malformed JSON body{': ' + str(detail) if detail else ''}"
+        if tuple(e.get("loc", ())) == ("body",) and e.get("type") in ("model_attributes_type", "dict_type"):
+            return 400, "the request body must be a JSON object (Content-Type: application/json)"
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg", "invalid")))
+    return 422, "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(*_validation_message(exc))
+
+    @app.exception_handler(KnowledgeBaseNotFound)
+    async def unknown_kb(_: Request, exc: KnowledgeBaseNotFound) -> JSONResponse:
+        return error_response(404, f"knowledge base {exc.name!r} does not exist")

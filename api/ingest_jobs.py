@@ -1,0 +1,117 @@
+"""What upload and re-index jobs do, in the job worker's thread (the engines' one writer).
+
+Uploaded originals are kept as `uploads/<sha256><suffix>` so a document can be re-indexed later,
+and removed once no document of that content remains. A file that fails to load fails its job
+before anything is written: what is already stored stays as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from sqlalchemy import select, update
+
+from sieve.api.job_queue import JobFailed
+from sieve.api.state import AppState
+from sieve.api.uploads import StagedUpload
+from sieve.ingest.loaders import LoaderError, load_bytes
+from sieve.ingest.pipeline import IngestReport, Source
+from sieve.stores.catalog import get_kb
+from sieve.stores.metadata import Document, DocumentStatus
+
+UPLOAD_SCHEME = "upload:"
+
+
+def original_path(state: AppState, content_hash: str, filename: str) -> Path:
+    return state.uploads / f"{content_hash}{Path(filename).suffix.lower()}"
+
+
+def source_path(state: AppState, doc: Document) -> Path:
+    """Where a document's original can be read again; JobFailed when it cannot."""
+    if doc.source_uri.startswith(UPLOAD_SCHEME):
+        path = original_path(state, doc.content_hash, doc.filename)
+    elif doc.source_uri.startswith("file://"):
+        path = Path(unquote(urlparse(doc.source_uri).path))
+    else:
+        raise JobFailed(f"{doc.filename} came from {doc.source_uri.split(':', 1)[0]}; ingest its corpus again instead")
+    if not path.is_file():
+        raise JobFailed(f"the original of {doc.filename} is no longer available at {path}")
+    return path
+
+
+def discard_unused_original(state: AppState, content_hash: str, filename: str) -> None:
+    with state.stack.sessions() as session:
+        used = session.scalar(
+            select(Document.id).where(
+                Document.content_hash == content_hash, Document.source_uri.startswith(UPLOAD_SCHEME)
+            ).limit(1)
+        )
+    if used is None:
+        original_path(state, content_hash, filename).unlink(missing_ok=True)
+
+
+def _load(path: Path, filename: str) -> tuple[Any, str]:
+    data = path.read_bytes()
+    try:
+        return load_bytes(data, filename), hashlib.sha256(data).hexdigest()
+    except LoaderError as exc:
+        raise JobFailed(str(exc)) from None
+
+
+def ingest_upload(state: AppState, tenant: str, kb: str, upload: StagedUpload) -> IngestReport:
+    """A new document, or a new version of the KB's document with the same file name."""
+    path = original_path(state, upload.sha256, upload.filename)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(upload.path, path)
+    source_uri = UPLOAD_SCHEME + upload.filename
+    with state.stack.sessions() as session:
+        previous = session.scalar(
+            select(Document.content_hash).where(
+                Document.tenant_id == tenant, Document.kb_id == get_kb(session, tenant, kb).id,
+                Document.source_uri == source_uri, Document.status == DocumentStatus.READY,
+            )
+        )
+    try:
+        loaded, _ = _load(path, upload.filename)
+        report = state.ingestor.ingest_sources(
+            [Source(source_uri, upload.filename, upload.sha256, loaded, upload.meta)], kb, tenant
+        )
+    finally:
+        discard_unused_original(state, upload.sha256, upload.filename)
+    if previous and previous != upload.sha256:
+        discard_unused_original(state, previous, upload.filename)
+    return report
+
+
+def reindex_document(state: AppState, tenant: str, kb: str, doc_id: str) -> IngestReport:
+    """Chunks, embeds and indexes the document's original again, keeping its metadata."""
+    with state.stack.sessions() as session:
+        doc = session.scalar(select(Document).where(Document.id == doc_id, Document.tenant_id == tenant))
+    if doc is None or doc.status != DocumentStatus.READY:
+        raise JobFailed(f"document {doc_id} no longer exists")
+    path = source_path(state, doc)
+    loaded, content_hash = _load(path, doc.filename)
+    meta: dict[str, Any] = {**doc.meta, "title": doc.title, "owner": doc.owner, "tags": doc.tags,
+                            "created_at": doc.created_at}
+    if doc.expires_at is not None:
+        meta["expires_at"] = doc.expires_at
+    # an unchanged hash would make the pipeline skip the file; the new version carries the real one
+    _set_hash(state, doc_id, "")
+    report: IngestReport | None = None
+    try:
+        report = state.ingestor.ingest_sources(
+            [Source(doc.source_uri, doc.filename, content_hash, loaded, meta)], kb, tenant
+        )
+    finally:
+        if report is None or report.failed:  # the old version still serves: give it back its hash
+            _set_hash(state, doc_id, doc.content_hash)
+    return report
+
+
+def _set_hash(state: AppState, doc_id: str, content_hash: str) -> None:
+    with state.stack.sessions.begin() as session:
+        session.execute(update(Document).where(Document.id == doc_id).values(content_hash=content_hash))

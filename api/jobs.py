@@ -1,0 +1,30 @@
+"""`GET /v1/jobs/{id}`: the status of an ingest or re-index job of the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from sieve.api.deps import StateDep, TenantDep
+from sieve.api.job_queue import Job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id, "kind": job.kind, "kb": job.kb, "filename": job.filename, "status": job.status,
+        "error": job.error, "report": job.report,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+@router.get("/{job_id}")
+async def get_job(job_id: str, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+    job = state.jobs.get(tenant, job_id)
+    if job is None:
+        raise HTTPException(404, f"job {job_id!r} does not exist (job records are kept while the server runs)")
+    return job_json(job)

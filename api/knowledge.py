@@ -1,0 +1,66 @@
+"""The knowledge-base operations of one tenant, in the server's process: the tools' backend."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timezone
+from typing import Any
+
+from sqlalchemy import func, select
+
+from sieve.api.conversation import ask_once, check_kb, check_question
+from sieve.api.state import AppState
+from sieve.retrievers.types import Hit
+from sieve.stores.catalog import list_kbs
+from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase
+from sieve.stores.types import SearchFilter
+from sieve.tools.graph_tool import AskArgs, SearchArgs
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "doc_id": hit.doc_id,
+        "chunk_id": hit.chunk_id,
+        "filename": hit.filename,
+        "title": hit.title,
+        "text": hit.text,
+        "score": hit.score,
+        "relevance": hit.relevance,
+        "ranks": hit.ranks,
+    }
+
+
+def kb_json(kb: KnowledgeBase, documents: int) -> dict[str, Any]:
+    return {"name": kb.name, "description": kb.description, "documents": documents,
+            "created_at": kb.created_at.replace(tzinfo=kb.created_at.tzinfo or timezone.utc).isoformat()}
+
+
+class TenantKnowledge:
+    """`KnowledgeTools` for one tenant: the tenant comes from the caller's key, never from arguments."""
+
+    def __init__(self, state: AppState, tenant: str):
+        self.state = state
+        self.tenant = tenant
+
+    async def knowledge_bases(self) -> list[dict[str, Any]]:
+        def summaries() -> list[dict[str, Any]]:
+            with self.state.stack.sessions() as session:
+                counts = dict(session.execute(
+                    select(Document.kb_id, func.count()).where(
+                        Document.tenant_id == self.tenant, Document.status == DocumentStatus.READY
+                    ).group_by(Document.kb_id)
+                ).all())
+                return [kb_json(kb, counts.get(kb.id, 0)) for kb in list_kbs(session, self.tenant)]
+
+        return await asyncio.to_thread(summaries)
+
+    async def search_knowledge_base(self, args: SearchArgs) -> dict[str, Any]:
+        query = check_question(args.query, self.state.settings.max_question_chars, "query")
+        kb_id = await check_kb(self.state, self.tenant, args.kb)
+        result = await self.state.retriever.retrieve(query, SearchFilter(self.tenant, kb_id), args.k)
+        return {"hits": [hit_json(h) for h in result.hits], "degraded": result.degraded}
+
+    async def ask(self, args: AskArgs) -> dict[str, Any]:
+        question = check_question(args.question, self.state.settings.max_question_chars)
+        await check_kb(self.state, self.tenant, args.kb)
+        return await ask_once(self.state, self.tenant, question, args.kb, thread_id=args.thread_id)

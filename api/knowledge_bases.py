@@ -1,0 +1,95 @@
+"""Knowledge bases of the caller's tenant: create, list, get, search, and the retrieval profile."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from sieve.api.conversation import check_question
+from sieve.api.deps import StateDep, TenantDep
+from sieve.api.knowledge import TenantKnowledge, kb_json
+from sieve.api.state import AppState
+from sieve.retrievers.profile import RetrievalProfile
+from sieve.stores.catalog import find_kb, get_kb, get_or_create_kb
+from sieve.stores.metadata import Document, DocumentStatus
+from sieve.tools.graph_tool import SearchArgs
+
+router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
+
+
+class KnowledgeBaseCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\s](?:[^/]*[^/\s])?$",
+                      description="Unique within the tenant; no slashes, no surrounding spaces.")
+    description: str = Field("", max_length=2000)
+
+
+class SearchRequest(BaseModel):
+    query: str
+    k: int = Field(5, ge=1, le=50)
+
+
+def _summary(state: AppState, tenant: str, name: str) -> dict[str, Any]:
+    with state.stack.sessions() as session:
+        kb = get_kb(session, tenant, name)
+        documents = session.scalar(
+            select(func.count()).where(Document.kb_id == kb.id, Document.status == DocumentStatus.READY)
+        )
+        return kb_json(kb, documents or 0)
+
+
+@router.post("", status_code=201)
+async def create_knowledge_base(body: KnowledgeBaseCreate, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+    def create() -> dict[str, Any]:
+        with state.stack.sessions.begin() as session:
+            if find_kb(session, tenant, body.name) is not None:
+                raise HTTPException(409, f"knowledge base {body.name!r} already exists")
+            kb = get_or_create_kb(session, tenant, body.name)
+            kb.description = body.description
+            return kb_json(kb, 0)
+
+    return await asyncio.to_thread(create)
+
+
+@router.get("")
+async def list_knowledge_bases(state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+    return {"data": await TenantKnowledge(state, tenant).knowledge_bases()}
+
+
+@router.get("/{kb}")
+async def get_knowledge_base(kb: str, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+    return await asyncio.to_thread(_summary, state, tenant, kb)
+
+
+@router.post("/{kb}/search")
+async def search(kb: str, body: SearchRequest, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+    """Hybrid search under the KB's retrieval profile; hits best first, with what degraded."""
+    query = check_question(body.query, state.settings.max_question_chars, "query")
+    return await TenantKnowledge(state, tenant).search_knowledge_base(SearchArgs(query=query, kb=kb, k=body.k))
+
+
+@router.get("/{kb}/profile")
+async def get_profile(kb: str, state: StateDep, tenant: TenantDep) -> RetrievalProfile:
+    def load() -> RetrievalProfile:
+        with state.stack.sessions() as session:
+            return RetrievalProfile.from_stored(get_kb(session, tenant, kb).profile)
+
+    return await asyncio.to_thread(load)
+
+
+@router.put("/{kb}/profile")
+async def put_profile(kb: str, profile: RetrievalProfile, state: StateDep, tenant: TenantDep) -> RetrievalProfile:
+    """Replaces the profile; the next search or question uses it (no restart, no cache)."""
+    unknown = set(profile.weights) - {"bm25", "dense"}
+    if unknown:
+        raise HTTPException(422, f"weights name unknown paths: {', '.join(sorted(unknown))}")
+
+    def store() -> None:
+        with state.stack.sessions.begin() as session:
+            get_kb(session, tenant, kb).profile = profile.model_dump(mode="json")
+
+    await asyncio.to_thread(store)
+    return profile

@@ -1,0 +1,57 @@
+"""The FastAPI app: routers, the chat page, and a lifespan that owns one stack for one `SIEVE_HOME`.
+
+Run it as a single worker (`sieve serve`): the embedded engines are owned by one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from sieve.api import agent, chat, documents, health, jobs, knowledge_bases, tools
+from sieve.api.errors import install_error_handlers
+from sieve.api.metrics import Metrics, RequestCounter
+from sieve.api.server_record import remove_server_record, write_server_record
+from sieve.api.state import AppState
+from sieve.settings import Settings, get_settings
+from sieve.stores.stack import Stack
+
+WEB = Path(__file__).resolve().parent / "web"
+
+
+def create_app(settings: Settings | None = None, stack: Stack | None = None) -> FastAPI:
+    """The app over `settings.home`; a given `stack` stays the caller's to close."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = stack or await asyncio.to_thread(Stack, settings)
+        try:
+            if settings.server_url:  # first: a second server on this home fails before touching its engines
+                write_server_record(settings.home, settings.server_url, auth=not settings.auth_disabled)
+            shutil.rmtree(settings.home / "uploads" / ".incoming", ignore_errors=True)  # a killed server's leftovers
+            app.state.sieve = await AppState.open(settings, own, metrics)
+            try:
+                yield
+            finally:
+                await app.state.sieve.close()
+        finally:
+            remove_server_record(settings.home)
+            if stack is None:
+                own.close()
+
+    app = FastAPI(title="Sieve", summary="Agentic RAG over your knowledge bases.", version="0.1.0",
+                  lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (chat, agent, knowledge_bases, documents, jobs, tools, health):
+        app.include_router(module.router)
+    app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
+    app.add_middleware(RequestCounter, metrics=metrics)
+    return app

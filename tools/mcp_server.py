@@ -1,0 +1,47 @@
+"""An MCP server (official `mcp` SDK; mcp 2 calls FastMCP `MCPServer`) with the graph's two tools.
+
+The tools' parameters are generated from the same argument models as `GET /v1/tools`, so the MCP
+and OpenAI views of a tool cannot drift apart. `sieve mcp` serves it over stdio.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+
+from sieve.tools.graph_tool import TOOLS, KnowledgeTools, invoke
+
+INSTRUCTIONS = (
+    "Sieve answers questions from knowledge bases with cited sources. Use `ask` for an answer with "
+    "citations (or a refusal with its reason), `search_knowledge_base` to read the passages yourself."
+)
+
+
+def _tool_function(tools: KnowledgeTools, name: str) -> Any:
+    model = TOOLS[name][0]
+
+    async def run(**arguments: Any) -> dict[str, Any]:
+        return await invoke(tools, name, arguments)
+
+    # MCP reads a tool's schema from its signature: build that signature from the argument model
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                field, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[info.annotation, info],
+                default=inspect.Parameter.empty if info.is_required() else info.default,
+            )
+            for field, info in model.model_fields.items()
+        ],
+        return_annotation=dict[str, Any],
+    )
+    run.__name__ = name
+    return run
+
+
+def build_mcp_server(tools: KnowledgeTools) -> MCPServer:
+    server = MCPServer("sieve", instructions=INSTRUCTIONS)
+    for name, (_, description) in TOOLS.items():
+        server.add_tool(_tool_function(tools, name), name=name, description=description)
+    return server
