@@ -9,9 +9,15 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any
 
+from langchain_core.tools import ToolException
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from starlette.exceptions import HTTPException
 
 from sieve.tools.graph_tool import TOOLS, KnowledgeTools, invoke
+
+# failures the calling model can act on (unknown KB, empty question), from either kind of backend
+_EXPECTED = (ToolException, HTTPException, LookupError, ValueError)
 
 INSTRUCTIONS = (
     "Sieve answers questions from knowledge bases with cited sources. Use `ask` for an answer with "
@@ -23,7 +29,10 @@ def _tool_function(tools: KnowledgeTools, name: str) -> Any:
     model = TOOLS[name][0]
 
     async def run(**arguments: Any) -> dict[str, Any]:
-        return await invoke(tools, name, arguments)
+        try:
+            return await invoke(tools, name, arguments)
+        except _EXPECTED as exc:  # MCP hides other errors' text from the client
+            raise ToolError(str(getattr(exc, "detail", None) or exc)) from exc
 
     # MCP reads a tool's schema from its signature: build that signature from the argument model
     run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

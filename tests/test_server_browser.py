@@ -1,0 +1,101 @@
+"""The chat page in a real browser: Debian's chromium driven by Playwright, headless, nothing downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from openai_wire import ANSWER_PIECES, OpenAIWire, serve
+from server_support import load_samples, running_server, server_settings
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+# records every state of the streaming answer, so the test can tell a streamed answer from one that appears whole
+WATCH_ANSWER = """() => {
+  window.answerStates = [];
+  new MutationObserver(() => {
+    const answers = document.querySelectorAll('.msg.assistant .answer');
+    if (answers.length) window.answerStates.push(answers[answers.length - 1].textContent);
+  }).observe(document.querySelector('#messages'), {childList: true, subtree: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory):
+    """A --dev server (no key, like `sieve serve --dev`) whose answers come from a streaming loopback model."""
+    wire = OpenAIWire()
+    with serve(wire.app) as wire_url:
+        settings = server_settings(tmp_path_factory.mktemp("browser-home"), auth_disabled=True,
+                                   llm_base_url=f"{wire_url}/v1", llm_model="served-model")
+        with running_server(settings) as url:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                load_samples(client, "demo")
+            yield url, wire
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+def ask(page, question: str):
+    page.evaluate(WATCH_ANSWER)
+    page.fill("#question", question)
+    page.click("#send")
+    answer = page.locator(".msg.assistant").last
+    sync_api.expect(answer).to_have_attribute("data-state", "done", timeout=60_000)
+    return answer
+
+
+def test_the_chat_page_streams_an_answer_with_clickable_citations(page_url, browser, tmp_path):
+    url, wire = page_url
+    wire.mode = "ok"
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    sync_api.expect(page.locator("#kb option")).to_have_text(["demo (8)"])
+
+    answer = ask(page, "What does Apple Inc. do?")
+    final = "".join(ANSWER_PIECES)
+    sync_api.expect(answer.locator(".answer")).to_have_text(final)
+    states = page.evaluate("window.answerStates")
+    partial = [s for s in states if s and s != final and final.startswith(s)]
+    assert partial, f"the answer appeared whole: {states}"  # tokens arrived one after another
+    sync_api.expect(answer.locator(".badge.route")).to_have_text("route: kb")
+
+    answer.locator("button.cite[data-n='1']").click()
+    panel = page.locator("#citation-panel")
+    sync_api.expect(panel).to_be_visible()
+    sync_api.expect(panel.locator(".source")).to_have_text("[1] apple-inc.md")
+    sync_api.expect(panel.locator(".quote")).to_contain_text("Apple")
+    screenshot = tmp_path / "chat-page.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    print(f"screenshot: {screenshot}")
+
+    # a degraded run says so: the model fails, the deterministic answer still cites
+    wire.mode = "error"
+    page.click("#new-thread")
+    degraded = ask(page, "What does Apple Inc. do?")
+    sync_api.expect(degraded.locator(".badge.degraded")).to_have_text("degraded: llm_error")
+    sync_api.expect(degraded.locator(".answer")).to_contain_text("Cupertino")
+    wire.mode = "ok"
+
+    # both conversations are in the history and reopen after a reload
+    page.reload()
+    threads = page.locator("#thread-list li")
+    sync_api.expect(threads).to_have_count(2)
+    threads.last.click()
+    sync_api.expect(page.locator(".msg.assistant .answer")).to_have_text([final])
+    page.close()
