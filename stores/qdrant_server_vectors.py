@@ -138,15 +138,21 @@ class QdrantServerVectorIndex:
 
     @classmethod
     def from_settings(cls, settings: Settings, space: str, dim: int) -> QdrantServerVectorIndex:
-        """`space` names the embedding model: switching embedders never mixes vector spaces."""
-        if not settings.qdrant_url:
-            raise ValueError("SIEVE_QDRANT_URL is not set")
-        auth = {"url": settings.qdrant_url, "api_key": settings.qdrant_api_key}
+        """`space` names the embedding model: switching embedders never mixes vector spaces.
+        A server URL wins; `qdrant_path` opens local mode, which locks its folder, so it gets no async twin."""
+        aclient: AsyncQdrantClient | None = None
+        if settings.qdrant_url:
+            auth = {"url": settings.qdrant_url, "api_key": settings.qdrant_api_key}
+            client, aclient = QdrantClient(**auth), AsyncQdrantClient(**auth)
+        elif settings.qdrant_path is not None:
+            client = QdrantClient(path=str(settings.qdrant_path))
+        else:
+            raise ValueError("vector_backend=qdrant needs SIEVE_QDRANT_URL (or SIEVE_QDRANT_PATH for local mode)")
         slug = re.sub(r"[^A-Za-z0-9_-]+", "_", space)
         return cls(
-            QdrantClient(**auth),
+            client,
             dim,
-            aclient=AsyncQdrantClient(**auth),
+            aclient=aclient,
             layout=settings.qdrant_layout,
             prefix=f"{settings.qdrant_collection_prefix}{slug}-{dim}_",
             bm25=settings.qdrant_bm25,

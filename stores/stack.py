@@ -19,6 +19,7 @@ from sieve.stores.protocols import TextIndex, VectorIndex
 class Stack:
     """Metadata DB, text index, vector index and embedder for one `SIEVE_HOME`.
 
+    Each role's engine is chosen by settings alone: `database_url`, `text_backend`, `vector_backend`.
     The embedder and the vector index load on first use, so commands that only read metadata
     (`sieve docs list`) stay fast. Embedded engines are owned by one process (see DESIGN.md).
     """
@@ -42,17 +43,26 @@ class Stack:
 
     @cached_property
     def text(self) -> TextIndex:
+        if self.settings.text_backend == "opensearch":
+            from sieve.stores.opensearch_text import OpenSearchTextIndex
+
+            return OpenSearchTextIndex.from_settings(self.settings)
         from sieve.stores.tantivy_text import TantivyTextIndex
 
         return TantivyTextIndex(self.settings.home / "text")
 
     @cached_property
     def vectors(self) -> VectorIndex:
+        # one folder or collection set per vector space: switching embedders never mixes incompatible vectors
+        name, dim = self.embedder.name, self.embedder.dim
+        if self.settings.vector_backend == "qdrant":
+            from sieve.stores.qdrant_server_vectors import QdrantServerVectorIndex
+
+            return QdrantServerVectorIndex.from_settings(self.settings, name, dim)
         from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
 
-        # one folder per vector space: switching embedders never mixes incompatible vectors
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.embedder.name)
-        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / f"{slug}-{self.embedder.dim}", self.embedder.dim)
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / f"{slug}-{dim}", dim)
 
     @cached_property
     def embedding_cache(self) -> EmbeddingCache:
