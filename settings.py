@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     embedder_api_key: str = "EMPTY"
     embedder_threads: int = Field(0, description="CPU threads for local embedders; 0 = all cores.")
     embedder_batch_size: int = 32
+    reranker_model_path: Path | None = Field(None, description="Local cross-encoder folder for reranker=flag.")
+    reranker_base_url: str | None = Field(
+        None, description="OpenAI-compatible/vLLM base URL serving /rerank and /score (reranker=rerank_api|score_api)."
+    )
+    reranker_model: str = "bge-reranker-v2-m3"
+    reranker_api_key: str = "EMPTY"
+
+    # retrieval: fault injection is for drills and benchmarks (README, "Degradation")
+    faults: str = Field(
+        "", description='Fault injection at retrieval components, e.g. "dense:delay=2s,reranker:error"; off when empty.'
+    )
 
     # ingest
     chunk_tokens: int = 512
