@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -145,3 +145,53 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class GraphEntity(Base):
+    """A named entity of one knowledge base; its id derives from (tenant, kb, normalised name)."""
+
+    __tablename__ = "graph_entities"
+    __table_args__ = (Index("ix_graph_entities_kb_norm", "tenant_id", "kb_id", "norm"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    kb_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(500), doc="first surface form seen")
+    type: Mapped[str] = mapped_column(String(16), doc="person | place | organization | other")
+    norm: Mapped[str] = mapped_column(String(500), doc="normalised name")
+
+
+class GraphRelation(Base):
+    """`head --relation--> tail` as stated in one chunk; the same pair in two chunks is two rows."""
+
+    __tablename__ = "graph_relations"
+    __table_args__ = (
+        # the walk takes an entity's strongest relations first, from either end
+        Index("ix_graph_relations_head", "head_id", "weight"),
+        Index("ix_graph_relations_tail", "tail_id", "weight"),
+        Index("ix_graph_relations_doc", "doc_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    kb_id: Mapped[str] = mapped_column(String(32))
+    head_id: Mapped[str] = mapped_column(ForeignKey("graph_entities.id"))
+    tail_id: Mapped[str] = mapped_column(ForeignKey("graph_entities.id"))
+    relation: Mapped[str] = mapped_column(String(200))
+    weight: Mapped[float] = mapped_column(Float)
+    chunk_id: Mapped[str] = mapped_column(String(32))
+    doc_id: Mapped[str] = mapped_column(String(32))
+
+
+class GraphLink(Base):
+    """An entity is mentioned in a chunk (by one of the chunk's relations)."""
+
+    __tablename__ = "graph_links"
+    __table_args__ = (Index("ix_graph_links_doc", "doc_id"),)
+
+    entity_id: Mapped[str] = mapped_column(ForeignKey("graph_entities.id"), primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(32))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    kb_id: Mapped[str] = mapped_column(String(32))
+    weight: Mapped[float] = mapped_column(Float, doc="strongest relation of the entity in the chunk")
