@@ -1,7 +1,14 @@
-"""`hybrid_search`: every enabled recall path under its own time budget, fused, hydrated, scored.
+"""`hybrid_search`: every enabled recall path under its own time budget, fused, reranked, hydrated, scored.
 
-Degradation is reported, never raised: a path that runs out of time or fails adds
-`<path>_timeout` / `<path>_error` to `degraded` and the remaining paths answer.
+The degradation ladder, each step reported in `degraded`, never raised:
+- every stage (query embedding, each path, the reranker) runs under its own budget, and never
+  past what is left of the profile's `total_budget_ms`;
+- embedder or dense timeout/error -> the other paths (BM25) answer: `embedder_timeout`, `dense_timeout`;
+- a path's backend down -> the remaining paths: `<path>_error`;
+- reranker timeout/error -> fused order with cosine relevance: `rerank_timeout` / `rerank_error`.
+The embedded engines are synchronous and run in threads; a timed-out thread keeps running, so each
+component has its own small pool (a stuck engine cannot starve the others) and a late result is
+dropped with its cancelled future.
 """
 
 from __future__ import annotations
@@ -10,13 +17,15 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import select
 
+from sieve.retrievers.faults import Faults
 from sieve.retrievers.fusion import fuse
 from sieve.retrievers.profile import RetrievalProfile
+from sieve.retrievers.rerank import LocalReranker, Reranker, RerankerKind, build_reranker
 from sieve.retrievers.types import Hit, RetrievalResult
 from sieve.stores.embedding_cache import text_hash
 from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
@@ -31,41 +40,76 @@ def _ms(start: float) -> float:
 
 
 class HybridRetriever:
-    """Implements the graph's `Retriever` over a `Stack`; the KB's stored profile applies per call."""
+    """Implements the graph's `Retriever` over a `Stack`; the KB's stored profile applies per call.
 
-    def __init__(self, stack: Stack, max_workers: int = 4):
+    `SIEVE_FAULTS` (settings.faults) wraps the components this retriever calls, never the engines.
+    """
+
+    def __init__(self, stack: Stack, lane_workers: int = 2, faults: Faults | None = None):
         self.stack = stack
-        # embedded engines are synchronous: one bounded pool keeps slow calls from piling up threads
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sieve-retrieve")
-        self._dense_loaded = False
+        self.faults = faults if faults is not None else Faults.parse(stack.settings.faults)
+        self._lane_workers = lane_workers
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
+        self._warm: set[str] = set()
+        self._rerankers: dict[RerankerKind, Reranker] = {}
 
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    def _lane(self, name: str) -> ThreadPoolExecutor:
+        # one bounded pool per component: timed-out calls of a stuck engine queue behind it only
+        if name not in self._lanes:
+            self._lanes[name] = ThreadPoolExecutor(self._lane_workers, thread_name_prefix=f"sieve-{name}")
+        return self._lanes[name]
+
+    async def _run(self, fn: Callable[..., T], *args: object, lane: str = "store") -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._lane(lane), fn, *args)
+
+    @property
+    def _embedder(self) -> Any:
+        return self.faults.wrap("embedder", self.stack.embedder, ("embed_queries", "embed_passages"))
 
     def load_profile(self, kb_id: str) -> RetrievalProfile:
         with self.stack.sessions() as session:
             stored = session.scalar(select(KnowledgeBase.profile).where(KnowledgeBase.id == kb_id))
         return RetrievalProfile.from_stored(stored)
 
+    async def _reranker(self, kind: RerankerKind) -> Reranker | None:
+        if kind is RerankerKind.NONE:
+            return None
+        if kind not in self._rerankers:
+            # loading a model is start-up cost, outside the query's budget
+            built = await self._run(build_reranker, kind, self.stack.settings, self._embedder, self.stack.embedding_cache)
+            if isinstance(built, LocalReranker):
+                await built.ascore("warm-up", ["warm-up"])
+            self._rerankers[kind] = built
+        return self.faults.wrap("reranker", self._rerankers[kind], ("score", "ascore"))
+
     async def retrieve(
         self, query: str, flt: SearchFilter, k: int | None = None, profile: RetrievalProfile | None = None
     ) -> RetrievalResult:
         profile = profile or await self._run(self.load_profile, flt.kb)
-        if "dense" in profile.paths and not self._dense_loaded:
+        degraded: list[str] = []
+        if "dense" in profile.paths and "dense" not in self._warm:
             # loading and warming the model is start-up cost, not query time
             await self._run(lambda: (self.stack.vectors, self.stack.embedder.embed_queries(["warm-up"])))
-            self._dense_loaded = True
+            self._warm.add("dense")
+        try:
+            reranker = await self._reranker(profile.reranker)
+        except Exception:  # a reranker that cannot be built degrades like one that fails
+            reranker = None
+            degraded.append("rerank_error")
         started = time.perf_counter()
+        deadline = started + profile.total_budget_ms / 1000
         k = k or profile.top_k
         timings: dict[str, float] = {}
-        degraded: list[str] = []
         if flt.allows_nothing() or not query.strip():
             return RetrievalResult([], degraded, {"total": _ms(started)})
 
-        async def timed(name: str, work: Awaitable[T]) -> T | None:
+        def budget(stage_ms: int) -> float:
+            return max(0.0, min(stage_ms / 1000, deadline - time.perf_counter()))
+
+        async def timed(name: str, work: Awaitable[T], budget_ms: int) -> T | None:
             t0 = time.perf_counter()
             try:
-                return await asyncio.wait_for(work, profile.path_budget_ms / 1000)
+                return await asyncio.wait_for(work, budget(budget_ms))
             except TimeoutError:
                 degraded.append(f"{name}_timeout")
             except Exception:  # a backend down degrades to the remaining paths
@@ -79,16 +123,28 @@ class HybridRetriever:
         async def dense() -> list[ScoredChunk]:
             nonlocal query_vector
             t0 = time.perf_counter()
-            query_vector = (await self._run(self.stack.embedder.embed_queries, [query]))[0]
-            timings["embed_query"] = _ms(t0)
-            return await self._run(self.stack.vectors.search, query_vector, flt, profile.path_top_k)
+            try:
+                embedded = self._run(self._embedder.embed_queries, [query], lane="embedder")
+                vectors = await asyncio.wait_for(embedded, budget(profile.embed_budget_ms))
+            except (TimeoutError, asyncio.CancelledError):  # cancelled = the dense budget ran out first
+                degraded.append("embedder_timeout")
+                raise
+            except Exception:
+                degraded.append("embedder_error")
+                raise
+            finally:
+                timings["embed_query"] = _ms(t0)
+            query_vector = vectors[0]
+            return await self._run(self.faults.wrap("dense", self.stack.vectors, ("search",)).search,
+                                   query_vector, flt, profile.path_top_k, lane="dense")
 
         jobs: dict[str, Awaitable[list[ScoredChunk]]] = {}
         if "bm25" in profile.paths:
-            jobs["bm25"] = self._run(self.stack.text.search, query, flt, profile.path_top_k)
+            text = self.faults.wrap("bm25", self.stack.text, ("search",))
+            jobs["bm25"] = self._run(text.search, query, flt, profile.path_top_k, lane="bm25")
         if "dense" in profile.paths:
             jobs["dense"] = dense()
-        outcomes = await asyncio.gather(*(timed(name, job) for name, job in jobs.items()))
+        outcomes = await asyncio.gather(*(timed(name, job, profile.path_budget_ms) for name, job in jobs.items()))
         per_path = {name: hits for name, hits in zip(jobs, outcomes) if hits is not None}
 
         t0 = time.perf_counter()
@@ -96,13 +152,29 @@ class HybridRetriever:
         timings["fuse"] = _ms(t0)
 
         t0 = time.perf_counter()
-        # hydrate more than k: chunks of documents not `ready` (mid-ingest) are dropped here
-        hits = await self._run(self._hydrate, fused[: k * 2], flt, k)
+        wanted = max(k, profile.rerank_top_n) if reranker is not None else k
+        # hydrate more than wanted: chunks of documents not `ready` (mid-ingest) are dropped here
+        hits = await self._run(self._hydrate, fused[: wanted * 2], flt, wanted)
         timings["hydrate"] = _ms(t0)
-        if query_vector is not None:
+
+        # relevance and its threshold come from the profile's reranker; without it, from the embedding cosine
+        reranked = False
+        if reranker is not None and hits:
+            head = hits[: profile.rerank_top_n]
+            scores = await timed("rerank", reranker.ascore(query, [h.text for h in head]), profile.rerank_budget_ms)
+            if scores is not None:
+                for hit, score in zip(head, scores):
+                    hit.relevance = score
+                # hits past the reranked head keep fused order and carry no relevance (another scale)
+                hits = sorted(head, key=lambda h: h.relevance, reverse=True) + hits[len(head):]
+                reranked = True
+        hits = hits[:k]
+        if query_vector is not None and not reranked:
             await self._run(self._score_relevance, hits, query_vector)
+        # a threshold calibrated for the reranker means nothing for the cosine it fell back to
+        threshold = profile.relevance_threshold if reranked or profile.reranker is RerankerKind.NONE else None
         timings["total"] = _ms(started)
-        return RetrievalResult(hits, degraded, timings)
+        return RetrievalResult(hits, degraded, timings, relevance_threshold=threshold)
 
     def _hydrate(self, fused: list, flt: SearchFilter, k: int) -> list[Hit]:
         if not fused:
@@ -156,4 +228,7 @@ class HybridRetriever:
                 hit.relevance = float(vec @ query_vector) if vec is not None else None
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for lane in self._lanes.values():
+            lane.shutdown(wait=False, cancel_futures=True)
+        for reranker in self._rerankers.values():
+            reranker.close()

@@ -1,14 +1,22 @@
-"""Retrieval profiles: per-knowledge-base retrieval settings stored as data, effective per request."""
+"""Retrieval profiles: per-knowledge-base retrieval settings stored as data, effective per request.
+
+The API's PUT and `sieve profile set` both validate through this model, so a profile that is
+stored is one retrieval can run.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from collections.abc import Iterable
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sieve.retrievers.fusion import FusionMode
+from sieve.retrievers.rerank import RerankerKind
 
 PathName = Literal["bm25", "dense"]
+PATH_NAMES: tuple[str, ...] = get_args(PathName)
 
 
 class RetrievalProfile(BaseModel):
@@ -22,7 +30,23 @@ class RetrievalProfile(BaseModel):
     weights: dict[str, float] = Field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
     path_top_k: int = Field(100, ge=1, le=1000, description="candidates each path returns")
     top_k: int = Field(10, ge=1, le=200, description="hits returned after fusion")
+    reranker: RerankerKind = Field(RerankerKind.NONE, description="re-scores the fused top `rerank_top_n`")
+    rerank_top_n: int = Field(20, ge=1, le=200, description="fused candidates the reranker scores; later hits keep fused order")
+    relevance_threshold: float | None = Field(
+        None, description="relevance below which grading drops a passage, calibrated for `reranker` "
+        "(`sieve eval calibrate`); unset = the graph's cosine default"
+    )
+    embed_budget_ms: int = Field(1000, ge=1, description="time budget of the query embedding (inside the dense path)")
     path_budget_ms: int = Field(1500, ge=1, description="time budget of each path, query embedding included")
+    rerank_budget_ms: int = Field(1500, ge=1, description="time budget of the reranker")
+    total_budget_ms: int = Field(3000, ge=1, description="the whole retrieval; every stage gets at most what is left")
+
+    @model_validator(mode="after")
+    def _known_weights(self) -> RetrievalProfile:
+        unknown = set(self.weights) - set(PATH_NAMES)
+        if unknown:
+            raise ValueError(f"weights name unknown paths: {', '.join(sorted(unknown))} (paths: {', '.join(PATH_NAMES)})")
+        return self
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any] | None) -> RetrievalProfile:
@@ -33,3 +57,33 @@ class RetrievalProfile(BaseModel):
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return RetrievalProfile.model_validate(data)
+
+    def assigned(self, assignments: Iterable[str]) -> RetrievalProfile:
+        """A copy with `key=value` assignments applied (the CLI's `sieve profile set`).
+
+        Lists are comma-separated (`paths=bm25,dense`), one weight is `weights.dense=0.5`,
+        `null` unsets an optional field; anything else is parsed as JSON, falling back to text.
+        """
+        data = self.model_dump(mode="json")
+        for assignment in assignments:
+            key, sep, raw = assignment.partition("=")
+            key, raw = key.strip(), raw.strip()
+            if not sep or not key:
+                raise ValueError(f"{assignment!r} is not key=value")
+            field, _, sub = key.partition(".")
+            if field not in RetrievalProfile.model_fields:
+                raise ValueError(f"unknown profile field {field!r} (fields: {', '.join(RetrievalProfile.model_fields)})")
+            if sub:
+                data[field] = {**(data.get(field) or {}), sub: _value(raw)}
+            elif field == "paths":
+                data[field] = [p.strip() for p in raw.split(",") if p.strip()]
+            else:
+                data[field] = _value(raw)
+        return RetrievalProfile.model_validate(data)
+
+
+def _value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw

@@ -27,11 +27,17 @@ class Hit:
 
 @dataclass
 class RetrievalResult:
-    """Hits best first, plus what degraded (e.g. `dense_timeout`) and how long each stage took."""
+    """Hits best first, plus what degraded (e.g. `dense_timeout`) and how long each stage took.
+
+    `relevance_threshold` is the profile's calibrated threshold for the scale the hits' `relevance`
+    is on; None when there is none (or the reranker it was calibrated for degraded): callers then
+    apply their own cosine default.
+    """
 
     hits: list[Hit]
     degraded: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    relevance_threshold: float | None = None
 
 
 class Retriever(Protocol):

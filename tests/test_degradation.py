@@ -1,0 +1,124 @@
+"""The degradation ladder on the real stack: faults injected at component boundaries, reported in `degraded`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sieve.ingest.pipeline import Ingestor
+from sieve.retrievers.faults import Fault, FaultKind, Faults
+from sieve.retrievers.hybrid import HybridRetriever
+from sieve.retrievers.rerank import RerankerKind
+from sieve.stores.catalog import get_kb
+from sieve.stores.types import SearchFilter
+
+QUERY = "Apple iPhone company"
+
+
+@pytest.fixture
+def flt(stack, sample_kb) -> SearchFilter:
+    Ingestor(stack).ingest_paths([sample_kb], "demo", "t1")
+    with stack.sessions() as session:
+        return SearchFilter("t1", get_kb(session, "t1", "demo").id)
+
+
+def retrieve(stack, flt, faults: str = "", query: str = QUERY, **profile):
+    retriever = HybridRetriever(stack, faults=Faults.parse(faults))
+    try:
+        chosen = retriever.load_profile(flt.kb).merged(**profile)
+        return asyncio.run(retriever.retrieve(query, flt, profile=chosen))
+    finally:
+        retriever.close()
+
+
+def test_fault_specs_parse_and_bad_ones_are_refused():
+    faults = Faults.parse("dense:delay=2s, reranker:error,embedder:delay=500ms,bm25:error")
+    assert faults.get("dense") == Fault(FaultKind.DELAY, 2.0)
+    assert faults.get("embedder") == Fault(FaultKind.DELAY, 0.5)
+    assert faults.get("reranker") == faults.get("bm25") == Fault(FaultKind.ERROR)
+    assert Faults.parse("") == Faults() and Faults.parse(None).get("dense") is None
+    for bad in ("cache:error", "dense:delay", "dense:delay=2 minutes", "dense:crash", "dense"):
+        with pytest.raises(ValueError, match="SIEVE_FAULTS"):
+            Faults.parse(bad)
+
+
+def test_faults_come_from_settings(stack):
+    stack.settings = stack.settings.model_copy(update={"faults": "bm25:error"})
+    assert HybridRetriever(stack).faults.get("bm25") == Fault(FaultKind.ERROR)
+
+
+def test_a_slow_embedder_leaves_bm25_answering_within_the_total_budget(stack, flt):
+    result = retrieve(stack, flt, "embedder:delay=2s", total_budget_ms=300)
+    assert result.hits and all(set(h.ranks) == {"bm25"} for h in result.hits)
+    assert {"embedder_timeout", "dense_timeout"} <= set(result.degraded)
+    assert "Apple" in result.hits[0].text
+
+
+def test_a_slow_dense_engine_degrades_to_bm25(stack, flt):
+    result = retrieve(stack, flt, "dense:delay=2s", path_budget_ms=200)
+    assert result.degraded == ["dense_timeout"]
+    assert result.hits and all(set(h.ranks) == {"bm25"} for h in result.hits)
+    # the embedder answered, so the relevance of BM25 hits is still the query-passage cosine
+    assert all(h.relevance is not None for h in result.hits)
+
+
+def test_a_failing_backend_leaves_the_remaining_paths(stack, flt):
+    result = retrieve(stack, flt, "bm25:error")
+    assert result.degraded == ["bm25_error"]
+    assert result.hits and all(set(h.ranks) == {"dense"} for h in result.hits)
+    both = retrieve(stack, flt, "bm25:error,dense:error")
+    assert both.hits == [] and set(both.degraded) == {"bm25_error", "dense_error"}
+
+
+def test_a_failing_reranker_yields_the_fused_order(stack, flt):
+    fused = retrieve(stack, flt)
+    failed = retrieve(stack, flt, "reranker:error", reranker=RerankerKind.EMBEDDING, relevance_threshold=0.9)
+    assert failed.degraded == ["rerank_error"]
+    assert [h.chunk_id for h in failed.hits] == [h.chunk_id for h in fused.hits]
+    # relevance falls back to the cosine, and the threshold calibrated for the reranker is not passed on
+    assert [h.relevance for h in failed.hits] == [h.relevance for h in fused.hits]
+    assert failed.relevance_threshold is None
+
+
+def test_an_unreachable_rerank_endpoint_yields_the_fused_order(stack, flt):
+    stack.settings = stack.settings.model_copy(update={"reranker_base_url": "http://127.0.0.1:9/v1"})
+    fused = retrieve(stack, flt)
+    failed = retrieve(stack, flt, reranker=RerankerKind.RERANK_API)
+    assert failed.degraded == ["rerank_error"]
+    assert [h.chunk_id for h in failed.hits] == [h.chunk_id for h in fused.hits]
+
+
+def test_an_unconfigured_reranker_degrades_instead_of_failing(stack, flt):
+    result = retrieve(stack, flt, reranker=RerankerKind.FLAG)  # no SIEVE_RERANKER_MODEL_PATH
+    assert result.degraded == ["rerank_error"] and result.hits
+
+
+def test_a_slow_reranker_times_out_to_the_fused_order(stack, flt):
+    fused = retrieve(stack, flt)
+    slow = retrieve(stack, flt, "reranker:delay=2s", reranker=RerankerKind.EMBEDDING, rerank_budget_ms=100)
+    assert slow.degraded == ["rerank_timeout"]
+    assert [h.chunk_id for h in slow.hits] == [h.chunk_id for h in fused.hits]
+
+
+def test_the_embedding_reranker_orders_by_cosine_and_passes_its_threshold(stack, flt):
+    result = retrieve(stack, flt, query="where are apples grown in China", reranker=RerankerKind.EMBEDDING,
+                      relevance_threshold=0.81, top_k=5)
+    assert result.degraded == [] and result.relevance_threshold == 0.81
+    relevance = [h.relevance for h in result.hits]
+    assert relevance == sorted(relevance, reverse=True)
+    plain = retrieve(stack, flt, query="where are apples grown in China", top_k=5)
+    assert plain.relevance_threshold is None  # no threshold in the stored profile
+
+
+async def test_stuck_dense_calls_do_not_starve_bm25(stack, flt):
+    """Timed-out embedder threads keep running; they occupy the embedder's own pool, not BM25's."""
+    retriever = HybridRetriever(stack, faults=Faults.parse("embedder:delay=3s"))
+    profile = retriever.load_profile(flt.kb).merged(path_budget_ms=500)
+    try:
+        results = await asyncio.gather(*(retriever.retrieve(QUERY, flt, profile=profile) for _ in range(6)))
+    finally:
+        retriever.close()
+    for result in results:
+        assert "bm25_timeout" not in result.degraded and "dense_timeout" in result.degraded
+        assert result.hits and all(set(h.ranks) == {"bm25"} for h in result.hits)
