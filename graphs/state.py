@@ -67,6 +67,9 @@ class State(InputState, total=False):
     """Why narrowing did (or did not) restrict the corpus; shown in the `filter` stream event."""
     passages: list[Passage]
     """Retrieved candidates, best first, with per-path scores."""
+    relevance_threshold: float | None
+    """The knowledge base's calibrated threshold for the scale of `passages`' relevance (its
+    reranker's); None = the graph's cosine default (`Thresholds`)."""
     kept: list[Passage]
     """Passages that survived grading; the answer may only use these."""
     citations: list[Citation]
@@ -93,6 +96,7 @@ def fresh_turn() -> State:
         allowed_doc_ids=None,
         narrow_reason="",
         passages=[],
+        relevance_threshold=None,
         kept=[],
         citations=[],
         answer="",

@@ -53,6 +53,9 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
             degraded.append(failure.kind)
 
     limits = ctx.thresholds.grade_limits(lang)
+    if (calibrated := state.get("relevance_threshold")) is not None:
+        # the knowledge base's reranker scores on its own scale, with its own calibrated threshold
+        limits = dataclasses.replace(limits, min_relevance=calibrated)
     if unscored:
         # no relevance to threshold (no embedder to score with): the evidence test alone decides
         degraded.append("grade_unscored")
@@ -61,7 +64,7 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
     graded = await asyncio.to_thread(grade_passages, query, passages, lang, limits, ctx.thresholds.max_kept)
     reason = ""
     if graded.outcome == "below_threshold":
-        reason = _reason("below_threshold", lang, state, best=graded.best_relevance, threshold=ctx.thresholds.relevance(lang))
+        reason = _reason("below_threshold", lang, state, best=graded.best_relevance, threshold=limits.min_relevance)
     elif graded.outcome == "no_evidence":
         reason = _reason("no_evidence", lang, state)
     return {"passages": passages, "kept": graded.kept, "refusal_reason": reason, "degraded": degraded}

@@ -24,7 +24,8 @@ async def retrieve(state: State, runtime: Runtime[GraphContext]) -> State:
     except Exception:  # reported as degraded; grading then refuses with "retrieval unavailable"
         return {"passages": [], "attempt": attempt, "degraded": [*degraded, "retrieval_error"]}
     degraded += [flag for flag in result.degraded if flag not in degraded]
-    return {"passages": [to_passage(hit) for hit in result.hits], "attempt": attempt, "degraded": degraded}
+    return {"passages": [to_passage(hit) for hit in result.hits], "attempt": attempt, "degraded": degraded,
+            "relevance_threshold": result.relevance_threshold}
 
 
 def to_passage(hit: Hit) -> Passage:

@@ -72,4 +72,5 @@ async def _kb_covers(state: State, ctx: GraphContext, q: str) -> bool:
     except Exception:  # a failing probe must not decide the route; retrieve reports the failure
         return False
     best = max((h.relevance for h in result.hits if h.relevance is not None), default=None)
-    return best is not None and best >= ctx.thresholds.relevance(detect(q))
+    threshold = result.relevance_threshold if result.relevance_threshold is not None else ctx.thresholds.relevance(detect(q))
+    return best is not None and best >= threshold
