@@ -12,16 +12,17 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import HTTPException
 from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from sieve.api.state import AppState
 from sieve.graphs.agentic_rag import graph as agentic_rag
-from sieve.graphs.runner import StreamEvent, open_threads, stream_answer
+# `_stream` runs a turn on a given thread store; the public `stream_answer` opens a store per call
+from sieve.graphs.runner import StreamEvent, _stream, stream_answer
 from sieve.graphs.wiring import resolve_kb_id
 
 
@@ -54,16 +55,18 @@ async def run_turn(
     history: Sequence[BaseMessage] = (),
 ) -> AsyncIterator[StreamEvent]:
     """The turn's events, ending with `done`; the question and KB must already be checked."""
-    home = state.settings.home
     thread = tenant_thread(tenant, thread_id) if thread_id else None
     if history:
         thread = tenant_thread(tenant, f"history:{uuid.uuid4().hex}")
-        await _seed(home, thread, history, tenant, kb)
+        await _seed(state.threads, thread, history, tenant, kb)
+    events = (
+        _stream(state.threads, question, kb, thread, tenant, state.context)
+        if thread
+        else stream_answer(question, kb=kb, tenant=tenant, context=state.context)
+    )
     route = "none"
     try:
-        async for event in stream_answer(
-            question, kb=kb, thread_id=thread, tenant=tenant, context=state.context, home=home
-        ):
+        async for event in events:
             if event.type == "route":
                 route = event.data["route"]
             elif event.type == "done":
@@ -76,10 +79,9 @@ async def run_turn(
         state.metrics.runs.labels(route, "error").inc()
         raise
     finally:
-        if history:
+        if history and thread:
             with anyio.CancelScope(shield=True):  # a cancelled turn still removes its throwaway thread
-                async with open_threads(home) as saver:
-                    await saver.adelete_thread(thread)
+                await state.threads.adelete_thread(thread)
 
 
 async def ask_once(
@@ -99,10 +101,11 @@ async def ask_once(
     return done
 
 
-async def _seed(home: Path, thread: str, history: Sequence[BaseMessage], tenant: str, kb: str) -> None:
+async def _seed(
+    saver: BaseCheckpointSaver, thread: str, history: Sequence[BaseMessage], tenant: str, kb: str
+) -> None:
     # written as if `answer` had just run: the new question starts a fresh turn after it; the
     # conversation was with this knowledge base, so a pronoun follow-up stays there
     values = {"messages": list(history), "tenant": tenant, "kb": kb, "route": "kb"}
-    async with open_threads(home) as saver:
-        graph = agentic_rag.copy(update={"checkpointer": saver})
-        await graph.aupdate_state({"configurable": {"thread_id": thread}}, values, as_node="answer")
+    graph = agentic_rag.copy(update={"checkpointer": saver})
+    await graph.aupdate_state({"configurable": {"thread_id": thread}}, values, as_node="answer")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from sieve.api.job_queue import JobQueue
 from sieve.api.metrics import Metrics
 from sieve.graphs.context import GraphContext
 from sieve.graphs.exemplars import exemplar_scores
+from sieve.graphs.runner import open_threads
 from sieve.graphs.wiring import NamedKnowledgeBaseRetriever, build_context
 from sieve.ingest.pipeline import Ingestor
 from sieve.retrievers.hybrid import HybridRetriever
@@ -27,6 +31,10 @@ class AppState:
     context: GraphContext
     jobs: JobQueue
     metrics: Metrics
+    # one connection to the thread store for the whole server: a connection per request makes
+    # concurrent conversations fail with "database is locked"
+    threads: BaseCheckpointSaver
+    _resources: AsyncExitStack = field(repr=False)
 
     @property
     def uploads(self) -> Path:
@@ -43,10 +51,13 @@ class AppState:
         await retriever.retrieve("warm-up", SearchFilter(tenant="", kb=""), 1)
         if context.embedder is not None:
             await exemplar_scores(context.embedder, "warm-up")
+        resources = AsyncExitStack()
+        threads = await resources.enter_async_context(open_threads(settings.home))
         jobs = JobQueue(metrics)
         jobs.start()
-        return cls(settings, stack, ingestor, retriever, context, jobs, metrics)
+        return cls(settings, stack, ingestor, retriever, context, jobs, metrics, threads, resources)
 
     async def close(self) -> None:
         await self.jobs.stop()
+        await self._resources.aclose()
         self.retriever.close()

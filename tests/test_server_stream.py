@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -65,6 +66,28 @@ def test_a_thread_keeps_the_conversation_for_follow_ups(server):
     assert "华为" in done["rewritten_query"] and "深圳" in done["answer"]
     _, fresh = read_events(server, {"question": "它的总部在哪里", "kb": "demo", "thread_id": "t-2"})
     assert "华为" not in fresh[-1][1]["rewritten_query"]
+
+
+async def test_concurrent_conversations_all_finish_and_keep_their_own_threads(server):
+    async def conversation(client: httpx.AsyncClient, i: int) -> tuple[str, dict]:
+        company = ["苹果公司", "华为公司"][i % 2]
+        turns = []
+        for question in (f"{company}是做什么的", "它的总部在哪里"):
+            events = []
+            body = {"question": question, "kb": "demo", "thread_id": f"concurrent-{i}"}
+            async with client.stream("POST", "/v1/agent/stream", json=body) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("event:"):
+                        events.append(line.removeprefix("event:").strip())
+                    elif line.startswith("data:") and events[-1] == "done":
+                        turns.append(json.loads(line.removeprefix("data:")))
+            assert events[-1] == "done" and "error" not in events
+        return company, turns[-1]
+
+    async with httpx.AsyncClient(base_url=server.base_url, headers=server.headers, timeout=120) as client:
+        results = await asyncio.gather(*(conversation(client, i) for i in range(50)))
+    for company, follow_up in results:
+        assert follow_up["rewritten_query"].startswith(company[:2])  # each resolved against its own thread
 
 
 @pytest.mark.parametrize(("body", "status", "reason"), [
