@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     chunk_overlap: int = 80
     max_upload_bytes: int = 50 * 1024 * 1024
 
+    # knowledge graph (issue 7): extraction is switched on per KB by its profile's `graph_extraction`
+    graph_backend: Literal["sql", "nebula"] = Field(
+        "sql", description="sql (tables in the metadata DB) or nebula (NebulaGraph at SIEVE_NEBULA_ADDRESS)."
+    )
+    graph_max_chunks: int = Field(200_000, ge=0, description="KBs with more chunks get no new graph triples.")
+    graph_llm_extraction: bool = Field(False, description="Extract triples with the chat LLM (one call per chunk).")
+    graph_llm_concurrency: int = Field(4, ge=1, description="Chunks sent to the LLM for extraction at once.")
+    graph_fanout: int = Field(20, ge=1, description="Strongest relations each entity follows per hop.")
+    graph_entity_similarity: float = Field(
+        0.95, description="Cosine (name vs name) above which a stored entity counts as one the query names."
+    )
+    nebula_address: str | None = Field(None, description="NebulaGraph graphd host:port.")
+    nebula_user: str = "root"
+    nebula_password: str = "nebula"
+    nebula_space: str = "sieve"
+
     # query graph: no LLM configured means deterministic mode (a product feature, not a fallback)
     llm_base_url: str | None = Field(None, description="OpenAI-compatible /v1 base URL (vLLM, OpenAI, llama.cpp).")
     llm_model: str = "Qwen2.5-7B-Instruct"

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sieve.retrievers.fusion import FusionMode
 from sieve.retrievers.rerank import RerankerKind
 
-PathName = Literal["bm25", "dense"]
+PathName = Literal["bm25", "dense", "graph"]
 PATH_NAMES: tuple[str, ...] = get_args(PathName)
 
 
@@ -29,6 +29,10 @@ class RetrievalProfile(BaseModel):
     rrf_k: int = Field(60, ge=1)
     weights: dict[str, float] = Field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
     path_top_k: int = Field(100, ge=1, le=1000, description="candidates each path returns")
+    graph_hops: int = Field(2, ge=1, le=4, description="relations the graph path follows from the query's entities")
+    graph_extraction: bool = Field(
+        False, description="extract entities and relations from new chunks at ingest (what the graph path searches)"
+    )
     top_k: int = Field(10, ge=1, le=200, description="hits returned after fusion")
     reranker: RerankerKind = Field(RerankerKind.NONE, description="re-scores the fused top `rerank_top_n`")
     rerank_top_n: int = Field(20, ge=1, le=200, description="fused candidates the reranker scores; later hits keep fused order")
