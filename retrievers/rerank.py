@@ -11,6 +11,7 @@ profile data: a tenant who can edit a profile cannot point the server at a URL o
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
@@ -104,9 +105,11 @@ class FlagCrossEncoder(LocalReranker):
         except ImportError as exc:
             raise ImportError("the flag reranker needs FlagEmbedding and torch: pip install 'sieve-rag[flag]'") from exc
         super().__init__()
+        # pairs longer than the model's positions fail inside FlagEmbedding instead of being truncated
+        positions = json.loads((folder / "config.json").read_text()).get("max_position_embeddings", max_length)
         # devices="cpu": FlagEmbedding would otherwise spread work over every GPU it finds
-        self._model: Any = FlagReranker(str(folder), use_fp16=False, batch_size=batch_size, max_length=max_length,
-                                        normalize=True, devices="cpu")
+        self._model: Any = FlagReranker(str(folder), use_fp16=False, batch_size=batch_size,
+                                        max_length=min(max_length, positions), normalize=True, devices="cpu")
         self.name = f"flag:{folder.name}"
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
