@@ -7,8 +7,8 @@ refusal: rgb-zh `answer_or_refuse.jsonl` (each question once with passages that 
 with on-topic passages that do not). Relevance is the e5 query-passage cosine, as the hybrid
 retriever reports it; the decision is the grade node's (`graphs/grading.py`): answer when some
 passage is kept. Constants are picked on one half of the questions (split by a hash of the question
-id, both variants of a question on the same side) and reported on the other half. Vectors are
-cached in bench/out/, so reruns take seconds.
+id, both variants of a question on the same side) and reported on the other half (`sieve.evals.refusal`, shared with
+`sieve eval refusal`). Vectors are cached in bench/out/, so reruns take seconds.
 
 overhead: the whole graph in deterministic mode with retrieval stubbed by an in-memory index and
 the embedder by cached vectors, so what is timed is the graph's own work: routing rules, follow-up
@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import itertools
-import json
 import statistics
 import sys
 import tempfile
@@ -31,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sieve.evals.refusal import RefusalReport, calibration_half, evaluate_refusal, gather, load_rows
 from sieve.graphs.context import GraphContext, Thresholds
-from sieve.graphs.grading import Evidence, GradeLimits, decide, gather_evidence
-from sieve.graphs.state import Passage
 from sieve.models.embedding import Embedder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,87 +93,36 @@ class VectorCache:
 # ---------------------------------------------------------------- (a) answer or refuse
 
 
-def calibration_half(row_id: str) -> bool:
-    question_id = row_id.rsplit("-", 1)[0]
-    return int(hashlib.sha1(question_id.encode()).hexdigest(), 16) % 2 == 0
-
-
-def accuracy(decisions: list[bool], truth: list[bool]) -> float:
-    return sum(d == t for d, t in zip(decisions, truth)) / len(truth)
-
-
-def confusion(decisions: list[bool], truth: list[bool]) -> str:
-    cell = {(t, d): sum(1 for dd, tt in zip(decisions, truth) if (tt, dd) == (t, d)) for t in (True, False) for d in (True, False)}
-    return (
-        f"{'':>20}{'answered':>10}{'refused':>10}\n"
-        f"{'answerable':>20}{cell[True, True]:>10}{cell[True, False]:>10}\n"
-        f"{'unanswerable':>20}{cell[False, True]:>10}{cell[False, False]:>10}"
-    )
+def print_reports(reports: list[RefusalReport]) -> None:
+    for r in reports:
+        limits = ", ".join(f"{k}={v:g}" for k, v in r.limits.items())
+        c = r.test.confusion
+        print(f"{r.name}: {limits}\n  calibration accuracy {r.calibration.accuracy:.3f}, "
+              f"test accuracy {r.test.accuracy:.3f} ({r.test.rows} rows)")
+        print(f"  {'':>14}{'answered':>10}{'refused':>10}")
+        for truth in ("answerable", "unanswerable"):
+            print(f"  {truth:>14}{c[truth + '/answered']:>10}{c[truth + '/refused']:>10}")
 
 
 def bench_refusal(args: argparse.Namespace) -> None:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
-    if args.limit:
-        keep = sorted({r["id"].rsplit("-", 1)[0] for r in rows})[: args.limit]
-        rows = [r for r in rows if r["id"].rsplit("-", 1)[0] in keep]
+    rows = load_rows(DATA, args.limit)
     name, embedder = build_embedder(args.embedder)
     cache = VectorCache(OUT / f"answer_or_refuse-{name}.npz")
     t0 = time.perf_counter()
-    queries = cache.get(embedder, "query", [r["query"] for r in rows])
-    passages = cache.get(embedder, "passage", sorted({d for r in rows for d in r["docs"]}))
-    by_text = dict(zip(sorted({d for r in rows for d in r["docs"]}), passages))
+    queries = dict(zip([r.query for r in rows], cache.get(embedder, "query", [r.query for r in rows])))
+    texts = sorted({d for r in rows for d in r.docs})
+    passages = dict(zip(texts, cache.get(embedder, "passage", texts)))
     embed_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    evidence: list[list[Evidence]] = []
-    for row, query in zip(rows, queries):
-        found: list[Passage] = [
-            Passage(chunk_id=f"{row['id']}#{i}", doc_id=f"{row['id']}#{i}", filename="", text=text, score=0.0,
-                    relevance=float(by_text[text] @ query), path_scores={})
-            for i, text in enumerate(row["docs"])
-        ]
-        evidence.append(gather_evidence(row["query"], found, "zh"))
+    evidence = gather(rows, lambda query, docs: [float(passages[d] @ queries[query]) for d in docs], "zh")
     evidence_ms = (time.perf_counter() - t0) * 1000 / len(rows)
-    truth = [bool(r["answerable"]) for r in rows]
-    cal = [i for i, r in enumerate(rows) if calibration_half(r["id"])]
-    test = [i for i in range(len(rows)) if i not in set(cal)]
-
-    def decisions(limits: GradeLimits, idx: list[int], relevance_only: bool = False) -> list[bool]:
-        if relevance_only:
-            return [max(e.relevance for e in evidence[i]) >= limits.min_relevance for i in idx]
-        return [bool(decide(evidence[i], limits)) for i in idx]
-
-    def pick(relevance_only: bool) -> tuple[GradeLimits, float]:
-        grid = itertools.product(
-            np.round(np.arange(0.80, 0.945, 0.005), 3),
-            [0.3, 0.4, 0.5, 0.6, 0.7, 0.8] if not relevance_only else [1.0],
-            [0.6, 0.7, 0.8, 0.9, 1.0] if not relevance_only else [1.0],
-        )
-        scored = []
-        for rel, ev, strong in grid:
-            limits = GradeLimits(float(rel), ev, strong)
-            scored.append((accuracy(decisions(limits, cal, relevance_only), [truth[i] for i in cal]), limits))
-        best = max(score for score, _ in scored)
-        # the one-standard-error rule: of the settings within one SE of the best, the most permissive
-        # relevance floor (cosine scales differ between corpora, the evidence test much less), then
-        # the strictest evidence; a single best point on 71 questions is mostly noise
-        band = best - (best * (1 - best) / len(cal)) ** 0.5
-        limits, score = min(((lim, score) for score, lim in scored if score >= band),
-                            key=lambda pair: (pair[0].min_relevance, -pair[0].strong_evidence, -pair[0].evidence))
-        return limits, score
-
-    print(f"rgb-zh answer_or_refuse: {len(rows)} rows ({len(cal)} calibration / {len(test)} test), "
+    cal = sum(calibration_half(r) for r in rows)
+    print(f"rgb-zh answer_or_refuse: {len(rows)} rows ({cal} calibration / {len(rows) - cal} test), "
           f"embedder {name} ({embed_s:.0f} s embedding incl. cache), evidence {evidence_ms:.1f} ms/row\n")
-    for label, relevance_only in (("relevance threshold only", True), ("relevance + evidence (grade node)", False)):
-        limits, cal_acc = pick(relevance_only)
-        test_decisions = decisions(limits, test, relevance_only)
-        test_truth = [truth[i] for i in test]
-        print(f"{label}: picked {limits} on calibration (acc {cal_acc:.3f}, one-SE rule)")
-        print(f"  test accuracy {accuracy(test_decisions, test_truth):.3f}\n{confusion(test_decisions, test_truth)}\n")
-    shipped = Thresholds().grade_limits("zh")
-    shipped_decisions = decisions(shipped, test)
-    print(f"shipped Thresholds {shipped}: test accuracy {accuracy(shipped_decisions, [truth[i] for i in test]):.3f}")
-    print(confusion(shipped_decisions, [truth[i] for i in test]))
+    reports = evaluate_refusal(rows, evidence, fixed=Thresholds().grade_limits("zh"))
+    reports[-1].name = "shipped Thresholds"
+    print_reports(reports)
 
 
 # ---------------------------------------------------------------- (b) orchestration overhead
