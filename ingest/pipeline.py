@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from sieve.ingest.chunker import chunk_document
 from sieve.ingest.document import LoadedDocument, TextSection
+from sieve.ingest.extraction import extract_into_graph
 from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
 from sieve.stores.catalog import get_or_create_kb
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
@@ -284,6 +285,7 @@ class Ingestor:
         indexed = [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text) for c in all_chunks]
         self.stack.text.add(indexed)
         self.stack.vectors.add(indexed, vectors)
+        extract_into_graph(self.stack, tenant, kb_id, indexed)
 
         new_ids = [d.id for d, _, _ in new_docs]
         replaced_ids = [r for _, r, _ in new_docs if r]
@@ -321,6 +323,7 @@ class Ingestor:
         """Engines first, rows last: if this dies half-way, the rows still say what to purge."""
         self.stack.text.delete_documents(tenant, kb_id, doc_ids)
         self.stack.vectors.delete_documents(tenant, kb_id, doc_ids)
+        self.stack.graph.delete_documents(tenant, kb_id, doc_ids)
         with self.stack.sessions.begin() as session:
             now = utcnow()
             session.execute(delete(Chunk).where(Chunk.doc_id.in_(doc_ids)))

@@ -14,6 +14,7 @@ dropped with its cancelled future.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from sqlalchemy import select
 
 from sieve.retrievers.faults import Faults
 from sieve.retrievers.fusion import fuse
+from sieve.retrievers.graph_path import graph_search
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.retrievers.rerank import LocalReranker, Reranker, RerankerKind, build_reranker
 from sieve.retrievers.types import Hit, RetrievalResult
@@ -91,6 +93,12 @@ class HybridRetriever:
             # loading and warming the model is start-up cost, not query time
             await self._run(lambda: (self.stack.vectors, self.stack.embedder.embed_queries(["warm-up"])))
             self._warm.add("dense")
+        if "graph" in profile.paths and "graph" not in self._warm:
+            # opening the entity-name shard and loading the embedder are start-up cost too; a graph
+            # backend that is down is reported by the path itself (`graph_error`)
+            with contextlib.suppress(Exception):
+                await self._run(self.stack.graph.match_entities, ["warm-up"], SearchFilter("", ""))
+                self._warm.add("graph")
         try:
             reranker = await self._reranker(profile.reranker)
         except Exception:  # a reranker that cannot be built degrades like one that fails
@@ -144,6 +152,10 @@ class HybridRetriever:
             jobs["bm25"] = self._run(text.search, query, flt, profile.path_top_k, lane="bm25")
         if "dense" in profile.paths:
             jobs["dense"] = dense()
+        if "graph" in profile.paths:
+            graph = self.faults.wrap("graph", self.stack.graph, ("match_entities", "expand"))
+            jobs["graph"] = self._run(graph_search, graph, query, flt, profile.graph_hops,
+                                      self.stack.settings.graph_fanout, profile.path_top_k, lane="graph")
         outcomes = await asyncio.gather(*(timed(name, job, profile.path_budget_ms) for name, job in jobs.items()))
         per_path = {name: hits for name, hits in zip(jobs, outcomes) if hits is not None}
 

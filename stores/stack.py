@@ -12,8 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from sieve.models.embedding import Embedder
 from sieve.settings import Settings
 from sieve.stores.database import init_db, make_engine
-from sieve.stores.embedding_cache import EmbeddingCache
+from sieve.stores.embedding_cache import EmbeddingCache, embed_passages_cached
+from sieve.stores.graph import EntityNames, GraphStore
 from sieve.stores.protocols import TextIndex, VectorIndex
+
+
+def _space(embedder: Embedder) -> str:
+    """Folder name of one vector space: switching embedders never mixes incompatible vectors."""
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', embedder.name)}-{embedder.dim}"
 
 
 class Stack:
@@ -61,15 +67,35 @@ class Stack:
             return QdrantServerVectorIndex.from_settings(self.settings, name, dim)
         from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
 
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / f"{slug}-{dim}", dim)
+        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / _space(self.embedder), dim)
 
     @cached_property
     def embedding_cache(self) -> EmbeddingCache:
         return EmbeddingCache(self.sessions, self.embedder.name)
 
+    @cached_property
+    def graph(self) -> GraphStore:
+        """Entities and relations (`graph_backend`); entity-name vectors in their own Qdrant Edge shard."""
+        from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
+
+        def open_names() -> VectorIndex:
+            return QdrantEdgeVectorIndex(self.settings.home / "graph-entities" / _space(self.embedder), self.embedder.dim)
+
+        def embed(texts: list[str]):
+            return embed_passages_cached(self.embedder, self.embedding_cache, texts,
+                                         batch_size=self.settings.embedder_batch_size)[0]
+
+        names = EntityNames(open_names, embed, self.settings.graph_entity_similarity)
+        if self.settings.graph_backend == "nebula":
+            from sieve.stores.nebula_graph import NebulaGraphStore
+
+            return NebulaGraphStore.from_settings(self.settings, names)
+        from sieve.stores.graph_sql import SqlGraphStore
+
+        return SqlGraphStore(self.sessions, names)
+
     def close(self) -> None:
-        for name in ("text", "vectors"):
+        for name in ("text", "vectors", "graph"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()
         self.engine.dispose()
