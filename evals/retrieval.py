@@ -1,4 +1,4 @@
-"""`sieve eval retrieval`: each path alone and fused, on a BEIR split, with latency percentiles."""
+"""`sieve eval retrieval`: each path alone, fused and reranked, on a BEIR split, with latency percentiles."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sieve.evals.beir import BeirSplit
 from sieve.evals.metrics import dedupe, hit_at, mrr_at, ndcg_at, percentile, recall_at
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.profile import RetrievalProfile
+from sieve.retrievers.rerank import RerankerKind
 from sieve.stores.types import SearchFilter
 
 HIT_KS = (1, 3, 5, 10)
@@ -27,11 +28,15 @@ class RunReport:
     degraded: int = 0
 
 
-def configurations(paths: list[str], base: RetrievalProfile) -> dict[str, RetrievalProfile]:
-    """Each path alone, then all of them fused (when there is more than one)."""
-    runs = {p: base.merged(paths=[p]) for p in paths}
+def configurations(
+    paths: list[str], base: RetrievalProfile, reranker: RerankerKind = RerankerKind.NONE
+) -> dict[str, RetrievalProfile]:
+    """Each path alone, then all of them fused (when there is more than one), then reranked (when asked)."""
+    runs = {p: base.merged(paths=[p], reranker=RerankerKind.NONE) for p in paths}
     if len(paths) > 1:
-        runs["fused"] = base.merged(paths=paths)
+        runs["fused"] = base.merged(paths=paths, reranker=RerankerKind.NONE)
+    if reranker is not RerankerKind.NONE:
+        runs[f"{'fused' if len(paths) > 1 else paths[0]}+{reranker.value}"] = base.merged(paths=paths, reranker=reranker)
     return runs
 
 

@@ -62,6 +62,11 @@ class RetrievalProfile(BaseModel):
         data.update({k: v for k, v in overrides.items() if v is not None})
         return RetrievalProfile.model_validate(data)
 
+    def unbounded(self) -> RetrievalProfile:
+        """A copy whose stages never time out: for measuring quality apart from speed."""
+        hour = 3_600_000
+        return self.merged(embed_budget_ms=hour, path_budget_ms=hour, rerank_budget_ms=hour, total_budget_ms=hour)
+
     def assigned(self, assignments: Iterable[str]) -> RetrievalProfile:
         """A copy with `key=value` assignments applied (the CLI's `sieve profile set`).
 

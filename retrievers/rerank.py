@@ -23,7 +23,7 @@ import numpy as np
 
 from sieve.models.embedding import Embedder
 from sieve.settings import Settings
-from sieve.stores.embedding_cache import EmbeddingCache, text_hash
+from sieve.stores.embedding_cache import EmbeddingCache, embed_passages_cached
 
 
 class RerankerKind(str, Enum):
@@ -66,7 +66,8 @@ class LocalReranker:
 
 
 class EmbeddingReranker(LocalReranker):
-    """Cosine of the query and passage embeddings; passage vectors come from the ingest cache when there."""
+    """Cosine of the query and passage embeddings; passage vectors come from the ingest cache when
+    there (every ingested chunk is), and passages embedded here are added to it."""
 
     name = "embedding"
 
@@ -78,10 +79,10 @@ class EmbeddingReranker(LocalReranker):
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        cached = self.cache.get_many([text_hash(t) for t in texts]) if self.cache else {}
-        missing = [t for t in dict.fromkeys(texts) if text_hash(t) not in cached]
-        fresh = dict(zip(missing, self.embedder.embed_passages(missing))) if missing else {}
-        vectors = np.stack([cached.get(text_hash(t), fresh.get(t)) for t in texts])
+        if self.cache is not None:
+            vectors, _ = embed_passages_cached(self.embedder, self.cache, list(texts))
+        else:
+            vectors = self.embedder.embed_passages(list(texts))
         return (vectors @ self.embedder.embed_queries([query])[0]).astype(float).tolist()
 
 
