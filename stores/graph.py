@@ -177,7 +177,12 @@ class EntityNames:
             self.index.delete_documents(tenant, kb, entity_ids)
 
     def similar(self, names: Sequence[str], flt: SearchFilter) -> dict[str, float]:
-        """Entity id -> cosine for stored names at least `min_similarity` close to one of `names`."""
+        """Entity id -> similarity in (0, 1] for stored names at least `min_similarity` close to one of `names`.
+
+        The cosine is rescaled from [min_similarity, 1] to [0, 1]: small multilingual embedders put
+        different names close (e5-small: 杭州/浙江省 0.96, BRCA1/BRCA2 0.98), so only near-identical
+        names may seed a walk with much weight.
+        """
         if not names:
             return {}
         scope = SearchFilter(flt.tenant, flt.kb)  # the allow-list names documents, not entities
@@ -185,7 +190,8 @@ class EntityNames:
         for vector in self._embed(list(names)):
             for hit in self.index.search(vector, scope, self.neighbours):
                 if hit.score >= self.min_similarity:
-                    found[hit.chunk_id] = max(found.get(hit.chunk_id, 0.0), min(hit.score, 1.0))
+                    score = (min(hit.score, 1.0) - self.min_similarity) / max(1e-6, 1.0 - self.min_similarity)
+                    found[hit.chunk_id] = max(found.get(hit.chunk_id, 0.0), score)
         return found
 
     def close(self) -> None:
