@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from sieve.api import agent, chat, documents, health, jobs, knowledge_bases, tools
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, stack: Stack | None = None) -> 
     install_error_handlers(app)
     for module in (chat, agent, knowledge_bases, documents, jobs, tools, health):
         app.include_router(module.router)
-    app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
+    app.mount("/static", StaticFiles(directory=WEB), name="web")
+    app.add_api_route("/", lambda: FileResponse(WEB / "index.html"), include_in_schema=False)
     app.add_middleware(RequestCounter, metrics=metrics)
     return app

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sieve.api.job_queue import JobFailed
 from sieve.api.state import AppState
 from sieve.api.uploads import StagedUpload
+from sieve.ingest.document import LoadedDocument
 from sieve.ingest.loaders import LoaderError, load_bytes
 from sieve.ingest.pipeline import IngestReport, Source
 from sieve.stores.catalog import get_kb
@@ -54,7 +55,7 @@ def discard_unused_original(state: AppState, content_hash: str, filename: str) -
         original_path(state, content_hash, filename).unlink(missing_ok=True)
 
 
-def _load(path: Path, filename: str) -> tuple[Any, str]:
+def _load(path: Path, filename: str) -> tuple[LoadedDocument, str]:
     data = path.read_bytes()
     try:
         return load_bytes(data, filename), hashlib.sha256(data).hexdigest()
