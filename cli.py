@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
+import uuid
 from collections.abc import Callable
 from contextlib import nullcontext as _nullcontext
 from functools import wraps
@@ -355,13 +357,17 @@ def eval_retrieval(
     kb: Annotated[str | None, typer.Option("--kb", help="KB to hold the corpus (default: eval-<folder>).")] = None,
     tenant: TenantOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Evaluate only the first N queries.")] = None,
+    reranker: Annotated[str, typer.Option("--reranker", help="Also run fused + this reranker (embedding, flag, "
+                                          "rerank_api, score_api).")] = "none",
+    no_budgets: Annotated[bool, typer.Option("--no-budgets", help="Quality apart from speed: no stage times out.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest the corpus (once) and print Hit@K, MRR@10, nDCG@10, Recall@100 per path and fused."""
+    """Ingest the corpus (once) and print Hit@K, MRR@10, nDCG@10, Recall@100 per path, fused and reranked."""
     from sieve.evals.beir import load_split
     from sieve.evals.retrieval import configurations, evaluate_retrieval
     from sieve.ingest.pipeline import Ingestor
     from sieve.retrievers.hybrid import HybridRetriever
+    from sieve.retrievers.rerank import RerankerKind
 
     beir = load_split(data, split)
     if limit:
@@ -372,7 +378,9 @@ def eval_retrieval(
         Ingestor(stack).ingest_beir(beir.corpus, kb, _tenant(tenant), progress=progress)
         flt = _kb_filter(stack, _tenant(tenant), kb)
         retriever = HybridRetriever(stack)
-        runs = configurations([p.strip() for p in paths.split(",") if p.strip()], retriever.load_profile(flt.kb))
+        base = retriever.load_profile(flt.kb)
+        runs = configurations([p.strip() for p in paths.split(",") if p.strip()],
+                              base.unbounded() if no_budgets else base, RerankerKind(reranker))
         reports = asyncio.run(evaluate_retrieval(retriever, flt, beir, runs, progress=progress))
         retriever.close()
     if as_json:
@@ -383,6 +391,299 @@ def eval_retrieval(
     for r in reports:
         table.add_row(r.name, *(f"{r.metrics[k]:.4f}" for k in keys), f"{r.latency_ms['p50']:.1f}", f"{r.latency_ms['p95']:.1f}")
     out.print(table)
+
+
+def _eval_llm():
+    from sieve.models.chat import build_chat_model
+
+    return build_chat_model(_settings())
+
+
+def _relevance(stack, kind: str):
+    """A reranker provider's `score` as the relevance of refusal rows (cosine for `embedding`)."""
+    from sieve.retrievers.rerank import RerankerKind, build_reranker
+
+    reranker = build_reranker(RerankerKind(kind), stack.settings, stack.embedder, stack.embedding_cache)
+    if reranker is None:
+        raise ValueError("refusal needs a relevance: --reranker embedding, flag, rerank_api or score_api")
+    return reranker
+
+
+def _print_refusal(reports: list, title: str) -> None:
+    table = Table("rule", "limits", "cal acc", "test acc", "test answerable: answered/refused",
+                  "test unanswerable: answered/refused", title=title)
+    for r in reports:
+        c = r.test.confusion
+        table.add_row(r.name, ", ".join(f"{k}={v:g}" for k, v in r.limits.items()), f"{r.calibration.accuracy:.3f}",
+                      f"{r.test.accuracy:.3f}", f"{c['answerable/answered']}/{c['answerable/refused']}",
+                      f"{c['unanswerable/answered']}/{c['unanswerable/refused']}")
+    out.print(table)
+
+
+@eval_app.command("refusal")
+@friendly_errors
+def eval_refusal(
+    data: Annotated[Path, typer.Option("--data", help="Labelled rows: id, query, docs, answerable (JSON lines).")],
+    reranker: Annotated[str, typer.Option("--reranker", help="Relevance provider: embedding, flag, rerank_api, score_api.")] = "embedding",
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions (both variants).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer-or-refuse accuracy of the grade node's decision, fitted on one half, reported on the other."""
+    from sieve.evals.refusal import evaluate_refusal, gather, load_rows
+    from sieve.graphs.context import Thresholds
+
+    rows = load_rows(data, limit)
+    with _open_stack() as stack:
+        provider = _relevance(stack, reranker)
+        evidence = gather(rows, provider.score)
+        provider.close()
+    # the shipped constants are calibrated for the embedding cosine only
+    reports = evaluate_refusal(rows, evidence, fixed=Thresholds().grade_limits("zh") if reranker == "embedding" else None)
+    if as_json:
+        _print_json([dataclasses.asdict(r) for r in reports])
+        return
+    _print_refusal(reports, f"{data.name}: {len(rows)} rows, relevance by {reranker}")
+
+
+@eval_app.command("calibrate")
+@friendly_errors
+def eval_calibrate(
+    kb: KbOpt,
+    data: Annotated[Path, typer.Option("--data", help="Labelled rows: id, query, docs, answerable (JSON lines).")],
+    tenant: TenantOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions (both variants).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the threshold without storing it.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the relevance threshold of the KB profile's reranker on the calibration half; store it in the profile."""
+    from sieve.evals.refusal import calibrate_threshold, gather, load_rows
+    from sieve.graphs.context import Thresholds
+    from sieve.retrievers.profile import RetrievalProfile
+    from sieve.stores.catalog import get_kb
+
+    rows = load_rows(data, limit)
+    with _open_stack() as stack:
+        with stack.sessions() as session:
+            profile = RetrievalProfile.from_stored(get_kb(session, _tenant(tenant), kb).profile)
+        kind = profile.reranker.value if profile.reranker.value != "none" else "embedding"  # none = cosine relevance
+        provider = _relevance(stack, kind)
+        evidence = gather(rows, provider.score)
+        provider.close()
+        report = calibrate_threshold(rows, evidence, Thresholds().grade_limits("zh"))
+        threshold = report.limits["min_relevance"]
+        if not dry_run:
+            with stack.sessions.begin() as session:
+                record = get_kb(session, _tenant(tenant), kb)
+                record.profile = RetrievalProfile.from_stored(record.profile).merged(
+                    relevance_threshold=threshold).model_dump(mode="json")
+    if as_json:
+        _print_json({"reranker": kind, "stored": not dry_run, **dataclasses.asdict(report)})
+        return
+    _print_refusal([report], f"{kb}: relevance by {kind}")
+    out.print(f"relevance_threshold {threshold:g} {'(dry run, not stored)' if dry_run else 'stored in the profile'}")
+
+
+@eval_app.command("rewrite")
+@friendly_errors
+def eval_rewrite(
+    data: Annotated[Path, typer.Option("--data", help="Dialogues: history, current, rewrite (JSON lines).")],
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N dialogues.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The rewrite node against human rewrites: exact match, char F1, ROUGE-L (LLM too when configured)."""
+    from sieve.evals.rewrite import evaluate_rewrite, load_dialogs
+
+    reports = asyncio.run(evaluate_rewrite(load_dialogs(data, limit), _eval_llm()))
+    if as_json:
+        _print_json([dataclasses.asdict(r) for r in reports])
+        return
+    table = Table("rewriter", "dialogues", "exact", "char F1", "ROUGE-L", "LLM fallbacks", title=data.name)
+    for r in reports:
+        table.add_row(r.name, str(r.dialogs), *(f"{r.metrics[k]:.4f}" for k in ("exact", "char_f1", "rouge_l")),
+                      str(r.degraded))
+    out.print(table)
+
+
+@eval_app.command("nl2sql")
+@friendly_errors
+def eval_nl2sql(
+    data: Annotated[Path, typer.Option("--data", help="Folder with questions.jsonl and restaurants.sqlite.")],
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Execution accuracy with the configured LLM; without one, the guard's pass-rate on the gold SQL."""
+    from sieve.evals.nl2sql import execution_accuracy, guard_pass_rate, load_questions
+
+    questions = load_questions(data, limit)
+    llm = _eval_llm()
+    reports = [guard_pass_rate(data, questions)]
+    if llm is not None:
+        reports.append(asyncio.run(execution_accuracy(data, questions, llm, _settings().llm_timeout_s)))
+    if as_json:
+        _print_json([dataclasses.asdict(r) for r in reports])
+        return
+    table = Table("run", "questions", "passed", "accuracy", "failures", title=data.name)
+    for r in reports:
+        failures = ", ".join(f"{k}: {v}" for k, v in r.failures.items()) or "-"
+        table.add_row(r.name, str(r.questions), str(r.passed), f"{r.accuracy:.4f}", failures)
+    out.print(table)
+    if llm is None:
+        err.print("[dim]no LLM configured (SIEVE_LLM_BASE_URL): execution accuracy needs one[/dim]")
+
+
+def _questions(path: Path, limit: int | None) -> list[str]:
+    """Questions from JSON lines with a `question`, `query` or `text` field (BEIR queries.jsonl works)."""
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            found.append(item.get("question") or item.get("query") or item["text"])
+    return list(dict.fromkeys(found))[:limit] if limit else list(dict.fromkeys(found))
+
+
+@eval_app.command("judge")
+@friendly_errors
+def eval_judge(
+    kb: KbOpt,
+    questions: Annotated[Path, typer.Option("--questions", help="JSON lines with question/query/text fields.")],
+    tenant: TenantOpt = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """End-to-end answers judged by the configured LLM: faithfulness, answer relevance, context precision."""
+    from langchain_core.messages import HumanMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from sieve.evals.judge import Answered, evaluate_judge
+    from sieve.graphs.agentic_rag import build_graph
+
+    llm = _eval_llm()
+    if llm is None:
+        raise ValueError("the judge needs an LLM: set SIEVE_LLM_BASE_URL (and SIEVE_LLM_MODEL)")
+    asked = _questions(questions, limit)
+    with _open_stack() as stack:
+        context = _graph_context(stack, _tenant(tenant), kb)
+        graph = build_graph(InMemorySaver())
+
+        async def answer(question: str) -> Answered:
+            state = await graph.ainvoke({"messages": [HumanMessage(question)], "tenant": _tenant(tenant), "kb": kb},
+                                        {"configurable": {"thread_id": uuid.uuid4().hex}}, context=context)
+            return Answered(state.get("answer", ""), state.get("refused", False),
+                            [p["text"] for p in state.get("passages", [])])
+
+        report = asyncio.run(evaluate_judge(asked, answer, llm, _settings().llm_timeout_s))
+    if as_json:
+        _print_json(dataclasses.asdict(report))
+        return
+    table = Table("questions", "judged", "refused", "judge failed", "faithfulness", "answer relevance",
+                  "context precision", title=f"{kb}: LLM judge")
+    table.add_row(str(report.questions), str(report.judged), str(report.refused), str(report.failed),
+                  *(f"{report.metrics[k]:.3f}" if k in report.metrics else "-"
+                    for k in ("faithfulness", "answer_relevance", "context_precision")))
+    out.print(table)
+
+
+# ---- retrieval profiles -----------------------------------------------------------------
+
+profile_app = typer.Typer(help="Show and change a knowledge base's retrieval profile.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+
+def _print_profile(profile, as_json: bool) -> None:
+    data = profile.model_dump(mode="json")
+    if as_json:
+        _print_json(data)
+        return
+    table = Table("field", "value")
+    for key, value in data.items():
+        table.add_row(key, json.dumps(value, ensure_ascii=False))
+    out.print(table)
+
+
+@profile_app.command("show")
+@friendly_errors
+def profile_show(kb: KbOpt, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """The retrieval profile the next query on this knowledge base uses."""
+    from sieve.retrievers.profile import RetrievalProfile
+    from sieve.stores.catalog import get_kb
+
+    with _open_stack() as stack, stack.sessions() as session:
+        profile = RetrievalProfile.from_stored(get_kb(session, _tenant(tenant), kb).profile)
+    _print_profile(profile, as_json)
+
+
+@profile_app.command("set")
+@friendly_errors
+def profile_set(
+    kb: KbOpt,
+    assignments: Annotated[list[str], typer.Argument(help="key=value ... (paths=bm25,dense weights.dense=0.5 reranker=flag)")],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change fields of the profile; validated as the API validates it, effective on the next query."""
+    from sieve.retrievers.profile import RetrievalProfile
+    from sieve.stores.catalog import get_kb
+
+    # the metadata DB is the only store touched, so this works while `sieve serve` owns the home
+    with _open_stack() as stack, stack.sessions.begin() as session:
+        record = get_kb(session, _tenant(tenant), kb)
+        profile = RetrievalProfile.from_stored(record.profile).assigned(assignments)
+        record.profile = profile.model_dump(mode="json")
+    _print_profile(profile, as_json)
+
+
+# ---- fine-tuning ------------------------------------------------------------------------
+
+finetune_app = typer.Typer(help="Fine-tune models on your data (CPU).", no_args_is_help=True)
+app.add_typer(finetune_app, name="finetune")
+
+
+@finetune_app.command("reranker")
+@friendly_errors
+def finetune_reranker(
+    base: Annotated[Path, typer.Option("--base", help="Local base model folder (e.g. all-MiniLM-L6-v2).")],
+    data: Annotated[Path, typer.Option("--data", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")],
+    split: Annotated[str, typer.Option("--split", help="qrels split to train on, e.g. train.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the fine-tuned cross-encoder is saved.")],
+    kb: Annotated[str | None, typer.Option("--kb", help="KB holding the corpus (default: eval-<folder>).")] = None,
+    tenant: TenantOpt = None,
+    holdout: Annotated[float, typer.Option("--holdout", min=0.05, max=0.9, help="Share of queries held back.")] = 0.2,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    negatives: Annotated[int, typer.Option("--negatives", min=1, help="Hard negatives per positive.")] = 3,
+    candidates: Annotated[int, typer.Option("--candidates", min=2, help="Fused candidates mined and reranked.")] = 20,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N queries.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mine hard negatives with hybrid retrieval, train a cross-encoder, print Hit@1/3/5 and MRR@10
+    before (fused order) and after (reranked) on the held-back queries."""
+    from sieve.evals.beir import load_split
+    from sieve.ingest.pipeline import Ingestor
+    from sieve.models.finetune_reranker import FinetuneConfig
+    from sieve.models.finetune_reranker import finetune_reranker as run_finetune
+    from sieve.retrievers.hybrid import HybridRetriever
+
+    beir = load_split(data, split)
+    if limit:
+        beir.queries = dict(list(beir.queries.items())[:limit])
+    kb = kb or f"eval-{data.resolve().name}"
+    config = FinetuneConfig(holdout=holdout, candidates=candidates, negatives=negatives, epochs=epochs)
+    with _open_stack() as stack:
+        Ingestor(stack).ingest_beir(beir.corpus, kb, _tenant(tenant), progress=not as_json and sys.stderr.isatty())
+        flt = _kb_filter(stack, _tenant(tenant), kb)
+        retriever = HybridRetriever(stack)
+        try:
+            report = run_finetune(retriever, flt, beir, base, out_dir, config)
+        finally:
+            retriever.close()
+    if as_json:
+        _print_json(dataclasses.asdict(report))
+        return
+    table = Table("held-back ranking", *report.before, title=f"{data.name}/{split}: {report.train_queries} training "
+                  f"queries, {report.pairs} pairs, {report.train_seconds:.0f} s; {report.heldout_queries} held back")
+    table.add_row("fused (before)", *(f"{v:.4f}" for v in report.before.values()))
+    table.add_row("fine-tuned rerank (after)", *(f"{v:.4f}" for v in report.after.values()))
+    out.print(table)
+    out.print(f"saved to {report.out} (use it with SIEVE_RERANKER_MODEL_PATH and `sieve profile set reranker=flag`)")
 
 
 # ---- nl2sql -----------------------------------------------------------------------------
