@@ -345,6 +345,47 @@ def docs_delete(
         raise typer.Exit(1)
 
 
+# ---- knowledge graph --------------------------------------------------------------------
+
+graph_app = typer.Typer(help="The knowledge graph of a KB (extracted when its profile has graph_extraction=true).",
+                        no_args_is_help=True)
+app.add_typer(graph_app, name="graph")
+
+
+@graph_app.command("show")
+@friendly_errors
+def graph_show(
+    entity: Annotated[str, typer.Argument(help="An entity name (case and legal forms like 有限公司 or Inc. do not matter).")],
+    kb: KbOpt,
+    tenant: TenantOpt = None,
+    hops: Annotated[int, typer.Option("--hops", help="Relations to follow from the entity.", min=1, max=4)] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """An entity's relations up to N hops away, as the graph path walks them, and the chunks stating them."""
+    from sqlalchemy import select
+
+    from sieve.stores.metadata import Document
+
+    with _open_stack() as stack:
+        flt = _kb_filter(stack, _tenant(tenant), kb)
+        shown = stack.graph.neighbourhood(entity, flt, hops, stack.settings.graph_fanout)
+        if shown is None:
+            raise ValueError(f"no entity {entity!r} in knowledge base {kb!r}")
+        with stack.sessions() as session:
+            files = dict(session.execute(select(Document.id, Document.filename).where(
+                Document.id.in_({e.doc_id for e in shown.edges}))).all())
+    edges = [{**e.__dict__, "filename": files.get(e.doc_id, "")} for e in shown.edges]
+    if as_json:
+        _print_json({"entity": shown.entity.__dict__, "edges": edges, "chunk_ids": shown.chunk_ids})
+        return
+    out.print(f"{shown.entity.name} ({shown.entity.type}): {len(shown.chunk_ids)} chunks, {len(edges)} relations "
+              f"within {hops} hops")
+    table = Table("hop", "head", "relation", "tail", "weight", "document")
+    for e in edges:
+        table.add_row(str(e["hop"]), e["head"], e["relation"], e["tail"], f"{e['weight']:.2f}", e["filename"])
+    out.print(table)
+
+
 # ---- evaluation -------------------------------------------------------------------------
 
 
