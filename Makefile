@@ -15,12 +15,15 @@ install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
 # torch is pinned first so the flag extra takes the local CPU build, not a CUDA download;
-# the browser test drives Debian's chromium (never a Playwright download)
+# the browser test drives Debian's chromium (never a Playwright download); the PostgreSQL suites
+# start their own throwaway server from Debian's postgresql binaries
 install-test: $(BIN)/python
 	if command -v apt-get >/dev/null && [ ! -x /usr/bin/chromium ]; then \
 		apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium); fi
+	if command -v apt-get >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		apt-get install -y -q postgresql || (apt-get update -q && apt-get install -y -q postgresql); fi
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,flag]'
+	$(BIN)/pip install -q -e '.[test,flag,postgres]'
 
 demo: install
 	$(BIN)/sieve --home $(DEMO_HOME) ingest samples/kb --kb demo

@@ -1,8 +1,8 @@
 """Running the query graph for the CLI and the API: one answer (`ask`) or a stream of events.
 
-Threads persist in `<SIEVE_HOME>/threads.sqlite` (AsyncSqliteSaver): the same `thread_id` continues a
-conversation, so follow-ups resolve against it. Without a `thread_id` a question stands alone and
-nothing is written.
+Threads persist in `<SIEVE_HOME>/threads.sqlite` (AsyncSqliteSaver), or in PostgreSQL (AsyncPostgresSaver)
+when SIEVE_DATABASE_URL names it: the same `thread_id` continues a conversation, so follow-ups resolve
+against it. Without a `thread_id` a question stands alone and nothing is written.
 """
 
 from __future__ import annotations
@@ -75,9 +75,17 @@ class StreamEvent:
 
 
 @asynccontextmanager
-async def open_threads(home: Path | None = None) -> AsyncIterator[AsyncSqliteSaver]:
-    """The thread store under `home` (default: SIEVE_HOME)."""
-    home = home or get_settings().home
+async def open_threads(home: Path | None = None) -> AsyncIterator[BaseCheckpointSaver]:
+    """The thread store: in PostgreSQL when the metadata DB is there (shared by every worker),
+    else `threads.sqlite` under `home` (default: SIEVE_HOME)."""
+    settings = get_settings()
+    if settings.is_postgres:
+        from sieve.stores.threads import postgres_threads
+
+        async with postgres_threads(settings.resolved_database_url) as saver:
+            yield saver
+        return
+    home = home or settings.home
     home.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(home / "threads.sqlite")) as saver:
         yield saver

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from postgres import fresh_database, start_postgres
 
 from sieve.settings import Settings
 
@@ -26,9 +27,36 @@ def embedder(tmp_path_factory):
     return build_embedder(Settings(home=tmp_path_factory.mktemp("models-home")))
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's one PostgreSQL server, started on first use (see tests/postgres.py)."""
+    yield from start_postgres()
+
+
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path / "home")
+def database_url(request) -> str | None:
+    """The metadata DB of this test: None is the embedded default (SQLite under the home); tests marked
+    `on_sqlite_and_postgres` run a second time on a fresh database of the session's PostgreSQL server."""
+    return fresh_database(getattr(request, "param", "sqlite"), request)
+
+
+@pytest.fixture
+def database_env(database_url, monkeypatch) -> str | None:
+    """`database_url` for code that reads the settings from the environment (thread store, CLI)."""
+    from sieve.settings import get_settings
+
+    if database_url is None:
+        monkeypatch.delenv("SIEVE_DATABASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("SIEVE_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield database_url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=database_url)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A real metadata DB (our models, SQLite file) with two tenants, shared by the NL2SQL tests.
+"""A real metadata DB (our models; a SQLite file or a PostgreSQL database) with two tenants, shared by the NL2SQL tests.
 
 Every string that belongs to tenant t2, and every document that is not ready, carries the marker
 `SECRET`, so a test can check that no such value ever reaches the caller (tenant t1).
@@ -45,9 +45,10 @@ _DOCS = [
 ]
 
 
-def make_metadata_db(folder: Path) -> MetadataDB:
+def make_metadata_db(folder: Path, url: str | None = None) -> MetadataDB:
+    """The rows below in a SQLite file under `folder`, or in the (empty) database at `url`."""
     path = folder / "metadata.db"
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(url or f"sqlite:///{path}")
     sessions = init_db(engine)
     with sessions() as s:
         s.add_all([Tenant(id="t1", name="tenant one"), Tenant(id="t2", name=f"{MARKER} tenant")])

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from graph_support import MemoryRetriever, embedder, sample_context, sample_docs
+from postgres import on_sqlite_and_postgres
 
 from sieve.graphs.context import GraphContext, NoNarrowing
 from sieve.graphs.runner import ask, stream_answer
@@ -34,7 +35,10 @@ async def test_greeting_is_small_talk_without_retrieval():
         ("What does Apple Inc. do?", "apple-inc.md", "Where is its headquarters?", "Apple", "Cupertino"),
     ],
 )
-async def test_answer_with_citation_then_follow_up_in_the_same_thread(tmp_path, first, cited, follow_up, entity, fact):
+@on_sqlite_and_postgres
+async def test_answer_with_citation_then_follow_up_in_the_same_thread(
+    tmp_path, database_env, first, cited, follow_up, entity, fact
+):
     ctx = sample_context()
     answered = await ask(first, kb="samples", thread_id="t", context=ctx, home=tmp_path)
     assert answered.route == "kb" and not answered.refused
@@ -43,10 +47,11 @@ async def test_answer_with_citation_then_follow_up_in_the_same_thread(tmp_path, 
     assert all(quoted_from_kb(c["quote"]) for c in answered.citations)
     assert len(answered.citations) == len(set(re.findall(r"\[(\d+)\]", answered.answer)))
 
-    # a second `ask` opens the thread store afresh: the history comes from AsyncSqliteSaver
+    # a second `ask` opens the thread store afresh: the history comes from AsyncSqliteSaver (or AsyncPostgresSaver)
     followed = await ask(follow_up, kb="samples", thread_id="t", context=ctx, home=tmp_path)
     assert entity in followed.rewritten_query
     assert not followed.refused and fact in followed.answer
+    assert (tmp_path / "threads.sqlite").exists() == (database_env is None)  # PostgreSQL keeps them itself
 
     # the same follow-up in a new thread has nothing to refer to
     alone = await ask(follow_up, kb="samples", thread_id="other", context=ctx, home=tmp_path)

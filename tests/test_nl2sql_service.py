@@ -8,6 +8,7 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableLambda
 from nl2sql_fixtures import NOW, leaked, make_metadata_db
+from postgres import DATABASES, fresh_database
 from pydantic import Field
 from sqlalchemy.orm import sessionmaker
 
@@ -43,9 +44,9 @@ class ScriptedModel(BaseChatModel):
         return RunnableLambda(answer)
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return make_metadata_db(tmp_path_factory.mktemp("nl2sql-service"))
+@pytest.fixture(scope="module", params=DATABASES)
+def db(request, tmp_path_factory):
+    return make_metadata_db(tmp_path_factory.mktemp("nl2sql-service"), fresh_database(request.param, request))
 
 
 def test_article_example_narrows_to_zhang_weis_2023_documents(db):
