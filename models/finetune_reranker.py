@@ -12,10 +12,12 @@ held-back queries are measured for the fused order and for the fused top-N reran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,7 +109,9 @@ def train(base: Path, pairs: Sequence[tuple[str, str, float]], out: Path, config
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate, warmup_ratio=0.1,
         save_strategy="no", report_to=[], logging_steps=50, use_cpu=True, seed=config.seed, disable_tqdm=True,
     )
-    CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model)).train()
+    # the trainer prints its summary on stdout, which belongs to the command's output (`--json`)
+    with contextlib.redirect_stdout(sys.stderr):
+        CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=BinaryCrossEntropyLoss(model)).train()
     model.save(str(out))
 
 
