@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sieve.settings import Settings, get_settings
@@ -63,7 +64,7 @@ def friendly_errors(fn: F) -> F:
         except typer.Exit:  # click's Exit is a RuntimeError: let it through untouched
             raise
         except (KnowledgeBaseNotFound, FileNotFoundError, ValueError, RuntimeError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")  # `pip install 'x[extra]'` is not markup
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -969,6 +970,87 @@ async def _mcp_in_process(settings: Settings, tenant: str) -> None:
             await build_mcp_server(TenantKnowledge(state, tenant)).run_stdio_async()
         finally:
             await state.close()
+
+
+# ---- production engines ---------------------------------------------------------------
+
+db_app = typer.Typer(help="The metadata DB's schema (Alembic migrations, SQLite and PostgreSQL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Bring the metadata DB's schema to this version's newest migration.
+
+    Every process does this on start (PostgreSQL serialises them with a lock); run it once in a
+    deployment step so that workers never start on a half-migrated database.
+    """
+    from sieve.stores.database import upgrade_db
+
+    before, after = upgrade_db(_settings().resolved_database_url)
+    if as_json:
+        _print_json({"from": before, "to": after})
+        return
+    out.print(f"schema {before or '(new)'} -> {after}" if before != after else f"schema already at {after}")
+
+
+@app.command()
+@friendly_errors
+def migrate(
+    kb: KbOpt,
+    to_config: Annotated[Path, typer.Option("--to-config", help="TOML profile naming the target engines.")],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a knowledge base into the engines a profile names: rows and vectors copied, text re-indexed.
+
+    The profile holds settings (database_url, text_backend, vector_backend, qdrant_url ...), read alone:
+    SIEVE_* variables describe the engines in use now, the source. Safe to run again after a failure.
+    """
+    from sieve.migrate import migrate_kb, open_target
+    from sieve.settings import load_profile
+
+    profile = load_profile(to_config)
+    with _open_stack() as source, open_target(source, profile) as target:
+        report = migrate_kb(source, target, _tenant(tenant), kb, progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    out.print(
+        f"{report.documents} documents migrated ({report.skipped} already there), {report.chunks} chunks, "
+        f"{report.embedded} embedded; target holds {report.target_chunks} chunks, "
+        f"{report.target_text} in the text index, {report.target_vectors} vectors"
+    )
+
+
+@app.command("serve-models")
+@friendly_errors
+def serve_models(
+    chat_model: Annotated[str, typer.Option("--chat-model", help="Chat model: hub id or local folder.")] = "",
+    embed_model: Annotated[str, typer.Option("--embed-model", help="Embedding model.")] = "",
+    rerank_model: Annotated[str, typer.Option("--rerank-model", help="Reranker (cross-encoder).")] = "",
+    host: Annotated[str, typer.Option("--host", help="Address the servers bind and Sieve calls.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Chat port; embeddings +1, reranker +2.", min=1, max=65533)] = 8000,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="Key the servers require.")] = None,
+    run: Annotated[bool, typer.Option("--run", help="Start the three servers here (needs vLLM and a GPU).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the `vllm serve` commands for the chat, embedding and reranking models, and the SIEVE_*
+    settings that point Sieve at them; `--run` starts them."""
+    from sieve.models import vllm_serve
+
+    chosen = {"chat_model": chat_model, "embed_model": embed_model, "rerank_model": rerank_model}
+    serving = vllm_serve.plan(host=host, port=port, api_key=api_key, **{k: v for k, v in chosen.items() if v})
+    if as_json:
+        _print_json(serving.as_dict())
+    else:
+        for command in serving.commands:
+            sys.stdout.write(f"# {command.role}: {command.url}\n{command.shell()}\n")
+        sys.stdout.write("# Sieve settings\n")
+        sys.stdout.writelines(f"{name}={value}\n" for name, value in serving.settings.items())
+    if run:
+        raise typer.Exit(vllm_serve.run(serving))
 
 
 if __name__ == "__main__":
