@@ -101,7 +101,7 @@ def quality(args: argparse.Namespace) -> None:
     args.home.mkdir(parents=True, exist_ok=True)
     with Stack(Settings(home=args.home)) as stack:
         print(f"embedder: {type(stack.embedder).__name__}")
-        for name, split_name in SETS:
+        for name, split_name in (s for s in SETS if s[0] in args.sets):
             split = load_split(args.data / name, split_name)
             split.queries = dict(list(split.queries.items())[: args.limit])
             split.qrels = {q: split.qrels[q] for q in split.queries}
@@ -126,6 +126,8 @@ def quality(args: argparse.Namespace) -> None:
                 "graph": base.merged(paths=["graph"]),
                 "bm25+dense": base.merged(paths=["bm25", "dense"]),
                 "bm25+dense+graph": base.merged(paths=["bm25", "dense", "graph"]),
+                "...+graph w=0.3": base.merged(paths=["bm25", "dense", "graph"],
+                                               weights={"bm25": 1.0, "dense": 1.0, "graph": 0.3}),
             }
             reports = asyncio.run(evaluate_retrieval(retriever, flt, split, runs, progress=True))
             retriever.close()
@@ -147,6 +149,7 @@ def main() -> None:
     qual.add_argument("--data", type=Path, default=DATA)
     qual.add_argument("--limit", type=int, default=100, help="queries of each split")
     qual.add_argument("--docs", type=int, default=1500, help="corpus documents kept (relevant ones first)")
+    qual.add_argument("--sets", nargs="+", default=[name for name, _ in SETS], help="which dev sets")
     args = ap.parse_args()
     latency(args) if args.what == "latency" else quality(args)
 
