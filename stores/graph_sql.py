@@ -48,6 +48,12 @@ def walk_sql(n_seeds: int, with_doc_ids: bool) -> str:
     """
     seeds = ", ".join(f"(:i{n}, CAST(:s{n} AS FLOAT))" for n in range(n_seeds))
     docs = " AND x.doc_id IN :doc_ids" if with_doc_ids else ""
+
+    def strongest(end: str) -> str:
+        # one end at a time, so the (end, weight) index yields the strongest first and a hub costs
+        # `fanout` rows, not its degree; the outer query keeps the strongest of both ends
+        return (f"SELECT x.id FROM graph_relations x WHERE x.{end} = w.entity_id AND x.tenant_id = :tenant "
+                f"AND x.kb_id = :kb AND x.id <> w.relation_id{docs} ORDER BY x.weight DESC, x.id LIMIT :fanout")
     return f"""
 WITH RECURSIVE
 seed(id, score) AS (VALUES {seeds}),
@@ -62,10 +68,9 @@ walk(entity_id, hop, score, relation_id, chunk_id, doc_id) AS (
     SELECT CASE WHEN r.head_id = w.entity_id THEN r.tail_id ELSE r.head_id END,
            w.hop + 1, w.score * r.weight * {HOP_DECAY}, r.id, r.chunk_id, r.doc_id
     FROM walk w JOIN graph_relations r ON r.id IN (
-        SELECT x.id FROM graph_relations x
-        WHERE (x.head_id = w.entity_id OR x.tail_id = w.entity_id)
-          AND x.tenant_id = :tenant AND x.kb_id = :kb AND x.id <> w.relation_id{docs}
-        ORDER BY x.weight DESC, x.id LIMIT :fanout
+        SELECT y.id FROM graph_relations y
+        WHERE y.id IN ({strongest("head_id")}) OR y.id IN ({strongest("tail_id")})
+        ORDER BY y.weight DESC, y.id LIMIT :fanout
     )
     WHERE w.hop < :hops
 )"""
