@@ -38,14 +38,14 @@ _EMBEDDER_FIELDS = ("embedder", "embedder_model", "embedder_model_path", "embedd
 class MigrationReport:
     tenant: str
     kb: str
-    documents: int  # copied by this run
-    skipped: int  # already ready in the target
-    chunks: int
-    embedded: int  # texts the embedding cache lacked
-    relations: int  # knowledge-graph relations copied
-    target_chunks: int  # the KB's chunk rows, text entries and vectors in the target, after the run
-    target_text: int
-    target_vectors: int
+    skipped: int  # documents already ready in the target
+    documents: int = 0  # copied by this run
+    chunks: int = 0
+    embedded: int = 0  # texts the embedding cache lacked
+    relations: int = 0  # knowledge-graph relations copied
+    target_chunks: int = 0  # the KB's chunk rows, text entries and vectors in the target, after the run
+    target_text: int = 0
+    target_vectors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,7 +92,7 @@ def migrate_kb(
             select(Document.id).where(Document.kb_id == kb_row.id, Document.status == DocumentStatus.READY)
         ))
     todo = [d for d in doc_ids if d not in done]
-    report = MigrationReport(tenant, kb, 0, len(doc_ids) - len(todo), 0, 0, 0, 0, 0, 0)
+    report = MigrationReport(tenant, kb, skipped=len(doc_ids) - len(todo))
     bar = tqdm(total=len(todo), desc=f"migrate {kb}", unit="doc", disable=not progress)
     for start in range(0, len(todo), batch_docs):
         batch = todo[start : start + batch_docs]
