@@ -42,10 +42,20 @@ SETS = [("scifact", "train"), ("rgb-zh", "dev")]
 GENEROUS = {"embed_budget_ms": 60_000, "path_budget_ms": 60_000, "total_budget_ms": 120_000}
 
 
+def pseudo_names(n: int, rng: np.random.Generator) -> list[str]:
+    """Distinct made-up two-word names ("Talvero Minsk"): their vectors are as far apart as real names'."""
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    names: set[str] = set()
+    while len(names) < n:
+        words = ("".join(rng.choice(syllables, rng.integers(2, 4))).capitalize() for _ in range(2))
+        names.add(" ".join(words))
+    return sorted(names)
+
+
 def latency(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(7)
     n_entities = args.relations // 5
-    names = [f"GX{i:05d}" for i in range(n_entities)]
+    names = pseudo_names(n_entities, rng)
     # power-law heads: a few entities take part in thousands of relations
     heads = np.minimum(rng.zipf(1.6, args.relations) - 1, n_entities - 1)
     tails = rng.integers(0, n_entities, args.relations)
@@ -69,7 +79,7 @@ def latency(args: argparse.Namespace) -> None:
         picks = {"random": rng.choice(np.flatnonzero(degree), args.queries),
                  "hub (top 10 degree)": np.argsort(-degree)[:10].repeat(max(1, args.queries // 10))}
         fanout = stack.settings.graph_fanout
-        graph_search(stack.graph, f"warm {names[0]}", flt, 2, fanout, 100)
+        graph_search(stack.graph, f"Which genes does {names[0]} regulate?", flt, 2, fanout, 100)
         print(f"{'entities':<22}{'what':<28}{'p50 ms':>9}{'p95 ms':>9}{'chunks':>8}")
         for label, ids in picks.items():
             for what, run in (

@@ -53,7 +53,7 @@ def walk_sql(n_seeds: int, with_doc_ids: bool) -> str:
         # one end at a time, so the (end, weight) index yields the strongest first and a hub costs
         # `fanout` rows, not its degree; the outer query keeps the strongest of both ends
         return (f"SELECT x.id FROM graph_relations x WHERE x.{end} = w.entity_id AND x.tenant_id = :tenant "
-                f"AND x.kb_id = :kb AND x.id <> w.relation_id{docs} ORDER BY x.weight DESC, x.id LIMIT :fanout")
+                f"AND x.kb_id = :kb AND x.id <> w.relation_id{docs} ORDER BY x.weight DESC, x.id DESC LIMIT :fanout")
     return f"""
 WITH RECURSIVE
 seed(id, score) AS (VALUES {seeds}),
@@ -70,23 +70,27 @@ walk(entity_id, hop, score, relation_id, chunk_id, doc_id) AS (
     FROM walk w JOIN graph_relations r ON r.id IN (
         SELECT y.id FROM graph_relations y
         WHERE y.id IN ({strongest("head_id")}) OR y.id IN ({strongest("tail_id")})
-        ORDER BY y.weight DESC, y.id LIMIT :fanout
+        ORDER BY y.weight DESC, y.id DESC LIMIT :fanout
     )
     WHERE w.hop < :hops
 )"""
 
 
 def expand_sql(n_seeds: int, with_doc_ids: bool) -> str:
-    """Chunks of the walk (one vote per relation followed) plus each seed's `fanout` strongest links."""
-    docs = " AND l.doc_id IN :doc_ids" if with_doc_ids else ""
+    """Chunks of the walk (one vote per relation followed) plus each seed's `fanout` strongest links.
+
+    Both take an entity's strongest rows straight from an (entity, weight) index, ties broken by id
+    in index order, so a hub costs `fanout` rows, not its degree.
+    """
+    docs = " AND m.doc_id IN :doc_ids" if with_doc_ids else ""
     return walk_sql(n_seeds, with_doc_ids) + f""",
 seed_links(chunk_id, doc_id, score) AS (
-    SELECT chunk_id, doc_id, score FROM (
-        SELECT l.chunk_id, l.doc_id, s.score * l.weight AS score,
-               ROW_NUMBER() OVER (PARTITION BY s.id ORDER BY l.weight DESC, l.chunk_id) AS rn
-        FROM start s JOIN graph_links l ON l.entity_id = s.id
-        WHERE l.tenant_id = :tenant AND l.kb_id = :kb{docs}
-    ) ranked WHERE rn <= :fanout
+    SELECT l.chunk_id, l.doc_id, s.score * l.weight
+    FROM start s JOIN graph_links l ON l.entity_id = s.id AND l.chunk_id IN (
+        SELECT m.chunk_id FROM graph_links m
+        WHERE m.entity_id = s.id AND m.tenant_id = :tenant AND m.kb_id = :kb{docs}
+        ORDER BY m.weight DESC, m.chunk_id DESC LIMIT :fanout
+    )
 )
 SELECT chunk_id, doc_id, SUM(score) AS score FROM (
     SELECT chunk_id, doc_id, score FROM walk WHERE hop > 0

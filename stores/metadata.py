@@ -187,7 +187,11 @@ class GraphLink(Base):
     """An entity is mentioned in a chunk (by one of the chunk's relations)."""
 
     __tablename__ = "graph_links"
-    __table_args__ = (Index("ix_graph_links_doc", "doc_id"),)
+    __table_args__ = (
+        Index("ix_graph_links_doc", "doc_id"),
+        # a walk starts from an entity's strongest links: a hub costs fan-out rows, not its degree
+        Index("ix_graph_links_entity_weight", "entity_id", "weight", "chunk_id"),
+    )
 
     entity_id: Mapped[str] = mapped_column(ForeignKey("graph_entities.id"), primary_key=True)
     chunk_id: Mapped[str] = mapped_column(String(32), primary_key=True)
