@@ -214,7 +214,7 @@ def ask(
     with _open_stack() as stack:
         context = _graph_context(stack, _tenant(tenant), kb)
         result = asyncio.run(run_ask(question, kb=kb, thread_id=thread, tenant=_tenant(tenant), context=context,
-                                     home=stack.settings.home))
+                                     settings=stack.settings))
     if as_json:
         _print_json(result.to_json())
         return
@@ -246,7 +246,7 @@ def chat(
 
         async def turn(question: str) -> None:
             async for event in stream_answer(question, kb=kb, thread_id=thread, tenant=_tenant(tenant),
-                                             context=context, home=stack.settings.home):
+                                             context=context, settings=stack.settings):
                 if event.type == "route":
                     out.print(f"[dim]route: {event.data['route']}[/dim]")
                 elif event.type == "rewrite":

@@ -21,8 +21,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from sieve.api.state import AppState
 from sieve.graphs.agentic_rag import graph as agentic_rag
-# `_stream` runs a turn on a given thread store; the public `stream_answer` opens a store per call
-from sieve.graphs.runner import StreamEvent, _stream, stream_answer
+from sieve.graphs.runner import StreamEvent, stream_answer, stream_turn
 from sieve.graphs.wiring import resolve_kb_id
 
 
@@ -60,7 +59,7 @@ async def run_turn(
         thread = tenant_thread(tenant, f"history:{uuid.uuid4().hex}")
         await _seed(state.threads, thread, history, tenant, kb)
     events = (
-        _stream(state.threads, question, kb, thread, tenant, state.context)
+        stream_turn(state.threads, question, kb, thread, tenant, state.context)
         if thread
         else stream_answer(question, kb=kb, tenant=tenant, context=state.context)
     )

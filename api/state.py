@@ -52,7 +52,7 @@ class AppState:
         if context.embedder is not None:
             await exemplar_scores(context.embedder, "warm-up")
         resources = AsyncExitStack()
-        threads = await resources.enter_async_context(open_threads(settings.home))
+        threads = await resources.enter_async_context(open_threads(settings))
         jobs = JobQueue(metrics)
         jobs.start()
         return cls(settings, stack, ingestor, retriever, context, jobs, metrics, threads, resources)

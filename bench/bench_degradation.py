@@ -92,12 +92,12 @@ def main() -> None:
             context.retriever.hybrid = HybridRetriever(stack, faults=Faults.parse("embedder:delay=2s"))
             with stack.sessions.begin() as session:
                 get_kb(session, "bench", "samples").profile = {"total_budget_ms": args.budget_ms}
-            await ask("warm-up", kb="samples", tenant="bench", context=context, home=home)
+            await ask("warm-up", kb="samples", tenant="bench", context=context, settings=Settings(home=home))
             latencies, answered, flags = [], 0, Counter()
             for i in range(args.queries):
                 t0 = time.perf_counter()
                 result = await ask(QUESTIONS[i % len(QUESTIONS)], kb="samples", tenant="bench", context=context,
-                                   home=home)
+                                   settings=Settings(home=home))
                 latencies.append((time.perf_counter() - t0) * 1000)
                 answered += not result.refused
                 flags.update(result.degraded)

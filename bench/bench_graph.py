@@ -28,10 +28,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from sieve.evals.refusal import RefusalReport, calibration_half, evaluate_refusal, gather, load_rows
+from sieve.evals.refusal import (
+    RefusalReport,
+    calibration_half,
+    evaluate_refusal,
+    gather,
+    load_rows,
+)
 from sieve.graphs.context import GraphContext, Thresholds
 from sieve.models.embedding import Embedder
+from sieve.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "rgb-zh" / "answer_or_refuse.jsonl"
@@ -169,7 +175,6 @@ async def prepare_overhead_context() -> GraphContext:
     """Runs every conversation once with real embeddings, recording every vector and result it needed."""
     sys.path.insert(0, str(REPO / "tests"))
     from graph_support import embedder, sample_context
-
     from sieve.graphs.runner import ask
     from sieve.prompts.route import EXEMPLARS
 
@@ -192,7 +197,7 @@ async def prepare_overhead_context() -> GraphContext:
     for n, conversation in enumerate(CONVERSATIONS):
         for question in conversation:
             seen_queries.add(question)
-            await ask(question, kb="samples", thread_id=f"prep-{n}", context=recording, home=home)
+            await ask(question, kb="samples", thread_id=f"prep-{n}", context=recording, settings=Settings(home=home))
     vectors = {("query", q): v for q, v in zip(sorted(seen_queries), real.embed_queries(sorted(seen_queries)))}
     return GraphContext(retriever=IndexStub(results), embedder=CachedEmbedder(vectors))
 
@@ -200,7 +205,6 @@ async def prepare_overhead_context() -> GraphContext:
 def bench_overhead(args: argparse.Namespace) -> None:
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.memory import InMemorySaver
-
     from sieve.graphs.agentic_rag import build_graph
     from sieve.graphs.runner import ask
 
@@ -218,7 +222,7 @@ def bench_overhead(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             await graph.ainvoke(inputs, config, context=ctx, durability="exit")  # as the runner does
             t1 = time.perf_counter()
-            await ask(question, kb="samples", thread_id=f"{n}-{run_index // len(turns)}", context=ctx, home=home)
+            await ask(question, kb="samples", thread_id=f"{n}-{run_index // len(turns)}", context=ctx, settings=Settings(home=home))
             t2 = time.perf_counter()
             if run_index >= 10:
                 graph_ms.append((t1 - t0) * 1000)

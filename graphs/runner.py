@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
@@ -25,7 +24,7 @@ from sieve.graphs.agentic_rag import graph as agentic_rag
 from sieve.graphs.context import GraphContext, default_context
 from sieve.graphs.history import text_of
 from sieve.graphs.state import Citation, State
-from sieve.settings import get_settings
+from sieve.settings import Settings, get_settings
 
 EventType = Literal["route", "rewrite", "filter", "sources", "token", "degraded", "refusal", "done"]
 # nodes whose messages are the text the user reads
@@ -75,19 +74,18 @@ class StreamEvent:
 
 
 @asynccontextmanager
-async def open_threads(home: Path | None = None) -> AsyncIterator[BaseCheckpointSaver]:
+async def open_threads(settings: Settings | None = None) -> AsyncIterator[BaseCheckpointSaver]:
     """The thread store: in PostgreSQL when the metadata DB is there (shared by every worker),
-    else `threads.sqlite` under `home` (default: SIEVE_HOME)."""
-    settings = get_settings()
+    else `threads.sqlite` under the settings' home (default: the process settings)."""
+    settings = settings or get_settings()
     if settings.is_postgres:
         from sieve.stores.threads import postgres_threads
 
         async with postgres_threads(settings.resolved_database_url) as saver:
             yield saver
         return
-    home = home or settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(home / "threads.sqlite")) as saver:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(settings.home / "threads.sqlite")) as saver:
         yield saver
 
 
@@ -98,11 +96,11 @@ async def ask(
     thread_id: str | None = None,
     tenant: str | None = None,
     context: GraphContext | None = None,
-    home: Path | None = None,
+    settings: Settings | None = None,
 ) -> AskResult:
     """Answer one question (continuing `thread_id` when given)."""
     result: AskResult | None = None
-    async for event in stream_answer(question, kb=kb, thread_id=thread_id, tenant=tenant, context=context, home=home):
+    async for event in stream_answer(question, kb=kb, thread_id=thread_id, tenant=tenant, context=context, settings=settings):
         if event.type == "done":
             result = AskResult(**event.data)
     assert result is not None  # stream_answer always ends with `done`
@@ -116,19 +114,19 @@ async def stream_answer(
     thread_id: str | None = None,
     tenant: str | None = None,
     context: GraphContext | None = None,
-    home: Path | None = None,
+    settings: Settings | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """Run one turn and yield its events as they happen, ending with `done`."""
     if thread_id is None:
-        async for event in _stream(InMemorySaver(), question, kb, str(uuid.uuid4()), tenant, context):
+        async for event in stream_turn(InMemorySaver(), question, kb, str(uuid.uuid4()), tenant, context):
             yield event
         return
-    async with open_threads(home) as saver:
-        async for event in _stream(saver, question, kb, thread_id, tenant, context):
+    async with open_threads(settings) as saver:
+        async for event in stream_turn(saver, question, kb, thread_id, tenant, context):
             yield event
 
 
-async def _stream(
+async def stream_turn(
     saver: BaseCheckpointSaver,
     question: str,
     kb: str,
@@ -136,6 +134,7 @@ async def _stream(
     tenant: str | None,
     context: GraphContext | None,
 ) -> AsyncIterator[StreamEvent]:
+    """One turn on a thread store the caller owns (the server keeps one open for its lifetime)."""
     graph = agentic_rag.copy(update={"checkpointer": saver})  # compiling again costs ~10 ms
     config = {"configurable": {"thread_id": thread_id}}
     inputs = {

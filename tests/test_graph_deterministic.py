@@ -7,9 +7,9 @@ import re
 import pytest
 from graph_support import MemoryRetriever, embedder, sample_context, sample_docs
 from postgres import on_sqlite_and_postgres
-
 from sieve.graphs.context import GraphContext, NoNarrowing
 from sieve.graphs.runner import ask, stream_answer
+from sieve.settings import Settings
 from sieve.tools.web_search import WebResult
 
 
@@ -40,7 +40,7 @@ async def test_answer_with_citation_then_follow_up_in_the_same_thread(
     tmp_path, database_env, first, cited, follow_up, entity, fact
 ):
     ctx = sample_context()
-    answered = await ask(first, kb="samples", thread_id="t", context=ctx, home=tmp_path)
+    answered = await ask(first, kb="samples", thread_id="t", context=ctx, settings=Settings(home=tmp_path))
     assert answered.route == "kb" and not answered.refused
     assert "[1]" in answered.answer
     assert answered.citations[0]["filename"] == cited
@@ -48,13 +48,13 @@ async def test_answer_with_citation_then_follow_up_in_the_same_thread(
     assert len(answered.citations) == len(set(re.findall(r"\[(\d+)\]", answered.answer)))
 
     # a second `ask` opens the thread store afresh: the history comes from AsyncSqliteSaver (or AsyncPostgresSaver)
-    followed = await ask(follow_up, kb="samples", thread_id="t", context=ctx, home=tmp_path)
+    followed = await ask(follow_up, kb="samples", thread_id="t", context=ctx, settings=Settings(home=tmp_path))
     assert entity in followed.rewritten_query
     assert not followed.refused and fact in followed.answer
     assert (tmp_path / "threads.sqlite").exists() == (database_env is None)  # PostgreSQL keeps them itself
 
     # the same follow-up in a new thread has nothing to refer to
-    alone = await ask(follow_up, kb="samples", thread_id="other", context=ctx, home=tmp_path)
+    alone = await ask(follow_up, kb="samples", thread_id="other", context=ctx, settings=Settings(home=tmp_path))
     assert entity not in alone.rewritten_query
 
 
