@@ -54,6 +54,7 @@ def walk_sql(n_seeds: int, with_doc_ids: bool) -> str:
         # `fanout` rows, not its degree; the outer query keeps the strongest of both ends
         return (f"SELECT x.id FROM graph_relations x WHERE x.{end} = w.entity_id AND x.tenant_id = :tenant "
                 f"AND x.kb_id = :kb AND x.id <> w.relation_id{docs} ORDER BY x.weight DESC, x.id DESC LIMIT :fanout")
+
     return f"""
 WITH RECURSIVE
 seed(id, score) AS (VALUES {seeds}),
