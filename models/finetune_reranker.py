@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import os
 import random
 import sys
@@ -106,7 +107,8 @@ def train(base: Path, pairs: Sequence[tuple[str, str, float]], out: Path, config
                               "label": [p[2] for p in pairs]})
     args = CrossEncoderTrainingArguments(
         output_dir=str(out / "checkpoints"), num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate, warmup_ratio=0.1,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        warmup_steps=math.ceil(len(pairs) / config.batch_size) * config.epochs // 10,
         save_strategy="no", report_to=[], logging_steps=50, use_cpu=True, seed=config.seed, disable_tqdm=True,
     )
     # the trainer prints its summary on stdout, which belongs to the command's output (`--json`)
