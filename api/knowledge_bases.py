@@ -82,10 +82,9 @@ async def get_profile(kb: str, state: StateDep, tenant: TenantDep) -> RetrievalP
 
 @router.put("/{kb}/profile")
 async def put_profile(kb: str, profile: RetrievalProfile, state: StateDep, tenant: TenantDep) -> RetrievalProfile:
-    """Replaces the profile; the next search or question uses it (no restart, no cache)."""
-    unknown = set(profile.weights) - {"bm25", "dense"}
-    if unknown:
-        raise HTTPException(422, f"weights name unknown paths: {', '.join(sorted(unknown))}")
+    """Replaces the profile; the next search or question uses it (no restart, no cache).
+
+    `RetrievalProfile` validates the body (the same checks as `sieve profile set`)."""
 
     def store() -> None:
         with state.stack.sessions.begin() as session:

@@ -85,6 +85,14 @@ def test_the_api_and_the_cli_refuse_the_same_bad_profiles(server, sieve, fields,
     assert client.get("/v1/knowledge-bases/kb/profile").json() == before
 
 
+def test_every_recall_path_may_be_weighted_through_the_api_and_the_cli(server, sieve):
+    client, home = server
+    assert put(client, weights={"bm25": 1.0, "dense": 1.0, "graph": 0.5}).status_code == 200
+    shown = json.loads(sieve(home, "profile", "set", "--kb", "kb", "weights.graph=0.25", "--json").stdout)
+    assert shown["weights"] == {"bm25": 1.0, "dense": 1.0, "graph": 0.25}
+    assert put(client, **RetrievalProfile().model_dump(mode="json")).status_code == 200
+
+
 def test_assignments_parse_lists_weights_numbers_and_null():
     profile = RetrievalProfile().assigned(
         ["paths=bm25, dense", "weights.dense=0.5", "top_k=7", "relevance_threshold=0.31", "reranker=flag"])
