@@ -5,8 +5,8 @@ from __future__ import annotations
 from graph_support import MemoryRetriever, embedder, sample_context, sample_docs
 from langchain_core.messages import AIMessage
 from scripted_llm import ScriptedChatModel, Slow, decision
-
 from sieve.graphs.runner import ask, stream_answer
+from sieve.settings import Settings
 
 
 async def collect(question, **kwargs):
@@ -26,12 +26,12 @@ async def test_llm_decides_route_rewrite_and_grade_and_streams_only_the_answer(t
         AIMessage("苹果公司的总部 位于 库比蒂诺。[1]"),
     ])
     ctx = sample_context(llm=llm)
-    first, first_tokens = await collect("苹果公司是做什么的", thread_id="t", context=ctx, home=tmp_path)
+    first, first_tokens = await collect("苹果公司是做什么的", thread_id="t", context=ctx, settings=Settings(home=tmp_path))
     assert first["route"] == "kb" and not first["refused"] and first["degraded"] == []
     assert len(first_tokens) > 1 and "".join(first_tokens) == first["answer"] == "苹果公司 设计和销售 消费电子产品。[1]"
     assert len(first["citations"]) == 1
 
-    second, second_tokens = await collect("它的总部在哪里", thread_id="t", context=ctx, home=tmp_path)
+    second, second_tokens = await collect("它的总部在哪里", thread_id="t", context=ctx, settings=Settings(home=tmp_path))
     assert second["rewritten_query"] == "苹果公司的总部在哪里"
     assert "".join(second_tokens) == second["answer"] and "库比蒂诺" in second["answer"]
     # decisions never reach the user's token stream
