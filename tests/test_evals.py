@@ -10,13 +10,21 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA
+from synthetic_beir import synthetic_beir
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage
 
+from sieve.evals.beir import load_split
 from sieve.evals.judge import Answered, average_precision, evaluate_judge
 from sieve.evals.nl2sql import Question, execution_accuracy, guard_pass_rate
 from sieve.evals.refusal import Row, Scores, calibration_half, evaluate_refusal, fit, gather
+from sieve.evals.retrieval import configurations, evaluate_retrieval
 from sieve.evals.rewrite import Dialog, char_f1, evaluate_rewrite, rouge_l
+from sieve.ingest.pipeline import Ingestor
+from sieve.retrievers.hybrid import HybridRetriever
+from sieve.retrievers.rerank import RerankerKind
+from sieve.stores.catalog import get_kb
+from sieve.stores.types import SearchFilter
 
 REFUSAL_ROWS = SHARED_DATA / "rgb-zh" / "answer_or_refuse.jsonl"
 
@@ -30,6 +38,25 @@ class ToolCallingFake(FakeMessagesListChatModel):
 
 def call(name: str, **args) -> AIMessage:
     return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:6]}"}])
+
+
+# ---- retrieval -------------------------------------------------------------------------------
+
+async def test_retrieval_eval_adds_a_reranked_run(stack, tmp_path):
+    split = load_split(synthetic_beir(tmp_path / "beir"), "train")
+    Ingestor(stack).ingest_beir(split.corpus, "ev", "t1")
+    with stack.sessions() as session:
+        flt = SearchFilter("t1", get_kb(session, "t1", "ev").id)
+    retriever = HybridRetriever(stack)
+    try:
+        runs = configurations(["bm25", "dense"], retriever.load_profile(flt.kb).unbounded(), RerankerKind.EMBEDDING)
+        reports = await evaluate_retrieval(retriever, flt, split, runs)
+    finally:
+        retriever.close()
+    assert [r.name for r in reports] == ["bm25", "dense", "fused", "fused+embedding"]
+    assert all(r.degraded == 0 and r.queries == len(split.queries) for r in reports)
+    assert {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "ndcg@10", "recall@100"} <= set(reports[-1].metrics)
+    assert reports[-1].metrics["hit@10"] > 0.5  # the topic's own document is among the top ten
 
 
 # ---- refusal ---------------------------------------------------------------------------------

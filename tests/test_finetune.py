@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from synthetic_beir import TOPICS, synthetic_beir
 
 from sieve.evals.beir import load_split
 from sieve.ingest.pipeline import Ingestor
@@ -19,8 +20,6 @@ from sieve.stores.types import SearchFilter
 os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("sentence_transformers")
 
-TOPICS = ["apple iphone", "green tea", "marathon runner", "solar panel", "river bridge", "piano concert",
-          "coffee bean", "mountain glacier", "chess opening", "honey bee", "rice harvest", "wind turbine"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -34,21 +33,6 @@ def tiny_base(folder: Path) -> Path:
     BertTokenizerFast.from_pretrained(folder).save_pretrained(folder)
     BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=128)).save_pretrained(folder)
-    return folder
-
-
-def synthetic_beir(folder: Path) -> Path:
-    """One document per topic, two queries per topic, each relevant to its topic's document."""
-    folder.mkdir()
-    (folder / "qrels").mkdir()
-    corpus = [{"_id": f"d{i}", "title": topic, "text": f"a story about the {topic}. the {topic} is a {topic}."}
-              for i, topic in enumerate(TOPICS)]
-    queries = [{"_id": f"q{i}-{n}", "text": f"what is the {topic}" if n else f"{topic} story"}
-               for i, topic in enumerate(TOPICS) for n in range(2)]
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus), encoding="utf-8")
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries), encoding="utf-8")
-    qrels = ["query-id\tcorpus-id\tscore"] + [f"{q['_id']}\td{q['_id'][1:].split('-')[0]}\t1" for q in queries]
-    (folder / "qrels" / "train.tsv").write_text("\n".join(qrels) + "\n", encoding="utf-8")
     return folder
 
 
