@@ -1,6 +1,6 @@
 """Reranking on the development sets: nDCG@10 of bm25, dense, fused and fused+rerank; fine-tuning.
 
-    .venv/bin/python bench/bench_rerank.py ndcg [--home bench/out/home] [--limit N] [--flag-model DIR]
+    .venv/bin/python bench/bench_rerank.py ndcg [--home bench/out/home] [--sets scifact rgb-zh] [--limit N] [--flag-model DIR]
     .venv/bin/python bench/bench_rerank.py finetune [--home bench/out/home] [--base DIR] [--out DIR] [--epochs 1]
 
 ndcg: scifact (train) and rgb-zh (dev), ingested once into the home (bench_retrieval.py's, shared);
@@ -62,6 +62,8 @@ def bench_ndcg(args: argparse.Namespace) -> None:
     with Stack(Settings(home=args.home)) as stack:
         print(f"embedder: {type(stack.embedder).__name__}")
         for name, split_name in SETS:
+            if name not in args.sets:
+                continue
             split, flt = open_set(stack, name, split_name, args.limit)
             base = HybridRetriever(stack).load_profile(flt.kb).unbounded()
             table(stack, flt, split, configurations(["bm25", "dense"], base, RerankerKind.EMBEDDING))
@@ -106,6 +108,7 @@ def main() -> None:
         p.add_argument("--limit", type=int, default=None, help="only the first N queries of each split")
         p.add_argument("--holdout", type=float, default=0.2)
     sub.choices["ndcg"].add_argument("--flag-model", type=Path, default=None)
+    sub.choices["ndcg"].add_argument("--sets", nargs="+", default=[name for name, _ in SETS], help="scifact, rgb-zh")
     sub.choices["finetune"].add_argument("--base", type=Path, default=None)
     sub.choices["finetune"].add_argument("--out", type=Path, default=Path("bench/out/minilm-scifact-reranker"))
     sub.choices["finetune"].add_argument("--epochs", type=int, default=1)
