@@ -191,35 +191,43 @@ class HybridRetriever:
     def _hydrate(self, fused: list, flt: SearchFilter, k: int) -> list[Hit]:
         if not fused:
             return []
+        # two primary-key lookups: a join lets SQLite's planner scan every ready document instead
         with self.stack.sessions() as session:
-            rows = session.execute(
-                select(Chunk.id, Chunk.text, Chunk.ordinal, Document.id, Document.filename, Document.title,
-                       Document.source_uri)
-                .join(Document, Document.id == Chunk.doc_id)
-                .where(
-                    Chunk.id.in_([f.chunk_id for f in fused]),
-                    Document.status == DocumentStatus.READY,
-                    Document.tenant_id == flt.tenant,
-                    Document.kb_id == flt.kb,
+            chunks = {
+                row.id: row
+                for row in session.execute(
+                    select(Chunk.id, Chunk.text, Chunk.ordinal, Chunk.doc_id).where(
+                        Chunk.id.in_([f.chunk_id for f in fused])
+                    )
                 )
-            ).all()
-        by_id = {r[0]: r for r in rows}
+            }
+            docs = {
+                row.id: row
+                for row in session.execute(
+                    select(Document.id, Document.filename, Document.title, Document.source_uri).where(
+                        Document.id.in_({c.doc_id for c in chunks.values()}),
+                        Document.status == DocumentStatus.READY,
+                        Document.tenant_id == flt.tenant,
+                        Document.kb_id == flt.kb,
+                    )
+                )
+            }
         hits: list[Hit] = []
         for f in fused:
-            row = by_id.get(f.chunk_id)
-            if row is None:
+            chunk = chunks.get(f.chunk_id)
+            doc = docs.get(chunk.doc_id) if chunk is not None else None
+            if doc is None:
                 continue
-            _, text, ordinal, doc_id, filename, title, source_uri = row
             hits.append(
                 Hit(
                     chunk_id=f.chunk_id,
-                    doc_id=doc_id,
-                    text=text,
+                    doc_id=doc.id,
+                    text=chunk.text,
                     score=f.score,
-                    filename=filename,
-                    title=title,
-                    source_uri=source_uri,
-                    ordinal=ordinal,
+                    filename=doc.filename,
+                    title=doc.title,
+                    source_uri=doc.source_uri,
+                    ordinal=chunk.ordinal,
                     ranks=f.ranks,
                     path_scores=f.path_scores,
                 )
