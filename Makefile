@@ -28,7 +28,9 @@ install-test: $(BIN)/python
 demo: install
 	$(BIN)/sieve --home $(DEMO_HOME) ingest samples/kb --kb demo
 	$(BIN)/sieve --home $(DEMO_HOME) search 苹果公司 --kb demo
-	$(BIN)/sieve --home $(DEMO_HOME) search "Who runs Apple?" --kb demo -k 3
+	$(BIN)/sieve --home $(DEMO_HOME) ask 苹果公司是做什么的 --kb demo --thread demo
+	$(BIN)/sieve --home $(DEMO_HOME) ask 它的总部在哪里 --kb demo --thread demo
+	$(BIN)/sieve --home $(DEMO_HOME) ask "What is the capital of Peru?" --kb demo
 
 test: install-test
 	$(BIN)/pytest -q
