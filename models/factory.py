@@ -15,7 +15,7 @@ def build_embedder(settings: Settings) -> Embedder:
     if choice in ("auto", "e5_onnx"):
         from sieve.models.e5_onnx import load_fast_e5
 
-        fast = load_fast_e5(settings.home, threads=settings.embedder_threads)
+        fast = load_fast_e5(settings.home, threads=settings.embedder_threads, batch_size=settings.embedder_batch_size)
         if fast is not None:
             return fast
         if choice == "e5_onnx":
