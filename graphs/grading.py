@@ -114,10 +114,12 @@ def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[
     evidence: list[Evidence] = []
     for passage, group in zip(passages, groups):
         sentences = []
+        title = passage.get("title", "")
         for text in split_sentences(passage["text"]) or [passage["text"]]:
             found = frozenset(_candidates(text, kind, question, lang))
-            # an open question ("what does X do") asks for no particular kind: any sentence may answer
-            matched = _matched(terms, text, lang)
+            # an open question ("what does X do") asks for no particular kind: any sentence may answer;
+            # the document's title is context every sentence of it shares ("2023年工作总结")
+            matched = _matched(terms, f"{title}\n{text}", lang)
             coverage = matched / len(terms) if terms else 0.0
             sentences.append(Sentence(coverage, matched, found, kind == "other" or bool(found)))
         evidence.append(Evidence(passage["relevance"] or 0.0, all(n in passage["text"] for n in numbers), sentences, group))

@@ -8,7 +8,7 @@ per-turn field, which keeps a persisted thread from leaking one turn's results i
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Literal, NotRequired, TypedDict
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -26,6 +26,7 @@ class Passage(TypedDict):
     score: float  # fused score from the retriever (rank order, not comparable across queries)
     relevance: float | None  # calibrated query-passage relevance; what deterministic grading thresholds
     path_scores: dict[str, float]  # recall path name -> that path's raw score (bm25, dense, graph, web)
+    title: NotRequired[str]  # the document's title: context for every sentence of the chunk
 
 
 class Citation(TypedDict):
@@ -65,6 +66,8 @@ class State(InputState, total=False):
     """Document allow-list from narrowing; None = the whole knowledge base, [] = nothing matched."""
     narrow_reason: str
     """Why narrowing did (or did not) restrict the corpus; shown in the `filter` stream event."""
+    listed_documents: int
+    """How many documents a metadata question's SQL listed (0 when its rows are not a listing)."""
     passages: list[Passage]
     """Retrieved candidates, best first, with per-path scores."""
     relevance_threshold: float | None
@@ -95,6 +98,7 @@ def fresh_turn() -> State:
         sql=None,
         allowed_doc_ids=None,
         narrow_reason="",
+        listed_documents=0,
         passages=[],
         relevance_threshold=None,
         kept=[],

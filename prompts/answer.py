@@ -18,3 +18,6 @@ SYSTEM: dict[Lang, str] = {
 }
 
 QUESTION: dict[Lang, str] = {"zh": "问题：{question}", "en": "Question: {question}"}
+
+# A metadata question ("张伟去年上传了哪些文件") is answered by listing the rows the SQL returned.
+METADATA_LISTING: dict[Lang, str] = {"zh": "找到 {n} 个符合条件的文档 [1]：", "en": "{n} matching documents [1]:"}

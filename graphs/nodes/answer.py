@@ -11,6 +11,7 @@ from sieve.graphs.context import GraphContext, resolve
 from sieve.graphs.extractive import best_quote, cite, extractive_answer
 from sieve.graphs.history import question
 from sieve.graphs.llm import LLMFailed, generate, llm_for
+from sieve.graphs.nodes.narrow import SQL_ROWS
 from sieve.graphs.state import State
 from sieve.prompts import answer as prompts
 from sieve.prompts.language import detect
@@ -23,6 +24,18 @@ async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
     lang = detect(q or query)
     kept = state.get("kept", [])
     degraded = list(state.get("degraded", []))
+
+    if kept and all(p["chunk_id"] == SQL_ROWS for p in kept):  # a metadata question: list the rows
+        listing = kept[0]
+        listed = state.get("listed_documents", 0)
+        header = prompts.METADATA_LISTING[lang].format(n=listed) + "\n" if listed else ""
+        text = header + listing["text"] + ("" if listed else " [1]")
+        return {
+            "answer": text,
+            "citations": [cite(listing, listing["text"])],
+            "messages": [AIMessage(content=text, id=str(uuid.uuid4()))],
+            "degraded": degraded,
+        }
 
     if llm := llm_for(state, ctx):
         sources = "\n\n".join(f"[{i}] ({p['filename']}) {p['text']}" for i, p in enumerate(kept, 1))

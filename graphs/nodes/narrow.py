@@ -13,6 +13,9 @@ from sieve.prompts import refuse as refuse_prompts
 from sieve.prompts.language import detect
 
 
+SQL_ROWS = "sql"  # chunk id of the passage that holds a metadata query's rows
+
+
 async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
     ctx = await resolve(runtime.context)
     query = state.get("rewritten_query") or question(state)
@@ -35,6 +38,8 @@ async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
         update["rewritten_query"] = result.content_query.strip()
     if result.metadata_answer and result.rows:
         update["kept"] = [_rows_passage(result)]
+        if any(col.lower() == "id" for col in result.columns):  # rows are documents, not an aggregate
+            update["listed_documents"] = len(result.rows)
     elif result.doc_ids is not None and not result.doc_ids:
         lang = detect(query)
         update["refusal_reason"] = refuse_prompts.REASONS["filter_empty"][lang].format(detail=result.reason)
@@ -43,8 +48,20 @@ async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
 
 def _rows_passage(result: Narrowing) -> Passage:
     """The metadata rows as one passage, one line per row, so answering and citing work unchanged."""
-    lines = ["；".join(f"{col}: {val}" for col, val in zip(result.columns, row)) + "。" for row in result.rows]
+    # a listing reads as one document a line, ids left out: "2023年第二季度工作总结 · zw-2023-q2.md · 张伟 · 2023-06-30";
+    # an aggregate keeps its column names: "documents: 8"
+    shown = [i for i, col in enumerate(result.columns) if col.lower() != "id"]
+    if len(shown) < len(result.columns):
+        lines = [" · ".join(_cell(row[i]) for i in shown) for row in result.rows]
+    else:
+        lines = ["；".join(f"{col}: {_cell(val)}" for col, val in zip(result.columns, row)) for row in result.rows]
     return Passage(
-        chunk_id="sql", doc_id="metadata", filename="metadata (SQL)", text="\n".join(lines),
+        chunk_id=SQL_ROWS, doc_id="metadata", filename="metadata (SQL)", text="\n".join(lines),
         score=1.0, relevance=1.0, path_scores={"sql": 1.0},
     )
+
+
+def _cell(value: object) -> str:
+    text = str(value)
+    # timestamps read as dates: the time of day of an upload is noise in a listing
+    return text[:10] if len(text) >= 19 and text[4] == "-" and text[10] in " T" else text

@@ -37,4 +37,5 @@ def to_passage(hit: Hit) -> Passage:
         score=hit.score,
         relevance=hit.relevance,
         path_scores=dict(hit.path_scores),
+        title=hit.title,
     )
