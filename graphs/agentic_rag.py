@@ -60,7 +60,9 @@ async def after_grade(state: State, runtime: Runtime[GraphContext]) -> Literal["
         return "answer"
     # the bounded corrective loop: `attempt` counts retrievals, so this allows max_corrective more
     max_corrective = (await resolve(runtime.context)).thresholds.max_corrective
-    if state.get("route") == "kb" and state.get("attempt", 0) <= max_corrective:
+    # a retrieval that ran out of time would run out again: retrying only doubles the wait
+    timed_out = any(flag.endswith("_timeout") for flag in state.get("degraded", []))
+    if state.get("route") == "kb" and state.get("attempt", 0) <= max_corrective and not timed_out:
         return "rewrite"
     return "refuse"
 
