@@ -125,9 +125,9 @@ def ingest(
         files = [p for p in paths if p not in beir]
         for corpus in beir:
             part = ingestor.ingest_beir(corpus, kb, _tenant(tenant), progress=progress)
-            _merge(report, part)
+            report.extend(part)
         if files:
-            _merge(report, ingestor.ingest_paths(files, kb, _tenant(tenant), metadata, progress=progress))
+            report.extend(ingestor.ingest_paths(files, kb, _tenant(tenant), metadata, progress=progress))
         optimize = getattr(stack.vectors, "optimize", None)  # embedded engines build HNSW on request only
         if optimize is not None and report.chunks:
             with err.status("building the vector index", spinner="dots") if progress else _nullcontext():
@@ -141,16 +141,6 @@ def ingest(
     )
     for source, error in report.failed:
         err.print(f"[yellow]skipped[/yellow] {source}: {error}")
-
-
-def _merge(into, part) -> None:
-    into.added += part.added
-    into.replaced += part.replaced
-    into.unchanged += part.unchanged
-    into.failed += part.failed
-    into.chunks += part.chunks
-    into.embedded += part.embedded
-    into.doc_ids += part.doc_ids
 
 
 @app.command()

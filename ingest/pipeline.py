@@ -57,6 +57,16 @@ class IngestReport:
     embedded: int = 0
     doc_ids: list[str] = field(default_factory=list)
 
+    def extend(self, other: IngestReport) -> None:
+        """Adds another run's counts (one command ingesting several sources)."""
+        self.added += other.added
+        self.replaced += other.replaced
+        self.unchanged += other.unchanged
+        self.failed += other.failed
+        self.chunks += other.chunks
+        self.embedded += other.embedded
+        self.doc_ids += other.doc_ids
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "added": self.added,
