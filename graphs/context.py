@@ -76,8 +76,8 @@ class Thresholds:
 
     relevance_zh: float = 0.80  # below it a passage is off topic (also the routing probe's bar)
     relevance_en: float = 0.80
-    evidence: float = 0.5  # key-term coverage of a sentence whose answer candidates may corroborate
-    strong_evidence: float = 0.8  # key-term coverage of one typed sentence that answers on its own
+    evidence: float = 0.3  # key-term coverage of a sentence whose answer candidates may corroborate
+    strong_evidence: float = 1.0  # key-term coverage of one typed sentence that answers on its own
     # routing: a chat/web exemplar must beat the best kb exemplar by this much to leave the KB
     exemplar_margin: float = 0.02
     top_k: int = 8

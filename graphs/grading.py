@@ -3,17 +3,22 @@
 Relevance alone cannot tell a passage that answers from one that is merely on topic (news about
 the same event, the same company in another year). So a kept passage must also hold evidence:
 
-- strong: one sentence holding (nearly) all of the question's key terms plus something of the kind
+- strong: one sentence holding all of the question's key terms plus something of the kind
   the question asks for (a number for "多少/how many", a date for "什么时候/when", a name for
   "谁/who", a place for "哪里/where"), and every number of the question (years) in the passage; or
-- corroborated: an answer candidate of that kind, found next to most key terms, that another
-  passage states too.
+- corroborated: an answer candidate of that kind, stated next to key terms (at least two) in
+  two passages from different sources.
+
+Coverage of key terms is weighted by how rare a term is among the retrieved passages: passages
+that share the topic words but miss the one constraint that tells the answer apart (全球 in
+"宝马全球销量") do not cover the question.
 
 `bench/bench_graph.py` calibrates the constants (`Thresholds`) on rgb-zh answer_or_refuse.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -24,29 +29,38 @@ from sieve.graphs.state import Passage
 from sieve.graphs.text import EN_STOPWORDS, ZH_FUNCTION_CHARS, ZH_STOP_TOKENS, singular, split_sentences
 from sieve.prompts.language import Lang
 
-Kind = Literal["number", "date", "person", "place", "other"]
+Kind = Literal["work", "number", "date", "person", "place", "name", "other"]
 Outcome = Literal["kept", "below_threshold", "no_evidence"]
 
+# First match wins. Interrogatives (多少, 什么时候) decide before the nouns around them (冠军, 票房):
+# "冠军获得了多少奖金" asks for a sum; a noun that names a work decides before everything
+# ("票房冠军" asks for a film). "name" is any proper noun: a champion may be a team or a country.
 _KINDS_ZH: list[tuple[Kind, re.Pattern[str]]] = [
-    ("date", re.compile(r"什么时候|何时|时间|日期|哪天|哪一天|哪年|哪一年|几月|几号")),
-    ("number", re.compile(r"多少|几|多大|多高|多长|多重|比分|票房|产量|销量|增长|上涨|下降|震级|人口|排名|金额|价格|成绩")),
-    ("person", re.compile(r"谁|哪位|主演|导演|演员|总统|总理|首相|冠军|得主|主持人|创始人|董事长|作者")),
-    ("place", re.compile(r"哪里|在哪|哪儿|哪个国家|哪国|哪个城市|地点|举办地|举行地|哪座")),
+    ("work", re.compile(r"哪部|哪首|哪本|什么电影|什么歌|部电影|最佳(?:影片|电影|电视剧|剧集|歌曲|专辑|纪录片)|票房冠军")),
+    ("date", re.compile(r"什么时候|何时|哪天|哪一天|哪年|哪一年|几月|几号")),
+    ("number", re.compile(r"多少|多久|几|多大|多高|多长|多重")),
+    ("name", re.compile(r"冠军|得主|主席国|哪个队|哪支|哪家|球队|俱乐部|哪个公司|效力于|哪个平台")),
+    ("person", re.compile(r"谁|哪位|主演|导演|演员|总统|总理|首相|主持人|创始人|董事长|作者")),
+    ("place", re.compile(r"哪里|在哪|哪儿|哪个国家|哪些国家|哪国|哪个城市|地点|举办地|举行地|哪座")),
+    ("date", re.compile(r"时间|日期")),
+    ("number", re.compile(r"比分|票房|[产销出进]口?量|人数|数量|病例数|席位|增长|上涨|下降|震级|人口|排名|名次|金额|价格|成绩")),
 ]
 _KINDS_EN: list[tuple[Kind, re.Pattern[str]]] = [
+    ("work", re.compile(r"\bwhich (?:movie|film|book|song|album|show|series)\b|\bbest (?:picture|film|movie)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|day|month)\b|\bwhich year\b", re.I)),
     ("number", re.compile(r"\bhow (?:many|much|long|old|tall|big|far|high)\b|\bwhat (?:percentage|number|amount)\b", re.I)),
+    ("name", re.compile(r"\bwhich (?:team|club|company|firm|party)\b|\bchampion\b|\bwinner\b", re.I)),
     ("person", re.compile(r"\bwho\b|\bwhom\b|\bwhose\b", re.I)),
-    ("place", re.compile(r"\bwhere\b|\bwhich (?:country|city|place)\b", re.I)),
+    ("place", re.compile(r"\bwhere\b|\bwhich (?:country|countries|city|place)\b", re.I)),
 ]
 _ZH_PROPER_TAGS = {"nr", "nrfg", "nrt", "nz", "ns", "nt", "eng"}
-_ZH_KIND_TAGS: dict[Kind, set[str]] = {"person": {"nr", "nrfg", "nrt"}, "place": {"ns"}}
+_ZH_KIND_TAGS: dict[Kind, set[str]] = {"person": {"nr", "nrfg", "nrt"}, "place": {"ns"}, "work": set()}
 # a quantity carries a unit (or a decimal point): bare integers are mostly dates, times and phone numbers
 _NUMBER = re.compile(
-    r"\d+(?:[.,]\d+)*\s*(?:%|％|万|亿|元|美元|人|次|个|名|辆|吨|斤|公里|米|分|秒|座|家|所|项|件|场|届|倍|岁|天|"
-    r"percent|million|billion|thousand|people|times)|\d+\.\d+|[一二三四五六七八九十两]+(?:次|届|名|个|位|座)"
+    r"\d+(?:[.,]\d+)*\s*(?:%|％|万|亿|元|美元|人|次|个|名|辆|吨|斤|公斤|千克|公里|米|分|秒|座|家|所|项|件|场|届|倍|岁|天|年|枚|块|台|部|张|位|架|艘|只|户|支|席|强|"
+    r"percent|million|billion|thousand|people|times)|\d+\.\d+|[一二三四五六七八九十两]+(?:次|届|名|个|位|座|强)|冠军|亚军|季军|第[一二三四五六七八九十\d]+名"
 )
-_YEAR = re.compile(r"(?:19|20)\d\d")
+_YEAR = re.compile(r"(?:19|20)\d\d年?")
 _DATE = re.compile(
     r"\d{1,2}月\d{1,2}[日号]|\d{4}年\d{1,2}月|\d{1,2}月|[一二三四五六七八九十]{1,3}月|"
     r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2}\b|\b(?:19|20)\d\d\b"
@@ -54,6 +68,8 @@ _DATE = re.compile(
 _QUOTED = re.compile(r"《([^》]{1,20})》|“([^”]{1,20})”|\"([^\"]{1,30})\"")
 _EN_WORD = re.compile(r"[A-Za-z0-9]+")
 _ZH_WEAK_CHARS = ZH_FUNCTION_CHARS | set("上下里中内外叫年月日")
+# words naming the asked-for slot: the answering sentence states the value, not the slot's name
+_ZH_SLOT_WORDS = {"具体", "名字", "名称", "时间", "日期", "地点", "类型", "情况", "哪部", "哪些", "分别"}
 _EN_NAME = re.compile(r"\b[A-Z][a-zA-Z\-]+(?:\s+[A-Z][a-zA-Z\-]+)*")
 
 
@@ -98,7 +114,8 @@ def answer_kind(question: str, lang: Lang) -> Kind:
 def key_terms(question: str, lang: Lang) -> list[str]:
     """The question's content words: what an answering sentence is expected to repeat."""
     if lang == "zh":
-        tokens = [t for t in rjieba.cut(question) if any(ch.isalnum() for ch in t) and t not in ZH_STOP_TOKENS]
+        tokens = [t for t in rjieba.cut(question)
+                  if any(ch.isalnum() for ch in t) and t not in ZH_STOP_TOKENS and t not in _ZH_SLOT_WORDS]
         # single characters like 上/叫/年 are grammar here, not topic (digits and latin letters stay)
         content = [t for t in tokens if len(t) > 1 or t.isascii() or t not in _ZH_WEAK_CHARS]
         return list(dict.fromkeys(content))
@@ -111,6 +128,7 @@ def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[
     terms = key_terms(question, lang)
     numbers = set(re.findall(r"\d+", question))
     groups = _distinct(passages)
+    weights = _term_weights(terms, [f"{p.get('title', '')}\n{p['text']}" for p in passages], lang)
     evidence: list[Evidence] = []
     for passage, group in zip(passages, groups):
         sentences = []
@@ -119,8 +137,9 @@ def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[
             found = frozenset(_candidates(text, kind, question, lang))
             # an open question ("what does X do") asks for no particular kind: any sentence may answer;
             # the document's title is context every sentence of it shares ("2023年工作总结")
-            matched = _matched(terms, f"{title}\n{text}", lang)
-            coverage = matched / len(terms) if terms else 0.0
+            hits = _hits(terms, f"{title}\n{text}", lang)
+            matched = sum(hits)
+            coverage = sum(w for w, hit in zip(weights, hits) if hit) / sum(weights) if terms else 0.0
             sentences.append(Sentence(coverage, matched, found, kind == "other" or bool(found)))
         evidence.append(Evidence(passage["relevance"] or 0.0, all(n in passage["text"] for n in numbers), sentences, group))
     return evidence
@@ -154,11 +173,21 @@ def grade_passages(question: str, passages: list[Passage], lang: Lang, limits: G
     return Graded(kept[:max_kept], "kept" if kept else "no_evidence", best)
 
 
-def _matched(terms: list[str], sentence: str, lang: Lang) -> int:
+def _hits(terms: list[str], sentence: str, lang: Lang) -> list[bool]:
     if lang == "zh":
-        return sum(_zh_term_in(term, sentence) for term in terms)
+        return [_zh_term_in(term, sentence) for term in terms]
     words = {singular(w.lower()) for w in _EN_WORD.findall(sentence)}
-    return sum(any(_same_stem(term, word) for word in words) for term in terms)
+    return [any(_same_stem(term, word) for word in words) for term in terms]
+
+
+def _term_weights(terms: list[str], passages: list[str], lang: Lang) -> list[float]:
+    """Rarer among the retrieved passages, heavier: the topic words (宝马, 2021) are in every passage,
+    the constraint that tells the answer from the noise (全球, 克利夫兰) is in few or none."""
+    n = len(passages)
+    if not n:
+        return [1.0] * len(terms)
+    df = [sum(col) for col in zip(*(_hits(terms, p, lang) for p in passages))] if terms else []
+    return [1.0 + math.log(n / max(d, 1)) for d in df]
 
 
 def _zh_term_in(term: str, sentence: str) -> bool:
@@ -185,7 +214,7 @@ def _candidates(sentence: str, kind: Kind, question: str, lang: Lang) -> set[str
     elif lang == "zh":
         tags = _ZH_KIND_TAGS.get(kind, _ZH_PROPER_TAGS)
         found = {w for w, tag in _zh_names_joined(rjieba.tag(sentence)) if tag in tags and len(w) >= 2}
-        if kind == "other":
+        if kind in ("other", "work", "name"):
             found |= {q for groups in _QUOTED.findall(sentence) for q in groups if q}
     else:
         found = {m.group(0) for m in _EN_NAME.finditer(sentence)}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sieve.graphs.followup import rewrite_followup
-from sieve.graphs.grading import GradeLimits, grade_passages
+from sieve.graphs.context import Thresholds
+from sieve.graphs.grading import GradeLimits, answer_kind, grade_passages
 from sieve.graphs.state import Passage
 
 
@@ -39,7 +40,7 @@ def passage(text: str, relevance: float = 0.9, doc: str = "d") -> Passage:
     return Passage(chunk_id=doc, doc_id=doc, filename=doc, text=text, score=1.0, relevance=relevance, path_scores={})
 
 
-LIMITS = GradeLimits(min_relevance=0.8, evidence=0.5, strong_evidence=0.8)
+LIMITS = Thresholds().grade_limits("zh")  # what the grade node ships with
 
 
 def test_a_passage_stating_the_asked_for_number_is_kept():
@@ -74,3 +75,33 @@ def test_english_questions_need_their_key_terms_and_kind_of_answer():
 def test_irrelevant_passages_are_refused_before_reading_them():
     graded = grade_passages("星河公司的创始人是谁", [passage("星河公司由李明远创办。", relevance=0.5)], "zh", LIMITS, 4)
     assert graded.outcome == "below_threshold" and graded.best_relevance == 0.5
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("2022春节档票房冠军是哪部电影", "work"),  # a film, not a sum, though it says 票房
+        ("谁是中国影史首个票房达到300亿元的演员", "person"),
+        ("世界杯冠军获得了多少奖金", "number"),  # the interrogative decides, not 冠军
+        ("2022中国足协杯冠军是谁", "name"),  # a champion may be a club
+        ("2023年C罗在哪个球队", "name"),
+        ("特拉斯当了多久首相", "number"),
+        ("乌镇峰会举办时间", "date"),
+        ("Which team won the 2022 final?", "name"),
+    ],
+)
+def test_the_kind_of_answer_asked_for(question, kind):
+    assert answer_kind(question, "en" if question.isascii() else "zh") == kind
+
+
+def test_a_sentence_missing_the_one_constraint_no_passage_meets_is_not_an_answer():
+    # every passage is about 宝马's 2021 sales; none gives the *global* figure the question asks for
+    passages = [
+        passage("2021年宝马集团在华销量创历史新高，交付新车84.6万辆。", doc="a"),
+        passage("2021年宝马品牌在美国的销量为33.6万辆。", doc="b"),
+        passage("2021年宝马iX3销量突破2.1万辆。", doc="c"),
+    ]
+    assert grade_passages("2021年宝马全球销量是多少", passages, "zh", LIMITS, 4).outcome == "no_evidence"
+    passages.append(passage("2021年宝马集团全球销量为252.1万辆。", doc="d"))
+    graded = grade_passages("2021年宝马全球销量是多少", passages, "zh", LIMITS, 4)
+    assert [p["doc_id"] for p in graded.kept] == ["d"]
