@@ -48,7 +48,15 @@ class Settings(BaseSettings):
 
     # retrieval: fault injection is for drills and benchmarks (README, "Degradation")
     faults: str = Field(
-        "", description='Fault injection at retrieval components, e.g. "dense:delay=2s,reranker:error"; off when empty.'
+        "",
+        description='Fault injection at query-time components, e.g. "dense:delay=2s,reranker:error"; off when empty. '
+        "An embedder fault reaches routing and grading too.",
+    )
+    embedder_timeout_ms: int = Field(
+        250, ge=1, description="Budget of a query-time embedding outside retrieval (exemplar routing, grading)."
+    )
+    embedder_cooldown_s: float = Field(
+        10.0, ge=0, description="After an embedder timeout or error, calls fail fast this long (circuit breaker)."
     )
 
     # ingest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from sieve.graphs.exemplars import exemplar_scores
 from sieve.graphs.runner import open_threads
 from sieve.graphs.wiring import NamedKnowledgeBaseRetriever, build_context
 from sieve.ingest.pipeline import Ingestor
+from sieve.models.guarded_embedder import EmbedderUnavailable
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.settings import Settings
 from sieve.stores.stack import Stack
@@ -50,7 +52,8 @@ class AppState:
         # load the model, the engines and the routing exemplars now, not in the first user's request
         await retriever.retrieve("warm-up", SearchFilter(tenant="", kb=""), 1)
         if context.embedder is not None:
-            await exemplar_scores(context.embedder, "warm-up")
+            with contextlib.suppress(EmbedderUnavailable):  # a stuck embedder is the breaker's business
+                await exemplar_scores(context.embedder, "warm-up", context.embedder_timeout_s)
         resources = AsyncExitStack()
         threads = await resources.enter_async_context(open_threads(settings))
         jobs = JobQueue(metrics)

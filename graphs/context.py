@@ -21,7 +21,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from sieve.graphs.grading import GradeLimits
 from sieve.graphs.state import State
-from sieve.models.embedding import Embedder
+from sieve.models.guarded_embedder import GuardedEmbedder, guarded
 from sieve.prompts.language import Lang
 from sieve.retrievers.types import Retriever
 from sieve.settings import Settings, get_settings
@@ -98,12 +98,17 @@ class GraphContext:
 
     retriever: Injected[Retriever | None] = None
     llm: Injected[BaseChatModel | None] = None  # None = deterministic mode
-    embedder: Injected[Embedder | None] = None  # exemplar routing and scoring hits without relevance
+    # exemplar routing and scoring hits without relevance; a plain `Embedder` gets a breaker of its own
+    embedder: Injected[GuardedEmbedder | None] = None
     narrow: Injected[NarrowFn] = no_narrowing
     web: Injected[WebSearch | None] = None  # None = the web route says it is not configured
     llm_timeout_s: float = 20.0
     web_timeout_s: float = 10.0
+    embedder_timeout_s: float = 0.25  # per query-time embedding in routing and grading
     thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def __post_init__(self) -> None:
+        self.embedder = guarded(self.embedder)
 
 
 async def resolve(context: GraphContext | None) -> GraphContext:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import rjieba
 
-from sieve.prompts.language import Lang, detect
+from sieve.prompts.language import detect
 
 # rjieba POS tags of proper nouns (person, place, organisation, other, transliterated, foreign word)
 _ZH_PROPER = {"nr", "ns", "nt", "nz", "nrt", "nrfg", "eng"}

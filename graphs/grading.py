@@ -70,6 +70,8 @@ _EN_WORD = re.compile(r"[A-Za-z0-9]+")
 _ZH_WEAK_CHARS = ZH_FUNCTION_CHARS | set("上下里中内外叫年月日")
 # words naming the asked-for slot: the answering sentence states the value, not the slot's name
 _ZH_SLOT_WORDS = {"具体", "名字", "名称", "时间", "日期", "地点", "类型", "情况", "哪部", "哪些", "分别"}
+# light verbs and slot nouns: "how does X work", "where does X come from" ask about X
+_EN_SLOT_WORDS = {"come", "make", "work", "happen", "mean", "use", "get", "go", "kind", "type", "name", "called"}
 _EN_NAME = re.compile(r"\b[A-Z][a-zA-Z\-]+(?:\s+[A-Z][a-zA-Z\-]+)*")
 
 
@@ -119,7 +121,8 @@ def key_terms(question: str, lang: Lang) -> list[str]:
         # single characters like 上/叫/年 are grammar here, not topic (digits and latin letters stay)
         content = [t for t in tokens if len(t) > 1 or t.isascii() or t not in _ZH_WEAK_CHARS]
         return list(dict.fromkeys(content))
-    words = [singular(w.lower()) for w in _EN_WORD.findall(question) if w.lower() not in EN_STOPWORDS]
+    words = [singular(w.lower()) for w in _EN_WORD.findall(question)
+             if w.lower() not in EN_STOPWORDS and w.lower() not in _EN_SLOT_WORDS]
     return list(dict.fromkeys(words))
 
 
@@ -199,9 +202,10 @@ def _zh_term_in(term: str, sentence: str) -> bool:
 
 
 def _same_stem(a: str, b: str) -> bool:
-    """A crude stemmer: "headquarter" matches "headquartered", "found" matches "founded"."""
+    """A crude stemmer: "headquarter" matches "headquartered", "found" matches "founded", and the
+    head of a compound its compounds ("phone" matches "smartphone")."""
     shorter, longer = sorted((a, b), key=len)
-    return shorter == longer or (len(shorter) >= 4 and longer.startswith(shorter))
+    return shorter == longer or (len(shorter) >= 4 and (longer.startswith(shorter) or longer.endswith(shorter)))
 
 
 def _candidates(sentence: str, kind: Kind, question: str, lang: Lang) -> set[str]:

@@ -57,11 +57,14 @@ def build_context(stack: Stack) -> GraphContext:
     """The graph's context over `stack`: hybrid retrieval, NL2SQL narrowing, configured LLM and web."""
     settings = stack.settings
     llm = build_chat_model(settings)
+    retriever = NamedKnowledgeBaseRetriever(stack)
     return GraphContext(
-        retriever=NamedKnowledgeBaseRetriever(stack),
+        retriever=retriever,
         llm=llm,
-        embedder=stack.embedder,
+        # retrieval's guarded embedder: a timeout in any node opens the breaker for all of them
+        embedder=retriever.hybrid.embedder,
         narrow=NamedKnowledgeBaseNarrowing(stack, llm),
         web=build_web_search(settings),
         llm_timeout_s=settings.llm_timeout_s,
+        embedder_timeout_s=settings.embedder_timeout_ms / 1000,
     )

@@ -18,11 +18,12 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import select
 
+from sieve.models.guarded_embedder import BreakerPolicy, EmbedderUnavailable, GuardedEmbedder
 from sieve.retrievers.faults import Faults
 from sieve.retrievers.fusion import fuse
 from sieve.retrievers.graph_path import graph_search
@@ -37,6 +38,12 @@ from sieve.stores.types import ScoredChunk, SearchFilter
 T = TypeVar("T")
 
 
+def query_embedder(stack: Stack, faults: Faults) -> GuardedEmbedder:
+    """The stack's embedder as queries use it: `SIEVE_FAULTS`' embedder fault applied, behind a breaker."""
+    faulty = faults.wrap("embedder", stack.embedder, ("embed_queries", "embed_passages"))
+    return GuardedEmbedder(faulty, BreakerPolicy(cooldown_s=stack.settings.embedder_cooldown_s))
+
+
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
@@ -47,9 +54,13 @@ class HybridRetriever:
     `SIEVE_FAULTS` (settings.faults) wraps the components this retriever calls, never the engines.
     """
 
-    def __init__(self, stack: Stack, lane_workers: int = 2, faults: Faults | None = None):
+    def __init__(
+        self, stack: Stack, lane_workers: int = 2, faults: Faults | None = None, embedder: GuardedEmbedder | None = None
+    ):
         self.stack = stack
         self.faults = faults if faults is not None else Faults.parse(stack.settings.faults)
+        # the query-time embedder, shared with the graph's other nodes (one breaker for all of them)
+        self.embedder = embedder or query_embedder(stack, self.faults)
         self._lane_workers = lane_workers
         self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._warm: set[str] = set()
@@ -64,10 +75,6 @@ class HybridRetriever:
     async def _run(self, fn: Callable[..., T], *args: object, lane: str = "store") -> T:
         return await asyncio.get_running_loop().run_in_executor(self._lane(lane), fn, *args)
 
-    @property
-    def _embedder(self) -> Any:
-        return self.faults.wrap("embedder", self.stack.embedder, ("embed_queries", "embed_passages"))
-
     def load_profile(self, kb_id: str) -> RetrievalProfile:
         with self.stack.sessions() as session:
             stored = session.scalar(select(KnowledgeBase.profile).where(KnowledgeBase.id == kb_id))
@@ -78,7 +85,7 @@ class HybridRetriever:
             return None
         if kind not in self._rerankers:
             # loading a model is start-up cost, outside the query's budget
-            built = await self._run(build_reranker, kind, self.stack.settings, self._embedder, self.stack.embedding_cache)
+            built = await self._run(build_reranker, kind, self.stack.settings, self.embedder, self.stack.embedding_cache)
             if isinstance(built, LocalReranker):
                 await built.ascore("warm-up", ["warm-up"])
             self._rerankers[kind] = built
@@ -132,13 +139,15 @@ class HybridRetriever:
             nonlocal query_vector
             t0 = time.perf_counter()
             try:
-                embedded = self._run(self._embedder.embed_queries, [query], lane="embedder")
-                vectors = await asyncio.wait_for(embedded, budget(profile.embed_budget_ms))
-            except (TimeoutError, asyncio.CancelledError):  # cancelled = the dense budget ran out first
-                degraded.append("embedder_timeout")
+                vectors = await self.embedder.aembed_queries([query], budget(profile.embed_budget_ms))
+            except EmbedderUnavailable as unavailable:
+                degraded.extend(unavailable.flags)
+                if unavailable.reason == "timeout":
+                    raise TimeoutError from unavailable  # the path reports `dense_timeout`
                 raise
-            except Exception:
-                degraded.append("embedder_error")
+            except asyncio.CancelledError:  # the dense path's budget ran out first
+                self.embedder.trip("timeout")
+                degraded.append("embedder_timeout")
                 raise
             finally:
                 timings["embed_query"] = _ms(t0)
@@ -248,6 +257,7 @@ class HybridRetriever:
                 hit.relevance = float(vec @ query_vector) if vec is not None else None
 
     def close(self) -> None:
+        self.embedder.close()
         for lane in self._lanes.values():
             lane.shutdown(wait=False, cancel_futures=True)
         for reranker in self._rerankers.values():

@@ -122,3 +122,52 @@ async def test_stuck_dense_calls_do_not_starve_bm25(stack, flt):
     for result in results:
         assert "bm25_timeout" not in result.degraded and "dense_timeout" in result.degraded
         assert result.hits and all(set(h.ranks) == {"bm25"} for h in result.hits)
+
+
+async def test_one_embedder_timeout_opens_the_breaker_and_the_next_queries_do_not_wait(stack, flt):
+    retriever = HybridRetriever(stack, faults=Faults.parse("embedder:delay=2s"))
+    profile = retriever.load_profile(flt.kb).merged(total_budget_ms=300)
+    try:
+        first = await retriever.retrieve(QUERY, flt, profile=profile)
+        second = await retriever.retrieve(QUERY, flt, profile=profile)
+    finally:
+        retriever.close()
+    assert "embedder_circuit_open" not in first.degraded and "embedder_timeout" in first.degraded
+    # the breaker answers for the stuck model: the same ladder step, reported as failing fast
+    assert {"embedder_timeout", "embedder_circuit_open", "dense_timeout"} <= set(second.degraded)
+    assert second.hits and all(set(h.ranks) == {"bm25"} for h in second.hits)
+
+
+def test_a_whole_question_under_a_stuck_embedder_is_answered_from_bm25(stack, flt):
+    """The embedder fault reaches every node that embeds: routing falls back to the KB, grading to evidence."""
+    from sieve.graphs.runner import ask
+    from sieve.graphs.wiring import build_context
+
+    stack.settings = stack.settings.model_copy(update={"faults": "embedder:delay=2s", "embedder_timeout_ms": 200})
+    with stack.sessions.begin() as session:
+        get_kb(session, "t1", "demo").profile = {"total_budget_ms": 300}
+    context = build_context(stack)
+    try:
+        result = asyncio.run(ask("What does Apple Inc. do?", kb="demo", tenant="t1", context=context,
+                                 settings=stack.settings))
+    finally:
+        context.retriever.hybrid.close()
+    assert result.route == "kb" and not result.refused
+    assert result.citations and result.citations[0]["filename"] == "apple-inc.md"
+    assert {"embedder_timeout", "dense_timeout", "grade_unscored"} <= set(result.degraded)
+
+
+async def test_the_breaker_fails_fast_while_open_and_tries_again_after_its_cooldown(embedder):
+    from sieve.models.guarded_embedder import BreakerPolicy, EmbedderUnavailable, GuardedEmbedder
+
+    failing = GuardedEmbedder(Faults.parse("embedder:error").wrap("embedder", embedder, ("embed_queries",)))
+    with pytest.raises(EmbedderUnavailable) as first:
+        await failing.aembed_queries(["苹果"], 5.0)
+    with pytest.raises(EmbedderUnavailable) as second:
+        await failing.aembed_queries(["苹果"], 5.0)
+    assert (first.value.flags, second.value.flags) == (["embedder_error"], ["embedder_error", "embedder_circuit_open"])
+
+    healthy = GuardedEmbedder(embedder, BreakerPolicy(cooldown_s=0.0))
+    healthy.trip("timeout")  # a cooldown of 0 s is over at once: the next call reaches the model
+    vector = await healthy.aembed_queries(["苹果"], 5.0)
+    assert vector.shape == (1, embedder.dim) and abs(float(vector[0] @ embedder.embed_queries(["苹果"])[0]) - 1) < 1e-5

@@ -105,3 +105,15 @@ def test_a_sentence_missing_the_one_constraint_no_passage_meets_is_not_an_answer
     passages.append(passage("2021年宝马集团全球销量为252.1万辆。", doc="d"))
     graded = grade_passages("2021年宝马全球销量是多少", passages, "zh", LIMITS, 4)
     assert [p["doc_id"] for p in graded.kept] == ["d"]
+
+
+@pytest.mark.parametrize(
+    ("question", "text"),
+    [
+        ("How does photosynthesis work?", "Photosynthesis turns carbon dioxide and water into glucose using light."),
+        ("Where does the marathon come from?", "The marathon commemorates the run of Pheidippides from Marathon to Athens."),
+        ("Which phones does Apple make?", "Apple designs and sells the iPhone smartphone."),
+    ],
+)
+def test_light_verbs_are_not_key_terms_and_compounds_match_their_head(question, text):
+    assert grade_passages(question, [passage(text)], "en", Thresholds().grade_limits("en"), 4).outcome == "kept"

@@ -14,7 +14,7 @@ from sieve.graphs.grading import grade_passages
 from sieve.graphs.history import question
 from sieve.graphs.llm import LLMFailed, decide, llm_for
 from sieve.graphs.state import Passage, State
-from sieve.models.embedding import Embedder
+from sieve.models.guarded_embedder import EmbedderUnavailable, GuardedEmbedder
 from sieve.prompts import grade as prompts
 from sieve.prompts import refuse as refuse_prompts
 from sieve.prompts.language import Lang, detect
@@ -35,7 +35,7 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
     if not passages:
         reason = "retrieval_failed" if "retrieval_error" in degraded else "no_passages"
         return {"kept": [], "refusal_reason": _reason(reason, lang, state)}
-    passages, unscored = await _with_relevance(passages, query, ctx.embedder)
+    passages, unscored = await _with_relevance(passages, query, ctx.embedder, ctx.embedder_timeout_s, degraded)
 
     if llm := llm_for(state, ctx):
         listing = "\n\n".join(f"[{i}] {p['text']}" for i, p in enumerate(passages, 1))
@@ -70,23 +70,27 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
     return {"passages": passages, "kept": graded.kept, "refusal_reason": reason, "degraded": degraded}
 
 
-async def _with_relevance(passages: list[Passage], query: str, embedder: Embedder | None) -> tuple[list[Passage], bool]:
+async def _with_relevance(
+    passages: list[Passage], query: str, embedder: GuardedEmbedder | None, timeout_s: float, degraded: list[str]
+) -> tuple[list[Passage], bool]:
     """Passages with relevance filled in by embedding cosine where the retriever left it out.
 
-    Returns whether some passage stayed unscored (no embedder to score it with).
+    Returns whether some passage stayed unscored (no embedder, or one that did not answer in time:
+    its flags land in `degraded`).
     """
     missing = [i for i, p in enumerate(passages) if p["relevance"] is None]
     if not missing:
         return passages, False
     if embedder is None:
         return passages, True
-
-    def cosines() -> list[float]:
-        vectors = embedder.embed_passages([passages[i]["text"] for i in missing])
-        return (vectors @ embedder.embed_queries([query])[0]).tolist()
-
+    try:
+        query_vector = (await embedder.aembed_queries([query], timeout_s))[0]
+        vectors = await embedder.aembed_passages([passages[i]["text"] for i in missing], timeout_s)
+    except EmbedderUnavailable as unavailable:
+        degraded += [flag for flag in unavailable.flags if flag not in degraded]
+        return passages, True
     scored = list(passages)
-    for i, value in zip(missing, await asyncio.to_thread(cosines)):
+    for i, value in zip(missing, (vectors @ query_vector).tolist()):
         scored[i] = {**scored[i], "relevance": float(value)}
     return scored, False
 

@@ -15,6 +15,7 @@ from sieve.graphs.history import earlier_turns, question, transcript
 from sieve.graphs.llm import LLMFailed, decide, llm_for
 from sieve.graphs.rules import needs_web, small_talk
 from sieve.graphs.state import Route, State, fresh_turn
+from sieve.models.guarded_embedder import EmbedderUnavailable
 from sieve.prompts import route as prompts
 from sieve.prompts.language import detect
 
@@ -45,7 +46,11 @@ async def route(state: State, runtime: Runtime[GraphContext]) -> State:
             return {**update, "route": decision.route}
         except LLMFailed as failure:
             update["degraded"] = [failure.kind]
-    return {**update, "route": await _deterministic(state, ctx, q)}
+    try:
+        return {**update, "route": await _deterministic(state, ctx, q)}
+    except EmbedderUnavailable as unavailable:
+        # rules found nothing and exemplars cannot be scored: the knowledge base is the safe default
+        return {**update, "route": "kb", "degraded": [*update.get("degraded", []), *unavailable.flags]}
 
 
 async def _deterministic(state: State, ctx: GraphContext, q: str) -> Route:
@@ -56,7 +61,7 @@ async def _deterministic(state: State, ctx: GraphContext, q: str) -> Route:
         return "kb"
     if ctx.embedder is None:
         return "kb"
-    scores = await exemplar_scores(ctx.embedder, q)
+    scores = await exemplar_scores(ctx.embedder, q, ctx.embedder_timeout_s)
     best: Route = "chat" if scores["chat"] >= scores["web"] else "web"
     if scores[best] - scores["kb"] < ctx.thresholds.exemplar_margin:
         return "kb"

@@ -1,0 +1,133 @@
+"""Query-time embedding under a time budget, behind a circuit breaker.
+
+Routing, retrieval's dense path and grading each embed at query time. When the embedder is stuck
+(a GPU queue, a remote endpoint timing out), each would wait out its own budget and a question
+would pay them all. So one `GuardedEmbedder` is shared by the whole graph: the first call that
+times out or fails opens the breaker, and for `cooldown_s` every call fails at once with the same
+reason, so the nodes degrade (BM25 only, rules-only routing, evidence-only grading) without waiting.
+After the cooldown the next call tries the embedder again.
+
+Query vectors are kept in a small LRU: routing, the KB probe and retrieval embed the same question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from sieve.models.embedding import Embedder, TextTokenizer
+
+Reason = Literal["timeout", "error"]
+
+
+class EmbedderUnavailable(RuntimeError):
+    """The embedder did not answer in time (`timeout`) or failed (`error`); `fast` = the breaker was open."""
+
+    def __init__(self, reason: Reason, fast: bool = False):
+        super().__init__(f"embedder {reason}{' (circuit open)' if fast else ''}")
+        self.reason: Reason = reason
+        self.fast = fast
+
+    @property
+    def flags(self) -> list[str]:
+        """What a node adds to `degraded`."""
+        return [f"embedder_{self.reason}", *(["embedder_circuit_open"] if self.fast else [])]
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    cooldown_s: float = 10.0  # after a timeout or error, fail fast this long, then try again
+    query_cache: int = 256  # query vectors kept (LRU)
+
+
+class GuardedEmbedder:
+    """An `Embedder` (sync calls pass through, failing fast while the breaker is open) plus async
+    calls under a timeout that open the breaker when they time out or fail."""
+
+    def __init__(self, inner: Embedder, policy: BreakerPolicy = BreakerPolicy(), workers: int = 2):
+        self.inner = inner
+        self.policy = policy
+        self.name, self.dim = inner.name, inner.dim
+        # its own small pool: a stuck model's threads queue here, not in the default executor
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sieve-embedder")
+        self._open_until = 0.0
+        self._open_reason: Reason = "timeout"
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        return self.inner.tokenizer
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    def trip(self, reason: Reason) -> None:
+        self._open_until = time.monotonic() + self.policy.cooldown_s
+        self._open_reason = reason
+
+    def _check(self) -> None:
+        if self.is_open:
+            raise EmbedderUnavailable(self._open_reason, fast=True)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self._check()
+        return self._call(self.inner.embed_queries, texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        self._check()
+        return self._call(self.inner.embed_passages, texts)
+
+    def _call(self, fn, texts: Sequence[str]) -> np.ndarray:
+        try:
+            return fn(list(texts))
+        except Exception as error:
+            self.trip("error")
+            raise EmbedderUnavailable("error") from error
+
+    async def aembed_queries(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
+        """Query vectors within `timeout_s`, from the LRU where already embedded."""
+        texts = list(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._queries))
+        if missing:
+            for text, vector in zip(missing, await self._within(self.inner.embed_queries, missing, timeout_s)):
+                self._queries[text] = vector
+        for text in texts:
+            self._queries.move_to_end(text)
+        while len(self._queries) > self.policy.query_cache:
+            self._queries.popitem(last=False)
+        return np.stack([self._queries[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    async def aembed_passages(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
+        return await self._within(self.inner.embed_passages, list(texts), timeout_s)
+
+    async def _within(self, fn, texts: list[str], timeout_s: float) -> np.ndarray:
+        self._check()
+        if timeout_s <= 0:  # the caller's budget is spent: no verdict on the embedder
+            raise EmbedderUnavailable("timeout")
+        call = asyncio.get_running_loop().run_in_executor(self._pool, fn, texts)
+        try:
+            return await asyncio.wait_for(call, timeout_s)
+        except TimeoutError as error:
+            self.trip("timeout")
+            raise EmbedderUnavailable("timeout") from error
+        except Exception as error:
+            self.trip("error")
+            raise EmbedderUnavailable("error") from error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def guarded(embedder: Embedder | None) -> GuardedEmbedder | None:
+    """`embedder` behind a breaker of its own, unless it already is."""
+    if embedder is None or isinstance(embedder, GuardedEmbedder):
+        return embedder
+    return GuardedEmbedder(embedder)
