@@ -28,7 +28,7 @@ from sieve.retrievers.faults import Faults
 from sieve.retrievers.fusion import fuse
 from sieve.retrievers.graph_path import graph_search
 from sieve.retrievers.profile import RetrievalProfile
-from sieve.retrievers.rerank import LocalReranker, Reranker, RerankerKind, build_reranker
+from sieve.retrievers.rerank import LocalReranker, Reranker, RerankerKind, build_reranker, reranked_order
 from sieve.retrievers.types import Hit, RetrievalResult
 from sieve.stores.embedding_cache import text_hash
 from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
@@ -187,7 +187,7 @@ class HybridRetriever:
                 for hit, score in zip(head, scores):
                     hit.relevance = score
                 # hits past the reranked head keep fused order and carry no relevance (another scale)
-                hits = sorted(head, key=lambda h: h.relevance, reverse=True) + hits[len(head):]
+                hits = [head[i] for i in reranked_order(scores, profile.rerank_mode, profile.rrf_k)] + hits[len(head):]
                 reranked = True
         hits = hits[:k]
         if query_vector is not None and not reranked:

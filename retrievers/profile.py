@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sieve.retrievers.fusion import FusionMode
-from sieve.retrievers.rerank import RerankerKind
+from sieve.retrievers.rerank import RerankerKind, RerankMode
 
 PathName = Literal["bm25", "dense", "graph"]
 PATH_NAMES: tuple[str, ...] = get_args(PathName)
@@ -36,6 +36,9 @@ class RetrievalProfile(BaseModel):
     top_k: int = Field(10, ge=1, le=200, description="hits returned after fusion")
     reranker: RerankerKind = Field(RerankerKind.NONE, description="re-scores the fused top `rerank_top_n`")
     rerank_top_n: int = Field(20, ge=1, le=200, description="fused candidates the reranker scores; later hits keep fused order")
+    rerank_mode: RerankMode = Field(
+        RerankMode.REPLACE, description="replace = reranker order; rrf = reranker rank fused with the fused rank"
+    )
     relevance_threshold: float | None = Field(
         None, description="relevance below which grading drops a passage, calibrated for `reranker` "
         "(`sieve eval calibrate`); unset = the graph's cosine default"

@@ -34,6 +34,27 @@ class RerankerKind(str, Enum):
     SCORE_API = "score_api"  # a vLLM `/score` endpoint
 
 
+class RerankMode(str, Enum):
+    """How the reranker's scores order the fused head.
+
+    `replace` sorts by the reranker alone. `rrf` adds its rank to the fused rank (reciprocal rank
+    fusion, the profile's `rrf_k`): a reranker fine-tuned on a few hundred queries knows things the
+    fused order does not, but alone it is noisier than the order it reranks (bench/bench_rerank.py).
+    """
+
+    REPLACE = "replace"
+    RRF = "rrf"
+
+
+def reranked_order(scores: Sequence[float], mode: RerankMode, rrf_k: int = 60) -> list[int]:
+    """Indices of the fused head (given best first) in their new order."""
+    by_score = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
+    if mode is RerankMode.REPLACE:
+        return by_score
+    rerank_rank = {i: rank for rank, i in enumerate(by_score)}
+    return sorted(range(len(scores)), key=lambda i: 1 / (rrf_k + i) + 1 / (rrf_k + rerank_rank[i]), reverse=True)
+
+
 @runtime_checkable
 class Reranker(Protocol):
     """Scores of `texts` for `query`, one per text in order; higher is more relevant."""

@@ -20,7 +20,9 @@ from sieve.retrievers.rerank import (
     FlagCrossEncoder,
     Reranker,
     RerankerKind,
+    RerankMode,
     build_reranker,
+    reranked_order,
 )
 from sieve.stores.catalog import get_kb
 from sieve.stores.types import SearchFilter
@@ -169,3 +171,25 @@ def test_hybrid_reranks_with_a_local_cross_encoder(stack, flt, cross_encoder_dir
     assert result.degraded == [] and len(result.hits) == 4
     relevance = [h.relevance for h in result.hits]
     assert relevance == sorted(relevance, reverse=True) and all(0 < r < 1 for r in relevance)
+
+
+def test_rrf_mode_moves_what_both_orders_rank_high_to_the_top():
+    # fused order is 0,1,2,3; the reranker loves 3 and likes 0: alone it puts 3 first; fused with
+    # the fused rank, 0 (first and second) wins over 3 (last and first), and 1 (second and last)
+    # edges out 2 (third and third)
+    scores = [0.8, 0.1, 0.2, 0.9]
+    assert reranked_order(scores, RerankMode.REPLACE) == [3, 0, 2, 1]
+    assert reranked_order(scores, RerankMode.RRF) == [0, 3, 1, 2]
+
+
+def test_hybrid_applies_the_profiles_rerank_mode(stack, flt, endpoint):
+    stack.settings = stack.settings.model_copy(update={"reranker_base_url": endpoint, "reranker_model": "e5-cosine"})
+    query = "where are apples grown in China"
+    fused = retrieve(stack, flt, query, top_k=6)
+    blended = retrieve(stack, flt, query, top_k=6, rerank_top_n=6, reranker=RerankerKind.SCORE_API,
+                       rerank_mode=RerankMode.RRF)
+    replaced = retrieve(stack, flt, query, top_k=6, rerank_top_n=6, reranker=RerankerKind.SCORE_API)
+    fused_rank = {h.chunk_id: i for i, h in enumerate(fused.hits)}
+    score_rank = {h.chunk_id: i for i, h in enumerate(replaced.hits)}
+    expected = sorted(fused_rank, key=lambda c: -(1 / (60 + fused_rank[c]) + 1 / (60 + score_rank[c])))
+    assert [h.chunk_id for h in blended.hits] == expected
