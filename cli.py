@@ -680,14 +680,15 @@ def finetune_reranker(
     kb: Annotated[str | None, typer.Option("--kb", help="KB holding the corpus (default: eval-<folder>).")] = None,
     tenant: TenantOpt = None,
     holdout: Annotated[float, typer.Option("--holdout", min=0.05, max=0.9, help="Share of queries held back.")] = 0.2,
-    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs [default: 5].")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--learning-rate", min=0.0, help="[default: 5e-5]")] = None,
-    negatives: Annotated[int | None, typer.Option("--negatives", min=1, help="Hard negatives per positive [default: 7].")] = None,
-    candidates: Annotated[int | None, typer.Option("--candidates", min=2, help="Fused candidates mined and reranked [default: 20].")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs (default 5).")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", min=0.0, help="AdamW learning rate (default 5e-5).")] = None,
+    negatives: Annotated[int | None, typer.Option("--negatives", min=1, help="Hard negatives per positive (default 7).")] = None,
+    candidates: Annotated[int | None, typer.Option("--candidates", min=2, help="Fused candidates mined and reranked (default 20).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N queries.")] = None,
+    device: Annotated[str, typer.Option("--device", help="Torch device to train on: cpu, cuda, cuda:1.")] = "cpu",
     as_json: JsonOpt = False,
 ) -> None:
-    """Mine hard negatives with hybrid retrieval, train a cross-encoder on the CPU, print Hit@1/3/5 and
+    """Mine hard negatives with hybrid retrieval, train a cross-encoder on the CPU (or --device cuda), print Hit@1/3/5 and
     MRR@10 on the held-back queries: fused order, reranked, and reranked with rerank_mode=rrf."""
     from sieve.evals.beir import load_split
     from sieve.ingest.pipeline import Ingestor
@@ -700,7 +701,7 @@ def finetune_reranker(
         beir.queries = dict(list(beir.queries.items())[:limit])
     kb = kb or f"eval-{data.resolve().name}"
     given = {"candidates": candidates, "negatives": negatives, "epochs": epochs, "learning_rate": learning_rate}
-    config = FinetuneConfig(holdout=holdout, **{k: v for k, v in given.items() if v is not None})
+    config = FinetuneConfig(holdout=holdout, device=device, **{k: v for k, v in given.items() if v is not None})
     with _open_stack() as stack:
         Ingestor(stack).ingest_beir(beir.corpus, kb, _tenant(tenant), progress=not as_json and sys.stderr.isatty())
         flt = _kb_filter(stack, _tenant(tenant), kb)
