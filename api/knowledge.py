@@ -6,13 +6,11 @@ import asyncio
 from datetime import timezone
 from typing import Any
 
-from sqlalchemy import func, select
-
 from sieve.api.conversation import ask_once, check_kb, check_question
 from sieve.api.state import AppState
 from sieve.retrievers.types import Hit
-from sieve.stores.catalog import list_kbs
-from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase
+from sieve.stores.catalog import kbs_with_counts
+from sieve.stores.metadata import KnowledgeBase
 from sieve.stores.types import SearchFilter
 from sieve.tools.graph_tool import AskArgs, SearchArgs
 
@@ -45,12 +43,7 @@ class TenantKnowledge:
     async def knowledge_bases(self) -> list[dict[str, Any]]:
         def summaries() -> list[dict[str, Any]]:
             with self.state.stack.sessions() as session:
-                counts = dict(session.execute(
-                    select(Document.kb_id, func.count()).where(
-                        Document.tenant_id == self.tenant, Document.status == DocumentStatus.READY
-                    ).group_by(Document.kb_id)
-                ).all())
-                return [kb_json(kb, counts.get(kb.id, 0)) for kb in list_kbs(session, self.tenant)]
+                return [kb_json(kb, documents) for kb, documents in kbs_with_counts(session, self.tenant)]
 
         return await asyncio.to_thread(summaries)
 

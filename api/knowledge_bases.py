@@ -1,20 +1,21 @@
-"""Knowledge bases of the caller's tenant: create, list, get, search, and the retrieval profile."""
+"""Knowledge bases of the caller's tenant: create, list, get, delete, search, and the retrieval profile."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from sieve.api.conversation import check_question
 from sieve.api.deps import StateDep, TenantDep
+from sieve.api.ingest_jobs import UPLOAD_SCHEME, discard_unused_original
 from sieve.api.knowledge import TenantKnowledge, kb_json
 from sieve.api.state import AppState
 from sieve.retrievers.profile import RetrievalProfile
-from sieve.stores.catalog import find_kb, get_kb, get_or_create_kb
+from sieve.stores.catalog import KnowledgeBaseNotEmpty, find_kb, get_kb, get_or_create_kb
 from sieve.stores.metadata import Document, DocumentStatus
 from sieve.tools.graph_tool import SearchArgs
 
@@ -62,6 +63,20 @@ async def list_knowledge_bases(state: StateDep, tenant: TenantDep) -> dict[str, 
 @router.get("/{kb}")
 async def get_knowledge_base(kb: str, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
     return await asyncio.to_thread(_summary, state, tenant, kb)
+
+
+@router.delete("/{kb}", status_code=204)
+async def delete_knowledge_base(kb: str, state: StateDep, tenant: TenantDep) -> Response:
+    """Deletes the knowledge base with its documents (metadata DB, BM25, vectors, graph), its profile,
+    and uploaded originals no other document uses, before answering."""
+    try:
+        deleted = await state.jobs.write(state.ingestor.delete_knowledge_base, tenant, kb)
+    except KnowledgeBaseNotEmpty as busy:
+        raise HTTPException(409, str(busy)) from busy
+    for doc in deleted:
+        if doc.source_uri.startswith(UPLOAD_SCHEME):
+            await state.jobs.write(discard_unused_original, state, doc.content_hash, doc.filename)
+    return Response(status_code=204)
 
 
 @router.post("/{kb}/search")

@@ -24,9 +24,9 @@ from sieve.ingest.chunker import chunk_document
 from sieve.ingest.document import LoadedDocument, TextSection
 from sieve.ingest.extraction import extract_into_graph
 from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
-from sieve.stores.catalog import get_or_create_kb
+from sieve.stores.catalog import KnowledgeBaseNotEmpty, get_kb, get_or_create_kb
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
-from sieve.stores.metadata import Chunk, Document, DocumentStatus, IngestJournal, utcnow
+from sieve.stores.metadata import Chunk, Document, DocumentStatus, IngestJournal, KnowledgeBase, utcnow
 from sieve.stores.stack import Stack
 from sieve.stores.types import IndexedChunk
 
@@ -204,6 +204,23 @@ class Ingestor:
             )
         self._purge(tenant, kb_id, found)
         return len(found)
+
+    def delete_knowledge_base(self, tenant: str, name: str) -> list[Document]:
+        """Removes every document of the tenant's knowledge base `name` everywhere, then the knowledge
+        base itself (its profile with it). Returns the deleted documents' rows, detached.
+
+        `KnowledgeBaseNotFound` for an unknown name; `KnowledgeBaseNotEmpty` when a document arrived
+        while deleting (the knowledge base stays, so nothing is orphaned; delete again)."""
+        with self.stack.sessions() as session:
+            kb_id = get_kb(session, tenant, name).id
+            docs = list(session.scalars(select(Document).where(Document.tenant_id == tenant, Document.kb_id == kb_id)))
+            session.expunge_all()
+        self.delete_documents(tenant, kb_id, [d.id for d in docs])
+        with self.stack.sessions.begin() as session:
+            if session.scalar(select(Document.id).where(Document.kb_id == kb_id).limit(1)) is not None:
+                raise KnowledgeBaseNotEmpty(tenant, name)
+            session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == kb_id))
+        return docs
 
     def reconcile(self) -> int:
         """Purges document versions a crashed process left `indexing` or `deleting`."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sieve.stores.metadata import KnowledgeBase, Tenant
+from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase, Tenant
 
 
 class KnowledgeBaseNotFound(LookupError):
     def __init__(self, tenant: str, name: str):
         super().__init__(f"knowledge base {name!r} does not exist for tenant {tenant!r}")
+        self.tenant, self.name = tenant, name
+
+
+class KnowledgeBaseNotEmpty(RuntimeError):
+    def __init__(self, tenant: str, name: str):
+        super().__init__(f"knowledge base {name!r} received documents while it was being deleted; delete it again")
         self.tenant, self.name = tenant, name
 
 
@@ -46,6 +52,16 @@ def get_or_create_kb(session: Session, tenant: str, name: str) -> KnowledgeBase:
         session.add(kb)
         session.flush()
     return kb
+
+
+def kbs_with_counts(session: Session, tenant: str) -> list[tuple[KnowledgeBase, int]]:
+    """The tenant's knowledge bases by name, each with its number of ready documents."""
+    counts = dict(session.execute(
+        select(Document.kb_id, func.count())
+        .where(Document.tenant_id == tenant, Document.status == DocumentStatus.READY)
+        .group_by(Document.kb_id)
+    ).all())
+    return [(kb, counts.get(kb.id, 0)) for kb in list_kbs(session, tenant)]
 
 
 def list_kbs(session: Session, tenant: str) -> list[KnowledgeBase]:

@@ -36,3 +36,23 @@ def test_unknown_kb_is_a_readable_error(sieve, demo_home):
     assert result.returncode == 1
     assert "knowledge base 'nope' does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_knowledge_base_is_deleted_with_its_documents_and_the_other_kb_stays(sieve, tmp_path, sample_kb):
+    home = tmp_path / "home"
+    for kb in ("keep", "drop"):
+        sieve(home, "ingest", str(sample_kb), "--kb", kb, "--json")
+    refused = sieve(home, "kb", "delete", "drop", check=False)  # no --yes and no terminal: nothing happens
+    assert refused.returncode == 1 and {k["name"] for k in json.loads(sieve(home, "kb", "list", "--json").stdout)} == {
+        "keep", "drop"}
+
+    deleted = json.loads(sieve(home, "kb", "delete", "drop", "--yes", "--json").stdout)
+    assert deleted == {"deleted": "drop", "documents": len(list(sample_kb.iterdir()))}
+    assert [k["name"] for k in json.loads(sieve(home, "kb", "list", "--json").stdout)] == ["keep"]
+    assert "does not exist" in sieve(home, "search", "华为 总部", "--kb", "drop", check=False).stderr
+    assert top_files(sieve, home, "华为 总部", "--kb", "keep")[0] == "huawei.md"
+
+    # the name is free again, and the new knowledge base starts empty (nothing left in BM25 or vectors)
+    sieve(home, "ingest", str(sample_kb / "tea-culture.md"), "--kb", "drop", "--json")
+    assert set(top_files(sieve, home, "华为 总部", "--kb", "drop")) == {"tea-culture.md"}
+    assert "does not exist" in sieve(home, "kb", "delete", "nope", "--yes", check=False).stderr

@@ -144,6 +144,22 @@ def test_delete_removes_a_document_everywhere(server, kb, tmp_path):
     assert len(list((home / "uploads").glob("*.txt"))) == originals - 1  # its kept original went too
 
 
+def test_deleting_a_knowledge_base_removes_it_its_documents_and_their_originals(server, kb, tmp_path):
+    client, home = server
+    upload(client, kb, write(tmp_path, "lockers.txt", "Lockers on the third floor take a one-euro coin."))
+    originals = len(list((home / "uploads").glob("*.txt")))
+    assert client.delete(f"/v1/knowledge-bases/{kb}").status_code == 204
+    assert client.get(f"/v1/knowledge-bases/{kb}").status_code == 404
+    assert kb not in [k["name"] for k in client.get("/v1/knowledge-bases").json()["data"]]
+    gone = client.post(f"/v1/knowledge-bases/{kb}/search", json={"query": "lockers coin"})
+    assert gone.status_code == 404 and "does not exist" in gone.json()["error"]["message"]
+    assert len(list((home / "uploads").glob("*.txt"))) == originals - 1
+    assert client.delete(f"/v1/knowledge-bases/{kb}").status_code == 404
+    # the name can be used again, for an empty knowledge base: nothing was left in BM25 or vectors
+    client.post("/v1/knowledge-bases", json={"name": kb}).raise_for_status()
+    assert search(client, kb, "lockers coin") == [] and documents(client, kb) == []
+
+
 def test_reindex_rebuilds_a_document_from_its_original_and_keeps_its_metadata(server, kb, tmp_path):
     client, _ = server
     upload(client, kb, write(tmp_path, "faq.md", "# FAQ\n\nThe office opens at 9 am."), metadata='{"owner": "Ana"}')

@@ -62,6 +62,7 @@ ROUTES = [
     ("POST", "/v1/knowledge-bases/b-only/search", {"query": ASK}),
     ("GET", "/v1/knowledge-bases/b-only/profile", None),
     ("PUT", "/v1/knowledge-bases/b-only/profile", {"paths": ["bm25"]}),
+    ("DELETE", "/v1/knowledge-bases/b-only", None),
     ("GET", "/v1/jobs/{job}", None),
     ("POST", "/v1/agent/stream", {"question": ASK, "kb": "handbook"}),
     ("POST", "/v1/agent/stream", {"question": ASK, "kb": "b-only"}),
