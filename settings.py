@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     reranker_base_url: str | None = Field(
         None, description="OpenAI-compatible/vLLM base URL serving /rerank and /score (reranker=rerank_api|score_api)."
     )
+    reranker_max_length: int = Field(
+        512, ge=16, description="Tokens of query + passage a local cross-encoder reads; on a CPU, 256 is about 3x faster."
+    )
     reranker_model: str = "bge-reranker-v2-m3"
     reranker_api_key: str = "EMPTY"
 

@@ -203,7 +203,7 @@ def build_reranker(kind: RerankerKind, settings: Settings, embedder: Embedder | 
     if kind is RerankerKind.FLAG:
         if settings.reranker_model_path is None:
             raise ValueError("reranker=flag needs SIEVE_RERANKER_MODEL_PATH (a local cross-encoder folder)")
-        return FlagCrossEncoder(settings.reranker_model_path)
+        return FlagCrossEncoder(settings.reranker_model_path, max_length=settings.reranker_max_length)
     if not settings.reranker_base_url:
         raise ValueError(f"reranker={kind.value} needs SIEVE_RERANKER_BASE_URL (e.g. http://vllm:8000/v1)")
     return EndpointReranker(settings.reranker_base_url, settings.reranker_model, kind, settings.reranker_api_key)
