@@ -66,7 +66,7 @@ async def upload_document(kb: str, request: Request, response: Response, state: 
     """
     await asyncio.to_thread(_kb_id, state, tenant, kb)  # 404 before reading the body
     upload = await receive_upload(request, state.uploads / ".incoming", state.settings.max_upload_bytes)
-    job = state.jobs.submit(tenant, kb, "ingest", upload.filename, partial(ingest_upload, state, tenant, kb, upload))
+    job = await state.jobs.submit(tenant, kb, "ingest", upload.filename, partial(ingest_upload, state, tenant, kb, upload))
     return _accepted(job, response)
 
 
@@ -123,5 +123,5 @@ async def reindex(kb: str, doc_id: str, response: Response, state: StateDep, ten
         source_path(state, doc)
     except JobFailed as exc:
         raise HTTPException(409, str(exc)) from None
-    job = state.jobs.submit(tenant, kb, "reindex", doc.filename, partial(reindex_document, state, tenant, kb, doc.id))
+    job = await state.jobs.submit(tenant, kb, "reindex", doc.filename, partial(reindex_document, state, tenant, kb, doc.id))
     return _accepted(job, response)

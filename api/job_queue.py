@@ -1,7 +1,9 @@
 """Background ingest jobs, run one at a time: the embedded engines have a single writer.
 
-Jobs live in memory (the last `keep` of them): documents themselves are crash-safe through the
-ingest journal, so a restart loses only the job records, never half a document.
+Each job's record is kept in the metadata DB (`jobs`), so `GET /v1/jobs/{id}` answers after a
+restart too. The work itself (a staged upload) does not survive one: jobs a stopped server left
+queued or running are marked failed when the next one starts. Documents are crash-safe through the
+ingest journal, so such a job never leaves half a document.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
 
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
 from sieve.api.metrics import Metrics
 from sieve.ingest.pipeline import IngestReport
+from sieve.stores.metadata import JobRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,7 +45,7 @@ class Job:
     kb: str
     kind: JobKind
     filename: str
-    work: Callable[[], IngestReport] = field(repr=False)
+    work: Callable[[], IngestReport] | None = field(default=None, repr=False)  # None once finished or reloaded
     status: JobStatus = "queued"
     created_at: datetime = field(default_factory=_now)
     started_at: datetime | None = None
@@ -48,10 +54,28 @@ class Job:
     report: dict[str, Any] | None = None
 
 
+    def record(self, home: str) -> JobRecord:
+        return JobRecord(id=self.id, tenant_id=self.tenant, home=home, kb=self.kb, kind=self.kind, filename=self.filename,
+                         status=self.status, error=self.error, report=self.report, created_at=self.created_at,
+                         started_at=self.started_at, finished_at=self.finished_at)
+
+    @classmethod
+    def of(cls, row: JobRecord) -> Job:
+        return cls(row.id, row.tenant_id, row.kb, row.kind, row.filename, None, row.status,  # type: ignore[arg-type]
+                   _aware(row.created_at), _aware(row.started_at), _aware(row.finished_at), row.error, row.report)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes for DateTime(timezone=True) columns; they were stored in UTC
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
 class JobQueue:
-    def __init__(self, metrics: Metrics, keep: int = 1000):
+    def __init__(self, metrics: Metrics, sessions: sessionmaker[Session], home: str, keep: int = 1000):
         self.metrics = metrics
-        self.keep = keep
+        self.sessions = sessions
+        self.home = home
+        self.keep = keep  # job records also kept in memory (the newest ones)
         # every write to the engines holds this: jobs here, document deletes in their endpoint
         self.writer = asyncio.Lock()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -59,8 +83,11 @@ class JobQueue:
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
 
-    def start(self) -> None:
+    async def start(self) -> int:
+        """Starts the worker; returns how many jobs a stopped server left unfinished (now failed)."""
+        interrupted = await asyncio.to_thread(self._fail_interrupted)
         self._worker = asyncio.create_task(self._run(), name="sieve-ingest-jobs")
+        return interrupted
 
     async def stop(self) -> None:
         """Lets the running job finish (its thread cannot be interrupted); queued ones fail."""
@@ -68,22 +95,27 @@ class JobQueue:
         while not self._queue.empty():
             job = self._queue.get_nowait()
             if job is not None:
-                self._finish(job, "failed", error="the server shut down before the job ran")
+                await self._finish(job, "failed", error="the server shut down before the job ran")
         await self._queue.put(None)
         if self._worker is not None:
             await self._worker
 
-    def submit(self, tenant: str, kb: str, kind: JobKind, filename: str, work: Callable[[], IngestReport]) -> Job:
+    async def submit(self, tenant: str, kb: str, kind: JobKind, filename: str,
+                     work: Callable[[], IngestReport]) -> Job:
         if self._closing:
             raise RuntimeError("the server is shutting down")
         job = Job(uuid.uuid4().hex, tenant, kb, kind, filename, work)
+        await self._save(job)  # recorded before it can run: a crash from here on leaves a trace
         self._jobs[job.id] = job
         self._forget_old()
         self._queue.put_nowait(job)
         return job
 
-    def get(self, tenant: str, job_id: str) -> Job | None:
+    async def get(self, tenant: str, job_id: str) -> Job | None:
         job = self._jobs.get(job_id)
+        if job is None:  # older than the ones in memory, or from before a restart
+            row = await asyncio.to_thread(self._load, job_id)
+            job = Job.of(row) if row is not None else None
         return job if job is not None and job.tenant == tenant else None
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
@@ -95,20 +127,46 @@ class JobQueue:
         while (job := await self._queue.get()) is not None:
             job.status, job.started_at = "running", _now()
             try:
+                await self._save(job)
+                assert job.work is not None
                 report = await self.write(job.work)
             except JobFailed as exc:
-                self._finish(job, "failed", error=str(exc))
+                await self._finish(job, "failed", error=str(exc))
             except Exception as exc:  # a job must never take the worker down with it
                 log.exception("ingest job %s failed", job.id)
-                self._finish(job, "failed", error=f"internal error: {exc}")
+                await self._finish(job, "failed", error=f"internal error: {exc}")
             else:
                 error = "; ".join(message for _, message in report.failed) or None
-                self._finish(job, "failed" if error else "succeeded", error=error, report=report.as_dict())
+                await self._finish(job, "failed" if error else "succeeded", error=error, report=report.as_dict())
 
-    def _finish(self, job: Job, status: JobStatus, *, error: str | None = None,
-                report: dict[str, Any] | None = None) -> None:
-        job.status, job.error, job.report, job.finished_at = status, error, report, _now()
+    async def _finish(self, job: Job, status: JobStatus, *, error: str | None = None,
+                      report: dict[str, Any] | None = None) -> None:
+        job.status, job.error, job.report, job.finished_at, job.work = status, error, report, _now(), None
         self.metrics.jobs.labels(job.kind, status).inc()
+        try:
+            await self._save(job)
+        except Exception:  # the in-memory record still answers; a lost row must not stop the worker
+            log.exception("could not record job %s", job.id)
+
+    async def _save(self, job: Job) -> None:
+        def save() -> None:
+            with self.sessions.begin() as session:
+                session.merge(job.record(self.home))
+
+        await asyncio.to_thread(save)
+
+    def _load(self, job_id: str) -> JobRecord | None:
+        with self.sessions() as session:
+            return session.get(JobRecord, job_id)
+
+    def _fail_interrupted(self) -> int:
+        with self.sessions.begin() as session:
+            return session.execute(
+                update(JobRecord).where(JobRecord.home == self.home, JobRecord.status.in_(["queued", "running"])).values(
+                    status="failed", finished_at=_now(),
+                    error="the server stopped before the job finished; upload the file again",
+                )
+            ).rowcount
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.finished_at is not None]

@@ -24,7 +24,7 @@ def job_json(job: Job) -> dict[str, Any]:
 
 @router.get("/{job_id}")
 async def get_job(job_id: str, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
-    job = state.jobs.get(tenant, job_id)
+    job = await state.jobs.get(tenant, job_id)
     if job is None:
-        raise HTTPException(404, f"job {job_id!r} does not exist (job records are kept while the server runs)")
+        raise HTTPException(404, f"job {job_id!r} does not exist")
     return job_json(job)

@@ -56,8 +56,8 @@ class AppState:
                 await exemplar_scores(context.embedder, "warm-up", context.embedder_timeout_s)
         resources = AsyncExitStack()
         threads = await resources.enter_async_context(open_threads(settings))
-        jobs = JobQueue(metrics)
-        jobs.start()
+        jobs = JobQueue(metrics, stack.sessions, str(settings.home.resolve()))
+        await jobs.start()
         return cls(settings, stack, ingestor, retriever, context, jobs, metrics, threads, resources)
 
     async def close(self) -> None:

@@ -123,6 +123,27 @@ class IngestJournal(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class JobRecord(Base):
+    """A server's ingest or re-index job, kept across restarts (`GET /v1/jobs/{id}`)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    # the SIEVE_HOME of the server that runs it: one server per home, so a restart there may fail
+    # what it left unfinished, and never another server's jobs on a shared metadata DB
+    home: Mapped[str] = mapped_column(String(1024))
+    kb: Mapped[str] = mapped_column(String(200), doc="the knowledge base's name, as the caller gave it")
+    kind: Mapped[str] = mapped_column(String(16), doc="ingest | reindex")
+    filename: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), index=True, doc="queued | running | succeeded | failed")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class EmbeddingCacheEntry(Base):
     """Passage vectors keyed by (embedder name, chunk text hash): unchanged text is never re-embedded."""
 

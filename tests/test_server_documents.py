@@ -211,3 +211,32 @@ def test_health_readiness_and_metrics_need_no_key(server):
     assert ready["status"] == "ready" and all(ready["checks"].values())
     assert 'sieve_http_requests_total{method="POST",route="/v1/knowledge-bases/{kb}/search",status="404"}' in metrics
     assert 'sieve_ingest_jobs_total{kind="ingest",status="succeeded"}' in metrics
+
+
+def test_job_records_survive_a_restart_and_the_jobs_a_stopped_server_left_are_failed(tmp_path):
+    from sieve.stores.database import init_db, make_engine
+    from sieve.stores.metadata import JobRecord
+
+    settings = server_settings(tmp_path / "home")
+    headers = {"Authorization": f"Bearer {add_key(settings, 'acme')}"}
+    with running_server(settings) as url, httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        client.post("/v1/knowledge-bases", json={"name": "kb"}).raise_for_status()
+        done = upload(client, "kb", write(tmp_path, "a.txt", "The bike shed is behind building C."))
+
+    # what a server killed mid-job leaves behind, and a job of another server sharing the metadata DB
+    engine = make_engine(settings.resolved_database_url)
+    sessions = init_db(engine)
+    with sessions.begin() as session:
+        for job_id, home in (("killed", str(settings.home.resolve())), ("elsewhere", "/srv/other-home")):
+            session.add(JobRecord(id=job_id, tenant_id="acme", home=home, kb="kb", kind="ingest",
+                                  filename="b.txt", status="running"))
+
+    with running_server(settings) as url, httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        again = client.get(f"/v1/jobs/{done['id']}").raise_for_status().json()
+        assert again["status"] == "succeeded" and again["report"] == done["report"]
+        killed = client.get("/v1/jobs/killed").raise_for_status().json()
+        assert killed["status"] == "failed" and "upload the file again" in killed["error"]
+        assert killed["finished_at"] is not None
+    with sessions() as session:
+        assert session.get(JobRecord, "elsewhere").status == "running"  # not this server's to judge
+    engine.dispose()
