@@ -57,7 +57,9 @@ def friendly_errors(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sieve.api.server_record import read_server_record
         from sieve.stores.catalog import KnowledgeBaseNotFound
+        from sieve.stores.types import EngineBusy
 
         try:
             return fn(*args, **kwargs)
@@ -65,6 +67,9 @@ def friendly_errors(fn: F) -> F:
             raise
         except (KnowledgeBaseNotFound, FileNotFoundError, ValueError, RuntimeError) as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")  # `pip install 'x[extra]'` is not markup
+            if isinstance(exc, EngineBusy) and (record := read_server_record(_settings().home)) is not None:
+                err.print(f"`sieve serve` (pid {record.pid}, {record.url}) owns this home's engines: `sieve ingest`, "
+                          "`search`, `ask` and `mcp` go through it; stop it for this command")
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -86,6 +91,23 @@ def _open_stack():
     from sieve.stores.stack import Stack
 
     return Stack(_settings())
+
+
+def _served_home():
+    """The running server that owns this home (`sieve serve`), as a client; None when none does."""
+    from sieve.api.client import ServedHome
+    from sieve.api.server_record import read_server_record
+
+    record = read_server_record(_settings().home)
+    return None if record is None else ServedHome(record, os.environ.get("SIEVE_API_KEY"))
+
+
+def _through_server_only(tenant: str | None, **unsupported: object) -> None:
+    if tenant is not None:
+        raise ValueError("this home is served: the tenant is the one of SIEVE_API_KEY, not --tenant")
+    for option, value in unsupported.items():
+        if value:
+            raise ValueError(f"this home is served and its API has no {option}; stop the server to use it")
 
 
 def _kb_filter(stack, tenant: str, kb: str):
@@ -110,28 +132,20 @@ def ingest(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest files into a knowledge base (created if missing). Unchanged files are skipped."""
-    from sieve.ingest.pipeline import IngestReport, Ingestor, parse_meta
+    """Ingest files into a knowledge base (created if missing). Unchanged files are skipped.
+
+    On a home that `sieve serve` owns, each file is uploaded to the server as a job instead."""
+    from sieve.ingest.pipeline import parse_meta
 
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"{p} does not exist")
     metadata = parse_meta(meta or [])
     progress = not as_json and sys.stderr.isatty()
-    with _open_stack() as stack:
-        ingestor = Ingestor(stack)
-        report = IngestReport()
-        beir = [p for p in paths if p.is_file() and p.name == "corpus.jsonl"]
-        files = [p for p in paths if p not in beir]
-        for corpus in beir:
-            part = ingestor.ingest_beir(corpus, kb, _tenant(tenant), progress=progress)
-            report.extend(part)
-        if files:
-            report.extend(ingestor.ingest_paths(files, kb, _tenant(tenant), metadata, progress=progress))
-        optimize = getattr(stack.vectors, "optimize", None)  # embedded engines build HNSW on request only
-        if optimize is not None and report.chunks:
-            with err.status("building the vector index", spinner="dots") if progress else _nullcontext():
-                optimize()
+    if (served := _served_home()) is not None:
+        report = _ingest_through(served, paths, kb, tenant, metadata, progress)
+    else:
+        report = _ingest_here(paths, kb, _tenant(tenant), metadata, progress)
     if as_json:
         _print_json(report.as_dict())
         return
@@ -143,49 +157,82 @@ def ingest(
         err.print(f"[yellow]skipped[/yellow] {source}: {error}")
 
 
+def _ingest_through(served, paths: list[Path], kb: str, tenant: str | None, metadata: dict, progress: bool):
+    """Each file uploaded to the server as a job, one after another (its jobs run one at a time anyway)."""
+    from tqdm import tqdm
+
+    from sieve.ingest.loaders import discover
+    from sieve.ingest.pipeline import IngestReport
+
+    _through_server_only(tenant, **{"BEIR corpus.jsonl ingest": any(p.name == "corpus.jsonl" for p in paths)})
+    report = IngestReport()
+    with served:
+        served.ensure_kb(kb)
+        for path in tqdm(discover(paths), desc=f"upload to {served.url}", unit="file", disable=not progress):
+            report.extend(IngestReport.from_dict(served.ingest(kb, path, metadata)))
+    return report
+
+
+def _ingest_here(paths: list[Path], kb: str, tenant: str, metadata: dict, progress: bool):
+    from sieve.ingest.pipeline import IngestReport, Ingestor
+
+    with _open_stack() as stack:
+        ingestor = Ingestor(stack)
+        report = IngestReport()
+        beir = [p for p in paths if p.is_file() and p.name == "corpus.jsonl"]
+        files = [p for p in paths if p not in beir]
+        for corpus in beir:
+            part = ingestor.ingest_beir(corpus, kb, tenant, progress=progress)
+            report.extend(part)
+        if files:
+            report.extend(ingestor.ingest_paths(files, kb, tenant, metadata, progress=progress))
+        optimize = getattr(stack.vectors, "optimize", None)  # embedded engines build HNSW on request only
+        if optimize is not None and report.chunks:
+            with err.status("building the vector index", spinner="dots") if progress else _nullcontext():
+                optimize()
+    return report
+
+
 @app.command()
 @friendly_errors
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     kb: KbOpt,
     tenant: TenantOpt = None,
-    paths: Annotated[str, typer.Option("--paths", help="Comma-separated recall paths.")] = "bm25,dense",
+    paths: Annotated[
+        str | None, typer.Option("--paths", help="Comma-separated recall paths (default: the KB profile's).")
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="Number of hits.", min=1, max=200)] = 5,
     as_json: JsonOpt = False,
 ) -> None:
-    """Hybrid search over a knowledge base; prints hits with per-path ranks."""
+    """Hybrid search over a knowledge base; prints hits with per-path ranks (through the server on a served home)."""
+    from sieve.api.knowledge import hit_json
     from sieve.retrievers.hybrid import HybridRetriever
 
-    chosen = [p.strip() for p in paths.split(",") if p.strip()]
-    with _open_stack() as stack:
-        flt = _kb_filter(stack, _tenant(tenant), kb)
-        retriever = HybridRetriever(stack)
-        profile = retriever.load_profile(flt.kb).merged(paths=chosen, top_k=k)
-        result = asyncio.run(retriever.retrieve(query, flt, profile=profile))
-        retriever.close()
-    hits = [
-        {
-            "doc_id": h.doc_id,
-            "chunk_id": h.chunk_id,
-            "filename": h.filename,
-            "title": h.title,
-            "text": h.text,
-            "score": h.score,
-            "ranks": h.ranks,
-            "relevance": h.relevance,
-        }
-        for h in result.hits
-    ]
-    if result.degraded:
-        err.print(f"[yellow]degraded:[/yellow] {', '.join(result.degraded)}")
+    if (served := _served_home()) is not None:
+        _through_server_only(tenant, **{"--paths": paths})
+        with served:
+            result = served.search(kb, query, k)
+        hits, degraded = result["hits"], result["degraded"]
+    else:
+        with _open_stack() as stack:
+            flt = _kb_filter(stack, _tenant(tenant), kb)
+            retriever = HybridRetriever(stack)
+            chosen = [p.strip() for p in paths.split(",") if p.strip()] if paths else None
+            profile = retriever.load_profile(flt.kb).merged(paths=chosen, top_k=k)
+            found = asyncio.run(retriever.retrieve(query, flt, profile=profile))
+            retriever.close()
+        hits, degraded = [hit_json(h) for h in found.hits], found.degraded
+    if degraded:
+        err.print(f"[yellow]degraded:[/yellow] {', '.join(degraded)}")
     if as_json:
         _print_json(hits)
         return
     table = Table("#", "score", "ranks", "document", "text")
-    for i, h in enumerate(result.hits, start=1):
-        ranks = " ".join(f"{p}:{r}" for p, r in h.ranks.items())
-        snippet = h.text.replace("\n", " ")[:120]
-        table.add_row(str(i), f"{h.score:.4f}", ranks, h.title or h.filename, snippet)
+    for i, h in enumerate(hits, start=1):
+        ranks = " ".join(f"{p}:{r}" for p, r in h["ranks"].items())
+        snippet = h["text"].replace("\n", " ")[:120]
+        table.add_row(str(i), f"{h['score']:.4f}", ranks, h["title"] or h["filename"], snippet)
     out.print(table)
 
 
@@ -198,23 +245,29 @@ def ask(
     thread: Annotated[str | None, typer.Option("--thread", help="Continue this conversation thread.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask the agentic graph: routed, rewritten, narrowed, retrieved, graded; cited answer or refusal."""
+    """Ask the agentic graph: routed, rewritten, narrowed, retrieved, graded; cited answer or refusal
+    (through the server on a served home)."""
     from sieve.graphs.runner import ask as run_ask
 
-    with _open_stack() as stack:
-        context = _graph_context(stack, _tenant(tenant), kb)
-        result = asyncio.run(run_ask(question, kb=kb, thread_id=thread, tenant=_tenant(tenant), context=context,
-                                     settings=stack.settings))
+    if (served := _served_home()) is not None:
+        _through_server_only(tenant)
+        with served:
+            result = served.ask(kb, question, thread)
+    else:
+        with _open_stack() as stack:
+            context = _graph_context(stack, _tenant(tenant), kb)
+            result = asyncio.run(run_ask(question, kb=kb, thread_id=thread, tenant=_tenant(tenant), context=context,
+                                         settings=stack.settings)).to_json()
     if as_json:
-        _print_json(result.to_json())
+        _print_json(result)
         return
-    out.print(f"[dim]route: {result.route}  query: {result.rewritten_query}[/dim]")
-    if result.refused:
-        out.print(f"[yellow]refused:[/yellow] {result.refusal_reason}")
-    out.print(result.answer)
-    _print_citations(result.citations)
-    if result.degraded:
-        err.print(f"[yellow]degraded:[/yellow] {', '.join(result.degraded)}")
+    out.print(f"[dim]route: {result['route']}  query: {result['rewritten_query']}[/dim]")
+    if result["refused"]:
+        out.print(f"[yellow]refused:[/yellow] {result['refusal_reason']}")
+    out.print(result["answer"])
+    _print_citations(result["citations"])
+    if result["degraded"]:
+        err.print(f"[yellow]degraded:[/yellow] {', '.join(result['degraded'])}")
 
 
 @app.command()

@@ -67,6 +67,13 @@ class IngestReport:
         self.embedded += other.embedded
         self.doc_ids += other.doc_ids
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestReport:
+        """The inverse of `as_dict` (a job's report as the API returns it)."""
+        return cls(data["added"], data["replaced"], data["unchanged"],
+                   [(f["source"], f["error"]) for f in data["failed"]], data["chunks"], data["embedded"],
+                   list(data["doc_ids"]))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "added": self.added,

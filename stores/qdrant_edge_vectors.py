@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import qdrant_edge as qe
 
-from sieve.stores.types import IndexedChunk, ScoredChunk, SearchFilter
+from sieve.stores.types import EngineBusy, IndexedChunk, ScoredChunk, SearchFilter
 
 # Fixed namespace: a chunk id maps to the same point id in every process and every release.
 _CHUNK_NAMESPACE = uuid.UUID("6d1f3c52-8a43-4f6e-9b0e-2c7a51e0d9b4")
@@ -89,7 +89,7 @@ class QdrantEdgeVectorIndex:
                 self._shard = qe.EdgeShard.create(str(path), config)
         except Exception as exc:
             if "WouldBlock" in str(exc):
-                raise RuntimeError(f"vector index {path} is already open in another process or object") from exc
+                raise EngineBusy(f"vector index {path} is already open in another process or object") from exc
             raise
         self._write_lock = threading.Lock()
         indexed = self._shard.info().payload_schema

@@ -15,7 +15,7 @@ from pathlib import Path
 import tantivy
 
 from sieve.stores.analysis import pretokenize
-from sieve.stores.types import IndexedChunk, ScoredChunk, SearchFilter
+from sieve.stores.types import EngineBusy, IndexedChunk, ScoredChunk, SearchFilter
 
 _ANALYZER = "sieve_zh_en"
 # tantivy rejects terms over 65,530 bytes; no real word comes near 64, pasted blobs might
@@ -62,7 +62,7 @@ class TantivyTextIndex:
         try:
             self._writer: tantivy.IndexWriter | None = self._index.writer(_WRITER_HEAP_BYTES)
         except ValueError as exc:
-            raise RuntimeError(f"text index {path} is already open in another process or object") from exc
+            raise EngineBusy(f"text index {path} is already open in another process or object") from exc
         self._write_lock = threading.Lock()
 
     def add(self, chunks: Sequence[IndexedChunk]) -> None:

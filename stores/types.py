@@ -39,3 +39,7 @@ class ScoredChunk:
     chunk_id: str
     doc_id: str
     score: float
+
+
+class EngineBusy(RuntimeError):
+    """An embedded engine (tantivy, Qdrant Edge) is already open in another process: it has one owner."""

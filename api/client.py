@@ -1,0 +1,79 @@
+"""The CLI's way into a home that `sieve serve` owns.
+
+The embedded engines (tantivy, Qdrant Edge) have one owner, so while a server runs on a home the
+CLI's `ingest`, `search` and `ask` go through its API instead of opening them; `server.json` says
+where it listens (`api/server_record.py`). A key comes from `SIEVE_API_KEY` unless the server runs
+with `--dev`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sieve.api.server_record import ServerRecord
+
+
+class ServerError(RuntimeError):
+    """What the server said was wrong (its error message), or that it could not be reached."""
+
+
+class ServedHome:
+    def __init__(self, record: ServerRecord, api_key: str | None, timeout_s: float = 300.0):
+        if record.auth and not api_key:
+            raise ServerError(f"this home is served at {record.url} (pid {record.pid}): set SIEVE_API_KEY to one of "
+                              "its keys (`sieve keys create`), or stop the server")
+        self.url = record.url
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(base_url=record.url, headers=headers, timeout=timeout_s)
+
+    def __enter__(self) -> ServedHome:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"the server at {self.url} did not answer: {exc}") from exc
+        if response.is_error:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:200]
+            raise ServerError(f"{message} (server at {self.url}, HTTP {response.status_code})")
+        return response.json() if response.content else None
+
+    def search(self, kb: str, query: str, k: int) -> dict[str, Any]:
+        """`{"hits", "degraded"}` under the knowledge base's profile."""
+        return self._call("POST", f"/v1/knowledge-bases/{kb}/search", json={"query": query, "k": k})
+
+    def ask(self, kb: str, question: str, thread_id: str | None) -> dict[str, Any]:
+        """One turn, shaped as `sieve ask --json` prints it."""
+        return self._call("POST", "/v1/tools/ask/invoke", json={"question": question, "kb": kb, "thread_id": thread_id})
+
+    def ensure_kb(self, kb: str) -> None:
+        try:
+            self._call("POST", "/v1/knowledge-bases", json={"name": kb})
+        except ServerError as exc:
+            if "HTTP 409" not in str(exc):  # it exists already
+                raise
+
+    def ingest(self, kb: str, path: Path, metadata: dict[str, Any], poll_s: float = 0.2) -> dict[str, Any]:
+        """Uploads one file as a job and waits for it; returns the job's report (`IngestReport.as_dict`)."""
+        data = {"metadata": json.dumps(metadata, ensure_ascii=False)} if metadata else None
+        with path.open("rb") as fh:
+            job = self._call("POST", f"/v1/knowledge-bases/{kb}/documents", files={"file": (path.name, fh)}, data=data)
+        while job["status"] in ("queued", "running"):
+            time.sleep(poll_s)
+            job = self._call("GET", f"/v1/jobs/{job['id']}")
+        if job["report"] is None:
+            return {"added": 0, "replaced": 0, "unchanged": 0, "failed": [{"source": str(path), "error": job["error"]}],
+                    "chunks": 0, "embedded": 0, "doc_ids": []}
+        return job["report"]
