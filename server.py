@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from sieve.api import agent, chat, documents, health, jobs, knowledge_bases, tools
 from sieve.api.errors import install_error_handlers
+from sieve.api.mcp_http import AuthenticatedMcp
 from sieve.api.metrics import Metrics, RequestCounter
 from sieve.api.server_record import remove_server_record, write_server_record
 from sieve.api.state import AppState
@@ -40,7 +41,8 @@ def create_app(settings: Settings | None = None, stack: Stack | None = None) -> 
             shutil.rmtree(settings.home / "uploads" / ".incoming", ignore_errors=True)  # a killed server's leftovers
             app.state.sieve = await AppState.open(settings, own, metrics)
             try:
-                yield
+                async with mcp.lifespan():
+                    yield
             finally:
                 await app.state.sieve.close()
         finally:
@@ -55,5 +57,7 @@ def create_app(settings: Settings | None = None, stack: Stack | None = None) -> 
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB), name="web")
     app.add_api_route("/", lambda: FileResponse(WEB / "index.html"), include_in_schema=False)
+    mcp = AuthenticatedMcp(app)
+    app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     app.add_middleware(RequestCounter, metrics=metrics)
     return app

@@ -92,3 +92,28 @@ async def test_sieve_mcp_over_stdio_goes_through_the_server_of_its_home(server):
         assert not answered.is_error and answered.structured_content["citations"]
         found = await session.call_tool("search_knowledge_base", {"query": "marathon distance", "kb": "demo"})
         assert found.structured_content["hits"][0]["filename"] == "marathon.txt"
+
+
+async def test_mcp_over_http_at_slash_mcp_scopes_the_tools_to_the_callers_key(server):
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    other = add_key(server_settings(server["home"]), "globex")  # a tenant with no knowledge bases
+    url = f"{server['url']}/mcp"
+
+    def connect(key: str) -> Client:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}",
+                                           "x-sieve-authenticated-tenant": "acme"},  # a forged header is dropped
+                                  timeout=120)
+        return Client(streamable_http_client(url, http_client=http), read_timeout_seconds=120)
+
+    async with connect(server["key"]) as session:
+        assert {tool.name for tool in (await session.list_tools()).tools} == {"search_knowledge_base", "ask"}
+        answered = await session.call_tool("ask", {"question": "What does Apple Inc. do?", "kb": "demo"})
+        assert not answered.is_error and answered.structured_content["citations"][0]["filename"] == "apple-inc.md"
+    async with connect(other) as session:
+        unknown = await session.call_tool("search_knowledge_base", {"query": "Apple", "kb": "demo"})
+        assert unknown.is_error and "does not exist" in unknown.content[0].text
+
+    refused = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert refused.status_code == 401 and "missing API key" in refused.json()["error"]["message"]

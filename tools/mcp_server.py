@@ -1,16 +1,18 @@
 """An MCP server (official `mcp` SDK; mcp 2 calls FastMCP `MCPServer`) with the graph's two tools.
 
 The tools' parameters are generated from the same argument models as `GET /v1/tools`, so the MCP
-and OpenAI views of a tool cannot drift apart. `sieve mcp` serves it over stdio.
+and OpenAI views of a tool cannot drift apart. `sieve mcp` serves it over stdio; the server at
+`/mcp` over streamable HTTP (`api/mcp_http.py`).
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from langchain_core.tools import ToolException
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.exceptions import HTTPException
 
@@ -25,32 +27,48 @@ INSTRUCTIONS = (
 )
 
 
-def _tool_function(tools: KnowledgeTools, name: str) -> Any:
+ToolsFor = Callable[[Mapping[str, str] | None], Awaitable[KnowledgeTools]]
+"""The backend for one call, from its HTTP headers (None over stdio): the key names the tenant."""
+
+
+def _tool_function(tools_for: ToolsFor, name: str) -> Any:
     model = TOOLS[name][0]
 
-    async def run(**arguments: Any) -> dict[str, Any]:
+    async def run(ctx: Context, **arguments: Any) -> dict[str, Any]:
         try:
-            return await invoke(tools, name, arguments)
+            return await invoke(await tools_for(ctx.headers), name, arguments)
         except _EXPECTED as exc:  # MCP hides other errors' text from the client
             raise ToolError(str(getattr(exc, "detail", None) or exc)) from exc
 
-    # MCP reads a tool's schema from its signature: build that signature from the argument model
+    # MCP reads a tool's schema from its signature: build that signature from the argument model;
+    # the context parameter is found by its annotation and left out of the schema
     run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
-            inspect.Parameter(
-                field, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[info.annotation, info],
-                default=inspect.Parameter.empty if info.is_required() else info.default,
-            )
-            for field, info in model.model_fields.items()
+            inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
+            *(
+                inspect.Parameter(
+                    field, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[info.annotation, info],
+                    default=inspect.Parameter.empty if info.is_required() else info.default,
+                )
+                for field, info in model.model_fields.items()
+            ),
         ],
         return_annotation=dict[str, Any],
     )
+    run.__annotations__ = {"ctx": Context, "return": dict[str, Any]}
     run.__name__ = name
     return run
 
 
-def build_mcp_server(tools: KnowledgeTools) -> MCPServer:
+def build_mcp_server(tools: KnowledgeTools | ToolsFor) -> MCPServer:
+    """Over stdio a fixed backend; over HTTP a function choosing one per call (`api/mcp_http.py`)."""
+    if callable(tools) and not hasattr(tools, "ask"):
+        tools_for = tools
+    else:
+        async def tools_for(_: Mapping[str, str] | None) -> KnowledgeTools:
+            return tools  # type: ignore[return-value]
+
     server = MCPServer("sieve", instructions=INSTRUCTIONS)
     for name, (_, description) in TOOLS.items():
-        server.add_tool(_tool_function(tools, name), name=name, description=description)
+        server.add_tool(_tool_function(tools_for, name), name=name, description=description)
     return server

@@ -1,0 +1,69 @@
+"""MCP over streamable HTTP at `/mcp`: `search_knowledge_base` and `ask` for agents that speak MCP.
+
+The same tools as `sieve mcp` (stdio), with the API's authentication: this ASGI wrapper checks the
+caller's key (or `--dev`'s loopback rule) before the MCP app sees the request, and hands the
+tenant on in a header of its own, which it first strips from what the client sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.security import HTTPBearer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from sieve.api.auth import authenticate
+from sieve.api.errors import error_response
+from sieve.api.knowledge import TenantKnowledge
+from sieve.api.state import AppState
+from sieve.tools.graph_tool import KnowledgeTools
+from sieve.tools.mcp_server import build_mcp_server
+
+TENANT_HEADER = "x-sieve-authenticated-tenant"
+_bearer = HTTPBearer(auto_error=False)
+
+
+class AuthenticatedMcp:
+    """The MCP app behind the API's key check; the tenant travels in `TENANT_HEADER`."""
+
+    def __init__(self, app: FastAPI):
+        self.app = app
+
+        async def tools_for(headers: Mapping[str, str] | None) -> KnowledgeTools:
+            tenant = (headers or {}).get(TENANT_HEADER)
+            if not tenant:  # unreachable through `__call__`, which always sets it
+                raise PermissionError("unauthenticated MCP call")
+            return TenantKnowledge(self._state, tenant)
+
+        # stateless and JSON: each POST is one exchange, so any worker restart loses no session;
+        # hosts are not checked here because every request carries a key (or is loopback in --dev)
+        self.mcp: Starlette = build_mcp_server(tools_for).streamable_http_app(
+            streamable_http_path="/mcp", stateless_http=True, json_response=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+
+    @property
+    def _state(self) -> AppState:
+        return self.app.state.sieve
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.mcp(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            tenant = await authenticate(request, self._state, await _bearer(request))
+        except HTTPException as exc:
+            await error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = [(k, v) for k, v in scope["headers"] if k.lower() != TENANT_HEADER.encode()]
+        scope = {**scope, "headers": [*headers, (TENANT_HEADER.encode(), tenant.encode())]}
+        await self.mcp(scope, receive, send)
+
+    def lifespan(self) -> Any:
+        """The MCP session manager's task group; the app's lifespan enters it."""
+        return self.mcp.router.lifespan_context(self.mcp)
