@@ -21,7 +21,7 @@ from sieve.api.errors import error_response
 from sieve.api.knowledge import TenantKnowledge
 from sieve.api.state import AppState
 from sieve.tools.graph_tool import KnowledgeTools
-from sieve.tools.mcp_server import build_mcp_server
+from sieve.tools.mcp_server import build_mcp_server_per_call
 
 TENANT_HEADER = "x-sieve-authenticated-tenant"
 _bearer = HTTPBearer(auto_error=False)
@@ -41,7 +41,7 @@ class AuthenticatedMcp:
 
         # stateless and JSON: each POST is one exchange, so any worker restart loses no session;
         # hosts are not checked here because every request carries a key (or is loopback in --dev)
-        self.mcp: Starlette = build_mcp_server(tools_for).streamable_http_app(
+        self.mcp: Starlette = build_mcp_server_per_call(tools_for).streamable_http_app(
             streamable_http_path="/mcp", stateless_http=True, json_response=True,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )

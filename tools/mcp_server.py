@@ -60,14 +60,17 @@ def _tool_function(tools_for: ToolsFor, name: str) -> Any:
     return run
 
 
-def build_mcp_server(tools: KnowledgeTools | ToolsFor) -> MCPServer:
-    """Over stdio a fixed backend; over HTTP a function choosing one per call (`api/mcp_http.py`)."""
-    if callable(tools) and not hasattr(tools, "ask"):
-        tools_for = tools
-    else:
-        async def tools_for(_: Mapping[str, str] | None) -> KnowledgeTools:
-            return tools  # type: ignore[return-value]
+def build_mcp_server(tools: KnowledgeTools) -> MCPServer:
+    """One backend for every call (`sieve mcp` over stdio)."""
 
+    async def fixed(_: Mapping[str, str] | None) -> KnowledgeTools:
+        return tools
+
+    return build_mcp_server_per_call(fixed)
+
+
+def build_mcp_server_per_call(tools_for: ToolsFor) -> MCPServer:
+    """A backend chosen per call from its headers (the server's `/mcp`, `api/mcp_http.py`)."""
     server = MCPServer("sieve", instructions=INSTRUCTIONS)
     for name, (_, description) in TOOLS.items():
         server.add_tool(_tool_function(tools_for, name), name=name, description=description)
