@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sieve.graphs.grading import answer_candidates, answer_kind
 from sieve.graphs.state import Citation, Passage
 from sieve.graphs.text import overlap, split_sentences, terms
 from sieve.prompts.language import Lang
@@ -12,24 +13,31 @@ _PER_PASSAGE = 2
 def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences: int) -> tuple[str, list[Citation]]:
     """Quote the sentences that share most terms with the query, at most two per passage.
 
+    When the question asks for a kind of thing (a place for "where", a number for "how many") and
+    some sentence states one, only such sentences are quoted, the best one of each passage: "where
+    is its headquarters" is answered by the sentence naming the city, not by a neighbour that
+    merely names the company.
     Ties (and sentences sharing nothing) go to the more relevant passage and the earlier sentence,
     so a passage kept by relevance alone still contributes its opening statement.
     """
     query_terms = terms(query, lang)
-    candidates: list[tuple[float, int, int, str]] = []
+    kind = answer_kind(query, lang)
+    candidates: list[tuple[bool, float, int, int, str]] = []
     for p_index, passage in enumerate(kept):
         for s_index, sentence in enumerate(split_sentences(passage["text"])):
-            candidates.append((overlap(query_terms, sentence, lang), p_index, s_index, sentence))
-    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+            typed = kind != "other" and bool(answer_candidates(sentence, kind, query, lang))
+            candidates.append((typed, overlap(query_terms, sentence, lang), p_index, s_index, sentence))
+    candidates.sort(key=lambda c: (not c[0], -c[1], c[2], c[3]))
 
     chosen: list[tuple[int, int, str]] = []
     per_passage: dict[int, int] = {}
-    best = candidates[0][0] if candidates else 0.0
-    for score, p_index, s_index, sentence in candidates:
+    best_typed, best = candidates[0][:2] if candidates else (False, 0.0)
+    for typed, score, p_index, s_index, sentence in candidates:
         # a sentence sharing under two thirds of what the best one shares is off the question's point
-        if len(chosen) == max_sentences or (chosen and (score < best * 2 / 3 or score == 0)):
+        if len(chosen) == max_sentences or (chosen and (score < best * 2 / 3 or score == 0 or typed < best_typed)):
             break
-        if per_passage.get(p_index, 0) < _PER_PASSAGE:
+        # a question asking for one thing gets one sentence per source: the one stating it
+        if per_passage.get(p_index, 0) < (1 if best_typed else _PER_PASSAGE):
             per_passage[p_index] = per_passage.get(p_index, 0) + 1
             chosen.append((p_index, s_index, sentence))
 

@@ -137,7 +137,7 @@ def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[
         sentences = []
         title = passage.get("title", "")
         for text in split_sentences(passage["text"]) or [passage["text"]]:
-            found = frozenset(_candidates(text, kind, question, lang))
+            found = frozenset(answer_candidates(text, kind, question, lang))
             # an open question ("what does X do") asks for no particular kind: any sentence may answer;
             # the document's title is context every sentence of it shares ("2023年工作总结")
             hits = _hits(terms, f"{title}\n{text}", lang)
@@ -208,7 +208,7 @@ def _same_stem(a: str, b: str) -> bool:
     return shorter == longer or (len(shorter) >= 4 and (longer.startswith(shorter) or longer.endswith(shorter)))
 
 
-def _candidates(sentence: str, kind: Kind, question: str, lang: Lang) -> set[str]:
+def answer_candidates(sentence: str, kind: Kind, question: str, lang: Lang) -> set[str]:
     """Things of the asked-for kind that the sentence states and the question does not."""
     if kind == "number":
         found = {m.group(0).strip() for m in _NUMBER.finditer(sentence)}

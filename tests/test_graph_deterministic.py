@@ -29,15 +29,15 @@ async def test_greeting_is_small_talk_without_retrieval():
 
 
 @pytest.mark.parametrize(
-    ("first", "cited", "follow_up", "entity", "fact"),
+    ("first", "cited", "follow_up", "entity", "fact", "off_point"),
     [
-        ("苹果公司是做什么的", "apple-china.md", "它的总部在哪里", "苹果公司", "库比蒂诺"),
-        ("What does Apple Inc. do?", "apple-inc.md", "Where is its headquarters?", "Apple", "Cupertino"),
+        ("苹果公司是做什么的", "apple-china.md", "它的总部在哪里", "苹果公司", "库比蒂诺", "中国大陆"),
+        ("What does Apple Inc. do?", "apple-inc.md", "Where is its headquarters?", "Apple", "Cupertino", "designs"),
     ],
 )
 @on_sqlite_and_postgres
 async def test_answer_with_citation_then_follow_up_in_the_same_thread(
-    tmp_path, database_env, first, cited, follow_up, entity, fact
+    tmp_path, database_env, first, cited, follow_up, entity, fact, off_point
 ):
     ctx = sample_context()
     answered = await ask(first, kb="samples", thread_id="t", context=ctx, settings=Settings(home=tmp_path))
@@ -51,6 +51,7 @@ async def test_answer_with_citation_then_follow_up_in_the_same_thread(
     followed = await ask(follow_up, kb="samples", thread_id="t", context=ctx, settings=Settings(home=tmp_path))
     assert entity in followed.rewritten_query
     assert not followed.refused and fact in followed.answer
+    assert off_point not in followed.answer  # "where" is answered by the sentence naming the place
     assert (tmp_path / "threads.sqlite").exists() == (database_env is None)  # PostgreSQL keeps them itself
 
     # the same follow-up in a new thread has nothing to refer to
