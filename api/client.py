@@ -19,7 +19,11 @@ from sieve.api.server_record import ServerRecord
 
 
 class ServerError(RuntimeError):
-    """What the server said was wrong (its error message), or that it could not be reached."""
+    """What the server said was wrong (its error message), or that it could not be reached (`status` None)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class ServedHome:
@@ -47,7 +51,7 @@ class ServedHome:
                 message = response.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = response.text[:200]
-            raise ServerError(f"{message} (server at {self.url}, HTTP {response.status_code})")
+            raise ServerError(f"{message} (server at {self.url}, HTTP {response.status_code})", response.status_code)
         return response.json() if response.content else None
 
     def search(self, kb: str, query: str, k: int) -> dict[str, Any]:
@@ -62,7 +66,7 @@ class ServedHome:
         try:
             self._call("POST", "/v1/knowledge-bases", json={"name": kb})
         except ServerError as exc:
-            if "HTTP 409" not in str(exc):  # it exists already
+            if exc.status != 409:  # 409: it exists already
                 raise
 
     def ingest(self, kb: str, path: Path, metadata: dict[str, Any], poll_s: float = 0.2) -> dict[str, Any]:

@@ -53,7 +53,6 @@ class Job:
     error: str | None = None
     report: dict[str, Any] | None = None
 
-
     def record(self, home: str) -> JobRecord:
         return JobRecord(id=self.id, tenant_id=self.tenant, home=home, kb=self.kb, kind=self.kind, filename=self.filename,
                          status=self.status, error=self.error, report=self.report, created_at=self.created_at,

@@ -65,27 +65,22 @@ class GuardedEmbedder:
     def tokenizer(self) -> TextTokenizer:
         return self.inner.tokenizer
 
-    @property
-    def is_open(self) -> bool:
-        return time.monotonic() < self._open_until
-
     def trip(self, reason: Reason) -> None:
         self._open_until = time.monotonic() + self.policy.cooldown_s
         self._open_reason = reason
 
     def _check(self) -> None:
-        if self.is_open:
+        if time.monotonic() < self._open_until:
             raise EmbedderUnavailable(self._open_reason, fast=True)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        self._check()
         return self._call(self.inner.embed_queries, texts)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        self._check()
         return self._call(self.inner.embed_passages, texts)
 
     def _call(self, fn, texts: Sequence[str]) -> np.ndarray:
+        self._check()
         try:
             return fn(list(texts))
         except Exception as error:

@@ -54,13 +54,11 @@ class HybridRetriever:
     `SIEVE_FAULTS` (settings.faults) wraps the components this retriever calls, never the engines.
     """
 
-    def __init__(
-        self, stack: Stack, lane_workers: int = 2, faults: Faults | None = None, embedder: GuardedEmbedder | None = None
-    ):
+    def __init__(self, stack: Stack, lane_workers: int = 2, faults: Faults | None = None):
         self.stack = stack
         self.faults = faults if faults is not None else Faults.parse(stack.settings.faults)
-        # the query-time embedder, shared with the graph's other nodes (one breaker for all of them)
-        self.embedder = embedder or query_embedder(stack, self.faults)
+        # the query-time embedder, owned here and shared with the graph's other nodes (one breaker for all)
+        self.embedder = query_embedder(stack, self.faults)
         self._lane_workers = lane_workers
         self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._warm: set[str] = set()
@@ -190,6 +188,13 @@ class HybridRetriever:
                 hits = [head[i] for i in reranked_order(scores, profile.rerank_mode, profile.rrf_k)] + hits[len(head):]
                 reranked = True
         hits = hits[:k]
+        if query_vector is None and not reranked and hits and "dense" not in profile.paths:
+            # a profile without the dense path still reports relevance: one query embedding, and the
+            # passages' vectors from the cache ingest filled (not embedded again by grading)
+            try:
+                query_vector = (await self.embedder.aembed_queries([query], budget(profile.embed_budget_ms)))[0]
+            except EmbedderUnavailable as unavailable:
+                degraded.extend(unavailable.flags)
         if query_vector is not None and not reranked:
             await self._run(self._score_relevance, hits, query_vector)
         # a threshold calibrated for the reranker means nothing for the cosine it fell back to
