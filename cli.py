@@ -57,9 +57,7 @@ def friendly_errors(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sieve.api.server_record import read_server_record
         from sieve.stores.catalog import KnowledgeBaseNotFound
-        from sieve.stores.types import EngineBusy
 
         try:
             return fn(*args, **kwargs)
@@ -67,9 +65,6 @@ def friendly_errors(fn: F) -> F:
             raise
         except (KnowledgeBaseNotFound, FileNotFoundError, ValueError, RuntimeError) as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")  # `pip install 'x[extra]'` is not markup
-            if isinstance(exc, EngineBusy) and (record := read_server_record(_settings().home)) is not None:
-                err.print(f"`sieve serve` (pid {record.pid}, {record.url}) owns this home's engines: `sieve ingest`, "
-                          "`search`, `ask` and `mcp` go through it; stop it for this command")
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -277,39 +272,58 @@ def chat(
     tenant: TenantOpt = None,
     thread: Annotated[str | None, typer.Option("--thread", help="Continue this thread (default: a new one).")] = None,
 ) -> None:
-    """Interactive chat with streamed answers; follow-up questions use the conversation so far."""
-    import uuid
-
+    """Interactive chat with streamed answers; follow-up questions use the conversation so far
+    (through the server on a served home, which then keeps the thread)."""
     from sieve.graphs.runner import stream_answer
 
     thread = thread or uuid.uuid4().hex
+    if (served := _served_home()) is not None:
+        _through_server_only(tenant)
+        with served:
+            served.get_kb(kb)  # an unknown knowledge base fails before the first prompt
+
+            def remote_turn(question: str) -> None:
+                for kind, data in served.stream_turn(kb, question, thread):
+                    _show_event(kind, data)
+
+            _chat_loop(kb, thread, remote_turn)
+        return
     with _open_stack() as stack:
         context = _graph_context(stack, _tenant(tenant), kb)
-        out.print(f"[dim]knowledge base {kb!r}, thread {thread}; empty line or Ctrl-D to quit[/dim]")
 
         async def turn(question: str) -> None:
             async for event in stream_answer(question, kb=kb, thread_id=thread, tenant=_tenant(tenant),
                                              context=context, settings=stack.settings):
-                if event.type == "route":
-                    out.print(f"[dim]route: {event.data['route']}[/dim]")
-                elif event.type == "rewrite":
-                    out.print(f"[dim]query: {event.data['rewritten_query']}[/dim]")
-                elif event.type == "token":
-                    out.print(event.data["text"], end="", highlight=False, soft_wrap=True)
-                elif event.type == "degraded":
-                    err.print(f"\n[yellow]degraded:[/yellow] {', '.join(event.data['degraded'])}")
-                elif event.type == "done":
-                    out.print()
-                    _print_citations(event.data["citations"])
+                _show_event(event.type, event.data)
 
-        while True:
-            try:
-                question = input("> ").strip()
-            except EOFError:
-                break
-            if not question:
-                break
-            asyncio.run(turn(question))
+        _chat_loop(kb, thread, lambda question: asyncio.run(turn(question)))
+
+
+def _chat_loop(kb: str, thread: str, turn: Callable[[str], None]) -> None:
+    out.print(f"[dim]knowledge base {kb!r}, thread {thread}; empty line or Ctrl-D to quit[/dim]")
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        turn(question)
+
+
+def _show_event(kind: str, data: dict) -> None:
+    """One stream event of a turn, run here or on the server alike."""
+    if kind == "route":
+        out.print(f"[dim]route: {data['route']}[/dim]")
+    elif kind == "rewrite":
+        out.print(f"[dim]query: {data['rewritten_query']}[/dim]")
+    elif kind == "token":
+        out.print(data["text"], end="", highlight=False, soft_wrap=True)
+    elif kind == "degraded":
+        err.print(f"\n[yellow]degraded:[/yellow] {', '.join(data['degraded'])}")
+    elif kind == "done":
+        out.print()
+        _print_citations(data["citations"])
 
 
 def _graph_context(stack, tenant: str, kb: str):

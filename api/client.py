@@ -1,7 +1,7 @@
 """The CLI's way into a home that `sieve serve` owns.
 
 The embedded engines (tantivy, Qdrant Edge) have one owner, so while a server runs on a home the
-CLI's `ingest`, `search` and `ask` go through its API instead of opening them; `server.json` says
+CLI's `ingest`, `search`, `ask` and `chat` go through its API instead of opening them; `server.json` says
 where it listens (`api/server_record.py`). A key comes from `SIEVE_API_KEY` unless the server runs
 with `--dev`.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,44 @@ class ServedHome:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ServerError(f"the server at {self.url} did not answer: {exc}") from exc
+        self._raise_for_error(response)
+        return response.json() if response.content else None
+
+    def _raise_for_error(self, response: httpx.Response) -> None:
         if response.is_error:
             try:
                 message = response.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = response.text[:200]
             raise ServerError(f"{message} (server at {self.url}, HTTP {response.status_code})", response.status_code)
-        return response.json() if response.content else None
+
+    def get_kb(self, kb: str) -> dict[str, Any]:
+        """The knowledge base's record; `ServerError` (404) when the key's tenant has none by that name."""
+        return self._call("GET", f"/v1/knowledge-bases/{kb}")
+
+    def stream_turn(self, kb: str, question: str, thread_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """One turn of a conversation the server keeps (`POST /v1/agent/stream`): `(event, data)` as they
+        arrive, ending with `done`; an `error` event is raised as `ServerError`."""
+        body = {"question": question, "kb": kb, "thread_id": thread_id}
+        try:
+            with self._client.stream("POST", "/v1/agent/stream", json=body) as response:
+                if response.is_error:
+                    response.read()
+                    self._raise_for_error(response)
+                event, data = "message", []
+                for line in response.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].removeprefix(" "))
+                    elif not line and data:  # a blank line ends the event; comments (pings) carry no data
+                        payload = json.loads("\n".join(data))
+                        if event == "error":
+                            raise ServerError(f"{payload['message']} (server at {self.url})")
+                        yield event, payload
+                        event, data = "message", []
+        except httpx.HTTPError as exc:
+            raise ServerError(f"the server at {self.url} did not answer: {exc}") from exc
 
     def search(self, kb: str, query: str, k: int) -> dict[str, Any]:
         """`{"hits", "degraded"}` under the knowledge base's profile."""

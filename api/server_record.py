@@ -1,11 +1,15 @@
 """`SIEVE_HOME/server.json`: which live server owns a home, so CLI commands on it use its API.
 
-The embedded engines lock their folders, so a second process on a served home would fail; the
-record tells it where to send the request instead.
+The embedded engines lock their folders, and a second process opening them can damage what the
+owner is writing, so `Stack` refuses to open them on a served home (`EngineBusy`) and CLI commands
+send their requests to the recorded URL instead. The server also holds an exclusive lock on
+`server.lock` for its lifetime: the kernel drops it when the process dies, however it dies, so a
+record left behind never blocks the home, even when its pid has been reused by another process.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -13,6 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 FILENAME = "server.json"
+LOCKNAME = "server.lock"
+
+# the lock file of each home this process serves, held open until the record is removed
+_held: dict[Path, int] = {}
 
 
 @dataclass(frozen=True)
@@ -22,31 +30,49 @@ class ServerRecord:
     started_at: str
     auth: bool  # False in `--dev` mode: no API key needed
 
+    def busy_hint(self, home: Path) -> str:
+        """Why a command may not open this home's engines, and what to do instead."""
+        return (f"`sieve serve` (pid {self.pid}, {self.url}) owns the engines of {home}: `sieve ingest`, `search`, "
+                "`ask`, `chat` and `mcp` go through it; stop it for this command")
 
-def _alive(pid: int) -> bool:
+
+def _locked(home: Path) -> bool:
+    """Whether some process (this one included) holds the home's server lock."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fd = os.open(home / LOCKNAME, os.O_RDONLY)
+    except OSError:
         return False
-    except PermissionError:  # someone else's process, but alive
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    finally:
+        os.close(fd)  # closing releases the probe's own lock
+    return False
 
 
 def read_server_record(home: Path) -> ServerRecord | None:
-    """The server serving `home`, or None when none is (a record left by a killed server is ignored)."""
+    """The server serving `home`, or None when none is (a record left by a dead server is ignored)."""
     try:
         record = ServerRecord(**json.loads((home / FILENAME).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
-    return record if _alive(record.pid) else None
+    return record if _locked(home) else None
 
 
 def write_server_record(home: Path, url: str, auth: bool) -> ServerRecord:
     """Records this process as the server of `home`; refuses when another live server holds it."""
-    current = read_server_record(home)
-    if current is not None and current.pid != os.getpid():
-        raise RuntimeError(f"{home} is already served by pid {current.pid} at {current.url}")
+    home = home.resolve()
+    if home not in _held:
+        fd = os.open(home / LOCKNAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            current = read_server_record(home)
+            where = f"pid {current.pid} at {current.url}" if current else "another process"
+            raise RuntimeError(f"{home} is already served by {where}") from None
+        _held[home] = fd
     record = ServerRecord(url, os.getpid(), datetime.now(timezone.utc).isoformat(timespec="seconds"), auth)
     tmp = home / f".{FILENAME}.{os.getpid()}"
     tmp.write_text(json.dumps(asdict(record)), encoding="utf-8")
@@ -55,6 +81,13 @@ def write_server_record(home: Path, url: str, auth: bool) -> ServerRecord:
 
 
 def remove_server_record(home: Path) -> None:
-    current = read_server_record(home)
-    if current is not None and current.pid == os.getpid():
+    fd = _held.pop(home.resolve(), None)
+    if fd is not None:
         (home / FILENAME).unlink(missing_ok=True)
+        os.close(fd)  # releases the lock after the record is gone
+
+
+def serving_process(home: Path) -> ServerRecord | None:
+    """The live server of `home` unless it is this process: then this process must not open the home's engines."""
+    record = read_server_record(home)
+    return record if record is not None and home.resolve() not in _held else None

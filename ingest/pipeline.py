@@ -121,6 +121,9 @@ class Ingestor:
     """Adds, replaces and deletes documents of knowledge bases. One per process owning the home."""
 
     def __init__(self, stack: Stack, batch_docs: int = 64):
+        # it writes the engines and reconciles what looks unfinished: on a home another process serves,
+        # those are the server's documents in flight, so refuse before changing anything
+        stack.check_owner()
         self.stack = stack
         self.batch_docs = batch_docs
         self.reconcile()

@@ -15,6 +15,7 @@ from sieve.stores.database import init_db, make_engine
 from sieve.stores.embedding_cache import EmbeddingCache, embed_passages_cached
 from sieve.stores.graph import EntityNames, GraphStore
 from sieve.stores.protocols import TextIndex, VectorIndex
+from sieve.stores.types import EngineBusy
 
 
 def _space(embedder: Embedder) -> str:
@@ -27,7 +28,9 @@ class Stack:
 
     Each role's engine is chosen by settings alone: `database_url`, `text_backend`, `vector_backend`.
     The embedder and the vector index load on first use, so commands that only read metadata
-    (`sieve docs list`) stay fast. Embedded engines are owned by one process (see DESIGN.md).
+    (`sieve docs list`) stay fast. Embedded engines (tantivy, Qdrant Edge) have one owner: on a home
+    that `sieve serve` runs on, only the server's process opens them; anyone else gets `EngineBusy`
+    with the way round it, while the metadata DB stays open to all.
     """
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
@@ -47,6 +50,14 @@ class Stack:
                 self._embedder = build_embedder(self.settings)
             return self._embedder
 
+    def check_owner(self) -> None:
+        """`EngineBusy` when another process serves this home; called before opening any embedded engine:
+        a second opener fails on their locks at best, and at worst leaves the server's vector shard unreadable."""
+        from sieve.api.server_record import serving_process
+
+        if (record := serving_process(self.settings.home)) is not None:
+            raise EngineBusy(record.busy_hint(self.settings.home))
+
     @cached_property
     def text(self) -> TextIndex:
         if self.settings.text_backend == "opensearch":
@@ -55,6 +66,7 @@ class Stack:
             return OpenSearchTextIndex.from_settings(self.settings)
         from sieve.stores.tantivy_text import TantivyTextIndex
 
+        self.check_owner()
         return TantivyTextIndex(self.settings.home / "text")
 
     @cached_property
@@ -67,6 +79,7 @@ class Stack:
             return QdrantServerVectorIndex.from_settings(self.settings, name, dim)
         from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
 
+        self.check_owner()
         return QdrantEdgeVectorIndex(self.settings.home / "vectors" / _space(self.embedder), dim)
 
     @cached_property
@@ -79,6 +92,7 @@ class Stack:
         from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
 
         def open_names() -> VectorIndex:
+            self.check_owner()
             return QdrantEdgeVectorIndex(self.settings.home / "graph-entities" / _space(self.embedder), self.embedder.dim)
 
         def embed(texts: list[str]):
