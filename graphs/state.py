@@ -1,17 +1,22 @@
 """The query graph's state: what every node reads and writes, one documented field at a time.
 
 Fields hold plain dicts and lists (TypedDicts, not classes) so checkpoints, `langgraph dev` and the
-JSON API serialise them without custom types. Nodes run one after another, so a node that appends to
+JSON API serialise them without custom types. Each field's description is part of the graph's JSON
+schema (what Studio shows); pydantic builds that schema on Python 3.11 only from
+`typing_extensions.TypedDict`, and LangGraph takes a reducer from the last annotation, so the
+description comes before it. Nodes run one after another, so a node that appends to
 `degraded` or `timings_ms` returns the whole new value; `route` starts each turn by resetting every
 per-turn field, which keeps a persisted thread from leaking one turn's results into the next.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired, TypedDict
+from typing import Annotated, Literal
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+from pydantic import Field
+from typing_extensions import NotRequired, TypedDict
 
 Route = Literal["chat", "web", "kb"]
 
@@ -41,54 +46,64 @@ class Citation(TypedDict):
 class InputState(TypedDict, total=False):
     """What a caller sends: the new user message and where to look."""
 
-    messages: Annotated[list[AnyMessage], add_messages]
-    """The dialogue so far; the last message is the user's new question. Answers are appended as AI
-    messages, so a persisted thread carries its own history for follow-up rewriting."""
-    tenant: str
-    """Tenant every store call is scoped to."""
-    kb: str
-    """Knowledge base the question is asked against."""
+    messages: Annotated[list[AnyMessage], Field(description=(
+        "The dialogue so far; the last message is the user's new question. Answers are appended as AI "
+        "messages, so a persisted thread carries its own history for follow-up rewriting."
+    )), add_messages]
+    tenant: Annotated[str, Field(description="Tenant every store call is scoped to.")]
+    kb: Annotated[str, Field(description="Knowledge base the question is asked against.")]
 
 
 class State(InputState, total=False):
     """Everything the graph knows during one turn (and, through the checkpointer, between turns)."""
 
-    route: Route
-    """Where `route` sent the question: small talk, the web, or the knowledge base."""
-    rewritten_query: str
-    """The self-contained query retrieval uses (follow-ups resolved against the history)."""
-    topic: str
-    """The salient entity of the conversation (e.g. 苹果公司) that pronouns and ellipsis refer to;
-    carried across turns, including small talk in between."""
-    sql: str | None
-    """The metadata SQL that narrowed the corpus, or None when no narrowing applied."""
-    allowed_doc_ids: list[str] | None
-    """Document allow-list from narrowing; None = the whole knowledge base, [] = nothing matched."""
-    narrow_reason: str
-    """Why narrowing did (or did not) restrict the corpus; shown in the `filter` stream event."""
-    listed_documents: int
-    """How many documents a metadata question's SQL listed (0 when its rows are not a listing)."""
-    passages: list[Passage]
-    """Retrieved candidates, best first, with per-path scores."""
-    relevance_threshold: float | None
-    """The knowledge base's calibrated threshold for the scale of `passages`' relevance (its
-    reranker's); None = the graph's cosine default (`Thresholds`)."""
-    kept: list[Passage]
-    """Passages that survived grading; the answer may only use these."""
-    citations: list[Citation]
-    """Sources of the answer, numbered as in the answer text."""
-    answer: str
-    """The text shown to the user (an answer, a chat reply, or the refusal message)."""
-    refused: bool
-    """True when the graph declined to answer; `answer` then explains and invents nothing."""
-    refusal_reason: str
-    """Why it refused, in the question's language (empty unless `refused`)."""
-    degraded: list[str]
-    """What fell back this turn, e.g. `llm_timeout`, `llm_error`, `dense_timeout`, `web_error`."""
-    timings_ms: dict[str, float]
-    """Wall time per node this turn (a node that runs twice in the corrective loop adds up)."""
-    attempt: int
-    """Corrective attempts used this turn: 0 on the first retrieval, at most `max_corrective`."""
+    route: Annotated[Route, Field(description=(
+        "Where `route` sent the question: small talk, the web, or the knowledge base."
+    ))]
+    rewritten_query: Annotated[str, Field(description=(
+        "The self-contained query retrieval uses (follow-ups resolved against the history)."
+    ))]
+    topic: Annotated[str, Field(description=(
+        "The salient entity of the conversation (e.g. 苹果公司) that pronouns and ellipsis refer to; carried "
+        "across turns, including small talk in between."
+    ))]
+    sql: Annotated[str | None, Field(description=(
+        "The metadata SQL that narrowed the corpus, or None when no narrowing applied."
+    ))]
+    allowed_doc_ids: Annotated[list[str] | None, Field(description=(
+        "Document allow-list from narrowing; None = the whole knowledge base, [] = nothing matched."
+    ))]
+    narrow_reason: Annotated[str, Field(description=(
+        "Why narrowing did (or did not) restrict the corpus; shown in the `filter` stream event."
+    ))]
+    listed_documents: Annotated[int, Field(description=(
+        "How many documents a metadata question's SQL listed (0 when its rows are not a listing)."
+    ))]
+    passages: Annotated[list[Passage], Field(description="Retrieved candidates, best first, with per-path scores.")]
+    relevance_threshold: Annotated[float | None, Field(description=(
+        "The knowledge base's calibrated threshold for the scale of `passages`' relevance (its reranker's); "
+        "None = the graph's cosine default (`Thresholds`)."
+    ))]
+    kept: Annotated[list[Passage], Field(description="Passages that survived grading; the answer may only use these.")]
+    citations: Annotated[list[Citation], Field(description="Sources of the answer, numbered as in the answer text.")]
+    answer: Annotated[str, Field(description=(
+        "The text shown to the user (an answer, a chat reply, or the refusal message)."
+    ))]
+    refused: Annotated[bool, Field(description=(
+        "True when the graph declined to answer; `answer` then explains and invents nothing."
+    ))]
+    refusal_reason: Annotated[str, Field(description=(
+        "Why it refused, in the question's language (empty unless `refused`)."
+    ))]
+    degraded: Annotated[list[str], Field(description=(
+        "What fell back this turn, e.g. `llm_timeout`, `llm_error`, `dense_timeout`, `web_error`."
+    ))]
+    timings_ms: Annotated[dict[str, float], Field(description=(
+        "Wall time per node this turn (a node that runs twice in the corrective loop adds up)."
+    ))]
+    attempt: Annotated[int, Field(description=(
+        "Corrective attempts used this turn: 0 on the first retrieval, at most `max_corrective`."
+    ))]
 
 
 def fresh_turn() -> State:
