@@ -16,12 +16,16 @@ install: $(BIN)/python
 
 # torch is pinned first so the flag extra takes the local CPU build, not a CUDA download;
 # the browser test drives Debian's chromium (never a Playwright download); the PostgreSQL suites
-# start their own throwaway server from Debian's postgresql binaries
+# start their own throwaway server from Debian's postgresql binaries; the OCR tests draw their pages
+# in Debian's DejaVu fonts
 install-test: $(BIN)/python
 	if command -v apt-get >/dev/null && [ ! -x /usr/bin/chromium ]; then \
 		apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium); fi
 	if command -v apt-get >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		apt-get install -y -q postgresql || (apt-get update -q && apt-get install -y -q postgresql); fi
+	if command -v apt-get >/dev/null && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
+		apt-get install -y -q --no-install-recommends fonts-dejavu-core \
+		|| (apt-get update -q && apt-get install -y -q --no-install-recommends fonts-dejavu-core); fi
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test,flag,postgres]'
 

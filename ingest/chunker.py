@@ -1,12 +1,14 @@
 """Cut a loaded document into chunks by tokens of the embedding model's tokenizer.
 
-Text: consecutive text sections are joined (with a blank line, as in `plain_text()`) into one run,
-so small neighbouring sections share chunks. A run is cut into windows of at most `max_tokens`
+Text: consecutive text sections under the same heading are joined (with a blank line, as in
+`plain_text()`) into one run, so small neighbouring sections share chunks. A run is cut into windows of at most `max_tokens`
 tokens. When the run goes on past a window, the window ends at the last sentence or line boundary
 in its final 20% if there is one (never so early that it would not advance past the overlap).
 The next window always starts exactly `overlap` tokens before the previous one ended, so
 neighbours share `overlap` tokens whether or not a boundary shortened the first. A chunk's text
-is the exact source slice from its first token's start to its last token's end.
+is the exact source slice from its first token's start to its last token's end; under a heading
+(OCR'd pages), a chunk that does not start with the heading gets it as its first line, and the
+windows are shorter by the heading's tokens.
 
 Tables: cut by rows, each piece holding as many whole rows as fit, every piece starting with the
 caption and header lines. A row too big for the budget left after the header is cut by tokens like
@@ -18,6 +20,9 @@ order. A table piece's span covers its rows (the first piece also the header) in
 the repeated header of later pieces is not counted again. Row costs are measured in the rendered
 table, which assumes no token joins visible characters of two lines (true of whitespace-splitting
 tokenizers, XLM-R's included).
+
+Locations: a chunk carries the (page, box) of every located section its text overlaps; a table
+piece, its table's.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from sieve.ingest.document import LoadedDocument, TableSection, TextSection
+from sieve.ingest.document import Box, LoadedDocument, TableSection, TextSection
 from sieve.models.embedding import TextTokenizer
 
 _CLOSERS = "\"'”’」』）)]》"
@@ -38,7 +43,8 @@ _VISIBLE = re.compile(r"\S")
 _TAIL_SHARE = 0.2  # a window may end early by at most this share to end on a boundary
 
 Span = tuple[int, int]
-Piece = tuple[str, int, int]  # text, token_start, token_end
+Location = tuple[int, Box]  # page (1-based), box on it
+Piece = tuple[str, int, int, tuple[Location, ...]]  # text, token_start, token_end, locations
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class ChunkSpan:
     text: str
     token_start: int
     token_end: int
+    locations: tuple[Location, ...] = ()
 
 
 def chunk_document(
@@ -56,25 +63,43 @@ def chunk_document(
         raise ValueError(f"need max_tokens > overlap >= 0, got max_tokens={max_tokens}, overlap={overlap}")
     pieces: list[Piece] = []
     base = 0
-    run: list[str] = []
+    run: list[TextSection] = []
     for section in [*doc.sections, None]:  # None flushes the last text run
-        if isinstance(section, TextSection):
-            run.append(section.text)
+        if isinstance(section, TextSection) and (not run or run[0].heading == section.heading):
+            run.append(section)
             continue
         if run:
-            base = _chunk_text("\n\n".join(run), tokenizer, max_tokens, overlap, base, pieces)
+            base = _chunk_text(run, tokenizer, max_tokens, overlap, base, pieces)
             run = []
-        if isinstance(section, TableSection):
+        if isinstance(section, TextSection):
+            run.append(section)
+        elif isinstance(section, TableSection):
             base = _chunk_table(section, tokenizer, max_tokens, overlap, base, pieces)
-    return [ChunkSpan(i, text, start, end) for i, (text, start, end) in enumerate(pieces)]
+    return [ChunkSpan(i, text, start, end, where) for i, (text, start, end, where) in enumerate(pieces)]
 
 
 def _chunk_text(
-    text: str, tokenizer: TextTokenizer, max_tokens: int, overlap: int, base: int, out: list[Piece]
+    run: list[TextSection], tokenizer: TextTokenizer, max_tokens: int, overlap: int, base: int, out: list[Piece]
 ) -> int:
+    text = "\n\n".join(s.text for s in run)
+    ranges, position = [], 0  # each section's character range in the run's text
+    for section in run:
+        ranges.append((position, position + len(section.text)))
+        position += len(section.text) + 2
+    heading = run[0].heading
+    if heading:
+        max_tokens = max(max_tokens - min(len(tokenizer.offsets(heading)), max_tokens // 2), overlap + 1)
     offsets = tokenizer.offsets(text)
     for start, end in _windows(text, offsets, max_tokens, overlap):
-        out.append((text[offsets[start][0] : offsets[end - 1][1]], base + start, base + end))
+        first, last = offsets[start][0], offsets[end - 1][1]
+        piece = text[first:last]
+        if heading and not piece.startswith(heading):
+            piece = f"{heading}\n{piece}"
+        where = tuple(
+            (s.page, box) for s, (lo, hi) in zip(run, ranges, strict=True) if s.page and lo < last and first < hi
+            for box in s.boxes or [(0.0, 0.0, 1.0, 1.0)]
+        )
+        out.append((piece, base + start, base + end, where))
     return base + len(offsets)
 
 
@@ -121,9 +146,10 @@ def _chunk_table(
     offsets = tokenizer.offsets(rendered)
     if not offsets:
         return base
+    where = tuple((table.page, box) for box in table.boxes or [(0.0, 0.0, 1.0, 1.0)]) if table.page else ()
     if not table.rows:  # a lone header is just text
         for start, end in _windows(rendered, offsets, max_tokens, overlap):
-            out.append((rendered[offsets[start][0] : offsets[end - 1][1]], base + start, base + end))
+            out.append((rendered[offsets[start][0] : offsets[end - 1][1]], base + start, base + end, where))
         return base + len(offsets)
 
     # character and token range of every rendered line. A token belongs to the line of its first
@@ -147,7 +173,7 @@ def _chunk_table(
     def emit(body: str, start: int, end: int) -> None:
         start = 0 if len(out) == first_piece else start  # the first piece's span includes the header
         # strip: a tokenizer may give the line break itself to the header's or the row's last token
-        out.append(("\n".join(part for part in (head.rstrip(), body.strip()) if part), base + start, base + end))
+        out.append(("\n".join(part for part in (head.rstrip(), body.strip()) if part), base + start, base + end, where))
 
     r = 0
     while r < len(rows):

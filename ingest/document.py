@@ -8,12 +8,22 @@ from typing import Any
 
 _SPACE = re.compile(r"\s+")
 
+# a region of a page as fractions of its width and height: x0, y0, x1, y1
+Box = tuple[float, float, float, float]
+
 
 @dataclass(frozen=True)
 class TextSection:
-    """A run of running text (paragraphs separated by newlines)."""
+    """A run of running text (paragraphs separated by newlines).
+
+    `heading` is the title the text sits under (OCR'd pages: every chunk of it repeats the title);
+    `page` (1-based, 0 = not paged) and `boxes` say where on the page the text was read.
+    """
 
     text: str
+    heading: str = ""
+    page: int = 0
+    boxes: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,8 @@ class TableSection:
     header: list[str]
     rows: list[list[str]]
     caption: str = ""
+    page: int = 0
+    boxes: tuple[Box, ...] = ()
 
     def header_lines(self) -> list[str]:
         """The lines every piece of this table starts with: the caption (if any), then the header."""

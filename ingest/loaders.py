@@ -220,14 +220,51 @@ def _load_pdf(data: bytes, name: str) -> LoadedDocument:
     if reader.is_encrypted and not _decrypts_without_password(reader):
         raise LoaderError(f"corrupt or encrypted PDF: {name} is password-protected; remove the password first")
     pages = [(page.extract_text() or "").replace("\r\n", "\n").strip() for page in reader.pages]
-    if not any(pages):
-        raise LoaderError(f"PDF has no extractable text: {name} (a scan? run OCR on it first)")
+    sections: list[Section] = [TextSection(text, page=i + 1) for i, text in enumerate(pages) if text]
+    if scanned := [i for i, text in enumerate(pages) if not text]:  # no text layer: read the pages' images
+        sections = sorted([*sections, *_ocr_pdf(data, name, scanned)], key=lambda s: s.page)
+    if not sections:
+        raise LoaderError(f"PDF has no text: {name} (no text layer, and OCR found nothing on its {len(pages)} pages)")
     info = reader.metadata
     meta: dict[str, Any] = {"pages": len(pages)}
+    if scanned:
+        meta["ocr_pages"] = len(scanned)
     if info and info.author:
         meta["author"] = str(info.author)
     title = str(info.title).strip() if info and info.title else ""
-    return LoadedDocument(title or Path(name).stem, [TextSection(p) for p in pages if p], "application/pdf", meta)
+    return LoadedDocument(title or _first_heading(sections) or Path(name).stem, sections, "application/pdf", meta)
+
+
+def _ocr_pdf(data: bytes, name: str, indexes: list[int]) -> list[Section]:
+    from sieve.ingest import ocr
+
+    limits = ocr.OcrLimits.from_settings()
+    drawn = ocr.pdf_pages_with_content(data, indexes)  # an empty page costs neither rendering nor OCR
+    if len(drawn) > limits.max_pages:
+        raise LoaderError(f"{name} has {len(drawn)} pages without a text layer; OCR reads at most "
+                          f"{limits.max_pages} per file (SIEVE_OCR_MAX_PAGES): split it, or raise the limit")
+    return ocr.read_pages(name, len(drawn), ocr.pdf_pages(data, drawn, limits))
+
+
+# ---------------------------------------------------------------- images (OCR)
+
+_IMAGE_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+               ".tif": "image/tiff", ".tiff": "image/tiff", ".bmp": "image/bmp"}
+
+
+def _load_image(data: bytes, name: str) -> LoadedDocument:
+    from sieve.ingest import ocr
+
+    total, pages = ocr.image_pages(data, name, ocr.OcrLimits.from_settings())
+    sections = ocr.read_pages(name, total, pages)
+    if not sections:
+        raise LoaderError(f"no text found in {name}: OCR read nothing in the image")
+    mime = _IMAGE_MIME.get(Path(name).suffix.lower(), "image/png")
+    return LoadedDocument(_first_heading(sections) or Path(name).stem, sections, mime, {"pages": total})
+
+
+def _first_heading(sections: list[Section]) -> str:
+    return next((s.heading for s in sections if isinstance(s, TextSection) and s.heading), "")[:200]
 
 
 def _decrypts_without_password(reader: Any) -> bool:
@@ -345,6 +382,7 @@ _FORMATS: dict[str, _Format] = {
     ".csv": _Format(_load_csv, "unreadable CSV"),
     ".tsv": _Format(_load_csv, "unreadable TSV"),
     ".xlsx": _Format(_load_xlsx, "corrupt XLSX", "; if it is an old .xls, open it in Excel and save it as .xlsx"),
+    **{suffix: _Format(_load_image, "corrupt or unreadable image") for suffix in _IMAGE_MIME},
 }
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(_FORMATS)
@@ -384,6 +422,8 @@ def load_bytes(data: bytes, filename: str) -> LoadedDocument:
 
 def _sniff(data: bytes) -> str:
     """The suffix a suffix-less file's content points to, or "" when it is not recognisably ours."""
+    if image := _image_suffix(data[:16]):
+        return image
     head = data[:1024].lstrip().lower()
     if head.startswith(b"%pdf-"):
         return ".pdf"
@@ -402,6 +442,18 @@ def _sniff(data: bytes) -> str:
             return ""
         return ".txt"
     return ""
+
+
+def _image_suffix(magic: bytes) -> str:
+    if magic.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if magic.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if magic[:4] == b"RIFF" and magic[8:12] == b"WEBP":
+        return ".webp"
+    if magic.startswith((b"II*\x00", b"MM\x00*")):
+        return ".tiff"
+    return ".bmp" if magic.startswith(b"BM") else ""
 
 
 # ---------------------------------------------------------------- corpora and folders

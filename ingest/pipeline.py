@@ -24,6 +24,7 @@ from sieve.ingest.chunker import chunk_document
 from sieve.ingest.document import LoadedDocument, TextSection
 from sieve.ingest.extraction import extract_into_graph
 from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
+from sieve.ingest.ocr import PageProgress, page_progress
 from sieve.stores.catalog import KnowledgeBaseNotEmpty, get_kb, get_or_create_kb
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
 from sieve.stores.metadata import Chunk, Document, DocumentStatus, IngestJournal, KnowledgeBase, utcnow
@@ -117,6 +118,28 @@ def _apply_meta(doc: Document, meta: dict[str, Any]) -> None:
     doc.meta = extra
 
 
+def _page_bars() -> PageProgress:
+    """A progress bar per OCR'd file, page by page (OCR takes seconds a page)."""
+    bars: dict[str, tqdm] = {}
+
+    def report(name: str, done: int, total: int) -> None:
+        bar = bars.get(name)
+        if bar is None:
+            bar = bars[name] = tqdm(total=total, desc=f"ocr {name}", unit="page", leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bars.pop(name).close()
+
+    return report
+
+
+def _location_meta(locations: Sequence[tuple[int, tuple[float, ...]]]) -> dict[str, Any] | None:
+    """A chunk's `meta`: the page it starts on and every region it was read from."""
+    if not locations:
+        return None
+    return {"page": locations[0][0], "regions": [{"page": page, "box": list(box)} for page, box in locations]}
+
+
 class Ingestor:
     """Adds, replaces and deletes documents of knowledge bases. One per process owning the home."""
 
@@ -152,7 +175,12 @@ class Ingestor:
                     meta=dict(meta or {}),
                 )
 
-        return self.ingest_sources(sources(), kb, tenant, total=len(files), progress=progress, report=report)
+        token = page_progress.set(_page_bars()) if progress else None
+        try:
+            return self.ingest_sources(sources(), kb, tenant, total=len(files), progress=progress, report=report)
+        finally:
+            if token is not None:
+                page_progress.reset(token)
 
     def ingest_beir(self, corpus: Path, kb: str, tenant: str, progress: bool = False) -> IngestReport:
         def sources() -> Iterator[Source]:
@@ -293,6 +321,7 @@ class Ingestor:
                         token_end=s.token_end,
                         text=s.text,
                         text_hash=text_hash(s.text),
+                        meta=_location_meta(s.locations),
                     )
                     for s in spans
                 ]

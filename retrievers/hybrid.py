@@ -210,7 +210,7 @@ class HybridRetriever:
             chunks = {
                 row.id: row
                 for row in session.execute(
-                    select(Chunk.id, Chunk.text, Chunk.ordinal, Chunk.doc_id).where(
+                    select(Chunk.id, Chunk.text, Chunk.ordinal, Chunk.doc_id, Chunk.meta).where(
                         Chunk.id.in_([f.chunk_id for f in fused])
                     )
                 )
@@ -242,6 +242,7 @@ class HybridRetriever:
                     title=doc.title,
                     source_uri=doc.source_uri,
                     ordinal=chunk.ordinal,
+                    location=chunk.meta,
                     ranks=f.ranks,
                     path_scores=f.path_scores,
                 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sieve.stores.types import SearchFilter
 
@@ -20,6 +20,7 @@ class Hit:
     title: str = ""
     source_uri: str = ""
     ordinal: int = 0
+    location: dict[str, Any] | None = None  # page and boxes it was read from (scans, images); see Chunk.meta
     ranks: dict[str, int] = field(default_factory=dict)  # path name -> 1-based rank in that path
     path_scores: dict[str, float] = field(default_factory=dict)  # path name -> that path's raw score
     relevance: float | None = None  # calibrated query-passage relevance (reranker or embedding cosine)

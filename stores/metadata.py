@@ -104,6 +104,9 @@ class Chunk(Base):
     token_end: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     text_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # where the chunk was read (paged files): {"page": first page, "regions": [{"page", "box"}]}, box
+    # as fractions of the page (x0, y0, x1, y1); None for files without pages
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     document: Mapped[Document] = relationship(back_populates="chunks")
 
@@ -124,7 +127,7 @@ class IngestJournal(Base):
 
 
 class JobRecord(Base):
-    """A server's ingest or re-index job, kept across restarts (`GET /v1/jobs/{id}`)."""
+    """A server's ingest, re-index or graph-build job, kept across restarts (`GET /v1/jobs/{id}`)."""
 
     __tablename__ = "jobs"
 
@@ -134,7 +137,7 @@ class JobRecord(Base):
     # what it left unfinished, and never another server's jobs on a shared metadata DB
     home: Mapped[str] = mapped_column(String(1024))
     kb: Mapped[str] = mapped_column(String(200), doc="the knowledge base's name, as the caller gave it")
-    kind: Mapped[str] = mapped_column(String(16), doc="ingest | reindex")
+    kind: Mapped[str] = mapped_column(String(16), doc="ingest | reindex | graph_build")
     filename: Mapped[str] = mapped_column(String(512))
     status: Mapped[str] = mapped_column(String(16), index=True, doc="queued | running | succeeded | failed")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -252,7 +252,7 @@ def test_pdf_without_text_suggests_ocr(tmp_path: Path) -> None:
     writer.add_blank_page(width=612, height=792)
     buffer = io.BytesIO()
     writer.write(buffer)
-    with pytest.raises(LoaderError, match="no extractable text.*OCR"):
+    with pytest.raises(LoaderError, match="no text layer, and OCR found nothing"):
         load_file(write(tmp_path / "scan.pdf", buffer.getvalue()))
 
 
