@@ -1,10 +1,14 @@
-"""Documents of a knowledge base: upload (a background job), list, get, delete, re-index."""
+"""Documents of a knowledge base: upload (a background job), list, get, delete, re-index, and the page
+image a chunk of an image or a scan was read from."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 from datetime import datetime, timezone
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -16,6 +20,8 @@ from sieve.api.job_queue import Job, JobFailed
 from sieve.api.jobs import job_json
 from sieve.api.state import AppState
 from sieve.api.uploads import receive_upload
+from sieve.ingest.loaders import LoaderError
+from sieve.ingest.ocr import OcrLimits, crop, page_image
 from sieve.stores.catalog import get_kb
 from sieve.stores.metadata import Chunk, Document, DocumentStatus
 
@@ -125,3 +131,35 @@ async def reindex(kb: str, doc_id: str, response: Response, state: StateDep, ten
         raise HTTPException(409, str(exc)) from None
     job = await state.jobs.submit(tenant, kb, "reindex", doc.filename, partial(reindex_document, state, tenant, kb, doc.id))
     return _accepted(job, response)
+
+
+@router.get("/{doc_id}/chunks/{chunk_id}/image", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+async def chunk_image(kb: str, doc_id: str, chunk_id: str, state: StateDep, tenant: TenantDep) -> Response:
+    """The part of the page a chunk of an image or a scan was read from (JPEG), cut from the original.
+
+    404 for a chunk not read from a page (plain text), 409 when the original is gone or has changed."""
+    def render() -> bytes:
+        doc = _document(state, tenant, kb, doc_id)
+        with state.stack.sessions() as session:
+            meta = session.scalar(select(Chunk.meta).where(
+                Chunk.id == chunk_id, Chunk.doc_id == doc.id, Chunk.tenant_id == tenant))
+        if not meta:
+            raise HTTPException(404, f"chunk {chunk_id!r} of document {doc_id!r} was not read from a page image")
+        try:
+            data = source_path(state, doc).read_bytes()
+        except JobFailed as exc:
+            raise HTTPException(409, str(exc)) from None
+        if hashlib.sha256(data).hexdigest() != doc.content_hash:
+            raise HTTPException(409, f"the original of {doc.filename} changed since it was indexed; re-index it")
+        try:
+            page = page_image(data, Path(doc.filename).suffix.lower(), meta["page"], OcrLimits.from_settings())
+        except LoaderError as exc:  # e.g. a limit lowered since the file was indexed
+            raise HTTPException(409, str(exc)) from None
+        boxes = [tuple(r["box"]) for r in meta["regions"] if r["page"] == meta["page"]]
+        buffer = io.BytesIO()
+        crop(page, boxes).save(buffer, "JPEG", quality=85)
+        return buffer.getvalue()
+
+    return Response(await asyncio.to_thread(render), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})

@@ -25,6 +25,8 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "score": hit.score,
         "relevance": hit.relevance,
         "ranks": hit.ranks,
+        # an image's or a scan's chunk: its page and regions (the page image: .../chunks/{chunk_id}/image)
+        "location": hit.location,
     }
 
 

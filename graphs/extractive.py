@@ -63,4 +63,7 @@ def best_quote(query: str, passage: Passage, lang: Lang) -> str:
 
 
 def cite(passage: Passage, quote: str) -> Citation:
-    return Citation(doc_id=passage["doc_id"], filename=passage["filename"], chunk_id=passage["chunk_id"], quote=quote)
+    citation = Citation(doc_id=passage["doc_id"], filename=passage["filename"], chunk_id=passage["chunk_id"], quote=quote)
+    if location := passage.get("location"):
+        citation["page"], citation["regions"] = location["page"], location["regions"]
+    return citation

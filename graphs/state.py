@@ -32,6 +32,7 @@ class Passage(TypedDict):
     relevance: float | None  # calibrated query-passage relevance; what deterministic grading thresholds
     path_scores: dict[str, float]  # recall path name -> that path's raw score (bm25, dense, graph, web)
     title: NotRequired[str]  # the document's title: context for every sentence of the chunk
+    location: NotRequired[dict]  # page and boxes of a chunk read from an image or a scan (`Chunk.meta`)
 
 
 class Citation(TypedDict):
@@ -41,6 +42,8 @@ class Citation(TypedDict):
     filename: str
     chunk_id: str
     quote: str  # the sentences of the chunk the answer relies on, verbatim
+    page: NotRequired[int]  # the page the chunk starts on (paged files)
+    regions: NotRequired[list[dict]]  # {"page", "box": [x0, y0, x1, y1] as fractions of the page}
 
 
 class InputState(TypedDict, total=False):

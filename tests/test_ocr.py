@@ -178,3 +178,37 @@ def test_more_scanned_pages_than_the_limit_are_refused_before_any_ocr(monkeypatc
             load_bytes(data, "scans.pdf")
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.integration
+def test_server_upload_reports_pages_and_serves_the_cited_region_to_its_tenant_only(tmp_path):
+    import httpx
+    from server_support import add_key, running_server, server_settings, upload
+
+    settings = server_settings(tmp_path / "home")
+    keys = {tenant: add_key(settings, tenant) for tenant in ("acme", "other")}
+    scan = page(["The spare keys hang in the red cabinet."], title="Key Storage", size=(700, 300))
+    (tmp_path / "keys.png").write_bytes(encoded(scan))
+    (tmp_path / "note.txt").write_text("Plain text has no page image.")
+    with running_server(settings) as url, \
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys['acme']}"}, timeout=60) as client:
+        client.post("/v1/knowledge-bases", json={"name": "ops"}).raise_for_status()
+        job = upload(client, "ops", tmp_path / "keys.png")
+        assert job["status"] == "succeeded" and job["progress"] == {"done": 1, "total": 1}
+        assert upload(client, "ops", tmp_path / "note.txt")["status"] == "succeeded"
+
+        hits = client.post("/v1/knowledge-bases/ops/search", json={"query": "where are the spare keys", "k": 3}).json()
+        hit = next(h for h in hits["hits"] if h["filename"] == "keys.png")
+        assert hit["location"]["page"] == 1 and len(hit["location"]["regions"][0]["box"]) == 4
+        image_url = f"/v1/knowledge-bases/ops/documents/{hit['doc_id']}/chunks/{hit['chunk_id']}/image"
+        response = client.get(image_url)
+        assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+        region = Image.open(io.BytesIO(response.content))
+        assert 100 < region.width <= 700 and 20 < region.height < 300  # the text, not the whole page
+
+        note = next(h for h in client.post("/v1/knowledge-bases/ops/search", json={"query": "plain text page"}).json()[
+            "hits"] if h["filename"] == "note.txt")
+        missing = client.get(f"/v1/knowledge-bases/ops/documents/{note['doc_id']}/chunks/{note['chunk_id']}/image")
+        assert missing.status_code == 404 and "was not read from a page image" in missing.text
+        other = client.get(image_url, headers={"Authorization": f"Bearer {keys['other']}"})
+        assert other.status_code == 404 and "/" + str(tmp_path).strip("/") not in other.text

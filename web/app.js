@@ -68,9 +68,28 @@ function renderAnswer(element, text, citations) {
 function openCitation(citations, n) {
   const citation = citations[n - 1];
   if (!citation) return;
-  $("#citation-panel .source").textContent = `[${n}] ${citation.filename}`;
+  const page = citation.page ? ` · page ${citation.page}` : "";
+  $("#citation-panel .source").textContent = `[${n}] ${citation.filename}${page}`;
   $("#citation-panel .quote").textContent = citation.quote;
   $("#citation-panel").hidden = false;
+  showPageImage(citation);
+}
+
+async function showPageImage(citation) {
+  // a chunk read from an image or a scan: the region of the page it came from (fetched with the key)
+  const figure = $("#citation-panel .page");
+  const img = figure.querySelector("img");
+  figure.hidden = true;
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.removeAttribute("src");
+  if (!citation.page || !current) return;
+  const url = `/v1/knowledge-bases/${encodeURIComponent(current.kb)}/documents/${encodeURIComponent(citation.doc_id)}`
+    + `/chunks/${encodeURIComponent(citation.chunk_id)}/image`;
+  const asked = (showPageImage.asked = citation);
+  const response = await fetch(url, { headers: headers() });
+  if (!response.ok || showPageImage.asked !== asked) return; // another citation was opened meanwhile
+  img.src = URL.createObjectURL(await response.blob());
+  figure.hidden = false;
 }
 
 function addMessage(role) {

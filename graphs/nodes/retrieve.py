@@ -29,7 +29,7 @@ async def retrieve(state: State, runtime: Runtime[GraphContext]) -> State:
 
 
 def to_passage(hit: Hit) -> Passage:
-    return Passage(
+    passage = Passage(
         chunk_id=hit.chunk_id,
         doc_id=hit.doc_id,
         filename=hit.filename or hit.title,
@@ -39,3 +39,6 @@ def to_passage(hit: Hit) -> Passage:
         path_scores=dict(hit.path_scores),
         title=hit.title,
     )
+    if hit.location:
+        passage["location"] = hit.location
+    return passage
