@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -63,6 +64,11 @@ def friendly_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except typer.Exit:  # click's Exit is a RuntimeError: let it through untouched
             raise
+        except ValidationError as exc:  # e.g. a profile: one line, worded as the API words it
+            from sieve.api.errors import describe_errors
+
+            err.print(f"[red]error:[/red] {escape(describe_errors(exc.errors()))}")
+            raise typer.Exit(1) from None
         except (KnowledgeBaseNotFound, FileNotFoundError, ValueError, RuntimeError) as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")  # `pip install 'x[extra]'` is not markup
             raise typer.Exit(1) from None
@@ -488,6 +494,48 @@ def graph_show(
     for e in edges:
         table.add_row(str(e["hop"]), e["head"], e["relation"], e["tail"], f"{e['weight']:.2f}", e["filename"])
     out.print(table)
+
+
+@graph_app.command("build")
+@friendly_errors
+def graph_build(
+    kb: KbOpt,
+    tenant: TenantOpt = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Extract every document again (after an extractor change).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract entities and relations of the documents already in a KB from their stored chunks (after
+    turning graph_extraction on); documents that have them are skipped. Exits 1 if any document failed
+    (through the server on a served home)."""
+    from tqdm import tqdm
+
+    from sieve.ingest.extraction import build_graph
+
+    with tqdm(desc=f"graph {kb}", unit="doc", disable=as_json or not sys.stderr.isatty()) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        if (served := _served_home()) is not None:
+            _through_server_only(tenant)
+            with served:
+                report = served.build_graph(kb, rebuild, progress)
+        else:
+            with _open_stack() as stack:
+                flt = _kb_filter(stack, _tenant(tenant), kb)
+                report = build_graph(stack, flt.tenant, flt.kb, rebuild=rebuild, on_progress=progress).as_dict()
+    if as_json:
+        _print_json(report)
+    else:
+        out.print(f"{report['extracted']} documents extracted ({report['relations']} relations), "
+                  f"{report['skipped']} already had a graph, {len(report['failed'])} failed; the graph of {kb!r} "
+                  f"has {report['entities_total']} entities and {report['relations_total']} relations")
+        for failure in report["failed"]:
+            err.print(f"[red]failed[/red] {escape(failure['source'])}: {escape(failure['error'])}")
+    if report["failed"]:
+        raise typer.Exit(1)
 
 
 # ---- evaluation -------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from sieve.api import agent, chat, documents, health, jobs, knowledge_bases, tools
+from sieve.api import agent, chat, documents, graph, health, jobs, knowledge_bases, tools
 from sieve.api.errors import install_error_handlers
+from sieve.api.hosts import HostCheck, allowed_hosts
 from sieve.api.mcp_http import AuthenticatedMcp
 from sieve.api.metrics import Metrics, RequestCounter
 from sieve.api.server_record import remove_server_record, write_server_record
@@ -53,11 +54,14 @@ def create_app(settings: Settings | None = None, stack: Stack | None = None) -> 
     app = FastAPI(title="Sieve", summary="Agentic RAG over your knowledge bases.", version="0.1.0",
                   lifespan=lifespan)
     install_error_handlers(app)
-    for module in (chat, agent, knowledge_bases, documents, jobs, tools, health):
+    for module in (chat, agent, knowledge_bases, documents, graph, jobs, tools, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB), name="web")
     app.add_api_route("/", lambda: FileResponse(WEB / "index.html"), include_in_schema=False)
-    mcp = AuthenticatedMcp(app)
-    app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
-    app.add_middleware(RequestCounter, metrics=metrics)
+    hosts = allowed_hosts(settings)
+    mcp = AuthenticatedMcp(app, hosts)
+    # POST only: stateless MCP has no session for a GET event stream to follow, nor for a DELETE to end (405)
+    app.add_route("/mcp", mcp, methods=["POST"], include_in_schema=False)
+    app.add_middleware(HostCheck, hosts=hosts)
+    app.add_middleware(RequestCounter, metrics=metrics)  # outermost: refused hosts are counted too
     return app

@@ -1,16 +1,16 @@
 """The CLI's way into a home that `sieve serve` owns.
 
 The embedded engines (tantivy, Qdrant Edge) have one owner, so while a server runs on a home the
-CLI's `ingest`, `search`, `ask` and `chat` go through its API instead of opening them; `server.json` says
-where it listens (`api/server_record.py`). A key comes from `SIEVE_API_KEY` unless the server runs
-with `--dev`.
+CLI's `ingest`, `search`, `ask`, `chat` and `graph build` go through its API instead of opening
+them; `server.json` says where it listens (`api/server_record.py`). A key comes from `SIEVE_API_KEY`
+unless the server runs with `--dev`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +106,28 @@ class ServedHome:
         data = {"metadata": json.dumps(metadata, ensure_ascii=False)} if metadata else None
         with path.open("rb") as fh:
             job = self._call("POST", f"/v1/knowledge-bases/{kb}/documents", files={"file": (path.name, fh)}, data=data)
-        while job["status"] in ("queued", "running"):
-            time.sleep(poll_s)
-            job = self._call("GET", f"/v1/jobs/{job['id']}")
+        job = self._wait(job, poll_s)
         if job["report"] is None:
             return {"added": 0, "replaced": 0, "unchanged": 0, "failed": [{"source": str(path), "error": job["error"]}],
                     "chunks": 0, "embedded": 0, "doc_ids": []}
         return job["report"]
+
+    def build_graph(self, kb: str, rebuild: bool, on_progress: Callable[[int, int], None] | None = None,
+                    poll_s: float = 0.5) -> dict[str, Any]:
+        """Runs a graph build as a job and waits for it; returns its report (`GraphBuildReport.as_dict`).
+        A job that failed before its report (graph_extraction off ...) raises `ServerError`."""
+        job = self._call("POST", f"/v1/knowledge-bases/{kb}/graph/build", json={"rebuild": rebuild})
+        job = self._wait(job, poll_s, on_progress)
+        if job["report"] is None:
+            raise ServerError(f"{job['error']} (server at {self.url})")
+        return job["report"]
+
+    def _wait(self, job: dict[str, Any], poll_s: float,
+              on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Polls a job until it finishes; `on_progress(done, total)` whenever it reports progress."""
+        while job["status"] in ("queued", "running"):
+            time.sleep(poll_s)
+            job = self._call("GET", f"/v1/jobs/{job['id']}")
+            if on_progress is not None and job.get("progress"):
+                on_progress(job["progress"]["done"], job["progress"]["total"])
+        return job

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from sieve.api.deps import StateDep, TenantDep
 from sieve.api.ingest_jobs import UPLOAD_SCHEME, discard_unused_original, ingest_upload, reindex_document, source_path
-from sieve.api.job_queue import Job, JobFailed
-from sieve.api.jobs import job_json
+from sieve.api.job_queue import JobFailed, JobProgress
+from sieve.api.jobs import accepted
 from sieve.api.state import AppState
 from sieve.api.uploads import receive_upload
 from sieve.ingest.loaders import LoaderError
@@ -57,23 +57,21 @@ def _document(state: AppState, tenant: str, kb: str, doc_id: str) -> Document:
     return doc
 
 
-def _accepted(job: Job, response: Response) -> dict[str, Any]:
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return job_json(job)
-
-
 @router.post("", status_code=202)
 async def upload_document(kb: str, request: Request, response: Response, state: StateDep,
                           tenant: TenantDep) -> dict[str, Any]:
     """Multipart `file` (and optional `metadata`, a JSON object: owner, tags, created_at ...).
 
     A file with the name of one already in the KB replaces it once the new version is indexed.
-    Poll the returned job (`GET /v1/jobs/{id}`) for the outcome.
+    Poll the returned job (`GET /v1/jobs/{id}`) for the outcome; for an image or a scan, its
+    `progress` counts the pages read.
     """
     await asyncio.to_thread(_kb_id, state, tenant, kb)  # 404 before reading the body
     upload = await receive_upload(request, state.uploads / ".incoming", state.settings.max_upload_bytes)
-    job = await state.jobs.submit(tenant, kb, "ingest", upload.filename, partial(ingest_upload, state, tenant, kb, upload))
-    return _accepted(job, response)
+    progress = JobProgress()  # pages read so far, for images and scans (OCR takes seconds a page)
+    job = await state.jobs.submit(tenant, kb, "ingest", upload.filename,
+                                  partial(ingest_upload, state, tenant, kb, upload, progress), progress)
+    return accepted(job, response)
 
 
 @router.get("")
@@ -130,7 +128,7 @@ async def reindex(kb: str, doc_id: str, response: Response, state: StateDep, ten
     except JobFailed as exc:
         raise HTTPException(409, str(exc)) from None
     job = await state.jobs.submit(tenant, kb, "reindex", doc.filename, partial(reindex_document, state, tenant, kb, doc.id))
-    return _accepted(job, response)
+    return accepted(job, response)
 
 
 @router.get("/{doc_id}/chunks/{chunk_id}/image", response_class=Response,

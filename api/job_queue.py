@@ -1,4 +1,4 @@
-"""Background ingest jobs, run one at a time: the embedded engines have a single writer.
+"""Background jobs (ingest, re-index, graph builds), run one at a time: the embedded engines have a single writer.
 
 Each job's record is kept in the metadata DB (`jobs`), so `GET /v1/jobs/{id}` answers after a
 restart too. The work itself (a staged upload) does not survive one: jobs a stopped server left
@@ -15,18 +15,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sieve.api.metrics import Metrics
-from sieve.ingest.pipeline import IngestReport
 from sieve.stores.metadata import JobRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-JobKind = Literal["ingest", "reindex"]
+JobKind = Literal["ingest", "reindex", "graph_build"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
@@ -38,6 +37,25 @@ class JobFailed(Exception):
     """A job that cannot do its work; the message is what the job's status shows."""
 
 
+class JobReport(Protocol):
+    """What a job's work returns (`IngestReport`, `GraphBuildReport`): any failure fails the job."""
+
+    failed: list[tuple[str, str]]
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class JobProgress:
+    """How far a running job is, for jobs whose work reports it (`done` of `total` items)."""
+
+    done: int = 0
+    total: int = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
 @dataclass
 class Job:
     id: str
@@ -45,13 +63,14 @@ class Job:
     kb: str
     kind: JobKind
     filename: str
-    work: Callable[[], IngestReport] | None = field(default=None, repr=False)  # None once finished or reloaded
+    work: Callable[[], JobReport] | None = field(default=None, repr=False)  # None once finished or reloaded
     status: JobStatus = "queued"
     created_at: datetime = field(default_factory=_now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
     report: dict[str, Any] | None = None
+    progress: JobProgress | None = None  # in memory only: a reloaded job has none
 
     def record(self, home: str) -> JobRecord:
         return JobRecord(id=self.id, tenant_id=self.tenant, home=home, kb=self.kb, kind=self.kind, filename=self.filename,
@@ -100,10 +119,10 @@ class JobQueue:
             await self._worker
 
     async def submit(self, tenant: str, kb: str, kind: JobKind, filename: str,
-                     work: Callable[[], IngestReport]) -> Job:
+                     work: Callable[[], JobReport], progress: JobProgress | None = None) -> Job:
         if self._closing:
             raise RuntimeError("the server is shutting down")
-        job = Job(uuid.uuid4().hex, tenant, kb, kind, filename, work)
+        job = Job(uuid.uuid4().hex, tenant, kb, kind, filename, work, progress=progress)
         await self._save(job)  # recorded before it can run: a crash from here on leaves a trace
         self._jobs[job.id] = job
         self._forget_old()
@@ -133,7 +152,9 @@ class JobQueue:
                 await self._finish(job, "failed", error=str(exc))
             except Exception as exc:  # a job must never take the worker down with it
                 log.exception("ingest job %s failed", job.id)
-                await self._finish(job, "failed", error=f"internal error: {exc}")
+                # its text can name server paths: the log has it, the job says what kind of failure
+                await self._finish(job, "failed", error=f"internal error ({type(exc).__name__}); "
+                                                        "the server log has the details")
             else:
                 error = "; ".join(message for _, message in report.failed) or None
                 await self._finish(job, "failed" if error else "succeeded", error=error, report=report.as_dict())

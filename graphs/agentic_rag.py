@@ -14,7 +14,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
 
+from sieve.degraded import any_timeout
 from sieve.graphs.context import GraphContext, resolve
 from sieve.graphs.nodes.answer import answer
 from sieve.graphs.nodes.chat import chat
@@ -58,24 +60,27 @@ async def after_web_search(state: State) -> Literal["grade", "refuse"]:
 async def after_grade(state: State, runtime: Runtime[GraphContext]) -> Literal["answer", "rewrite", "refuse"]:
     if state.get("kept"):
         return "answer"
+    if state.get("allowed_doc_ids") == []:
+        return "refuse"  # nothing can be searched (an unknown knowledge base): a retry finds nothing either
     # the bounded corrective loop: `attempt` counts retrievals, so this allows max_corrective more
     max_corrective = (await resolve(runtime.context)).thresholds.max_corrective
     # a retrieval that ran out of time would run out again: retrying only doubles the wait
-    timed_out = any(flag.endswith("_timeout") for flag in state.get("degraded", []))
+    timed_out = any_timeout(state.get("degraded", []))
     if state.get("route") == "kb" and state.get("attempt", 0) <= max_corrective and not timed_out:
         return "rewrite"
     return "refuse"
 
 
 def timed(name: str, node: Node) -> Node:
-    """Adds the node's wall time to `timings_ms` (summed when the corrective loop reruns it)."""
+    """Reports the node's wall time in `timings_ms` (its reducer sums a node the corrective loop reruns)."""
 
     async def run(state: State, runtime: Runtime[GraphContext]) -> State:
         started = time.perf_counter()
         update = await node(state, runtime)
-        timings = dict(update.get("timings_ms", state.get("timings_ms", {})))
-        timings[name] = round(timings.get(name, 0.0) + (time.perf_counter() - started) * 1000, 3)
-        return {**update, "timings_ms": timings}
+        spent = {name: round((time.perf_counter() - started) * 1000, 3)}
+        reset = update.get("timings_ms")
+        # the turn's first node resets the timings: its own time is the first entry
+        return {**update, "timings_ms": Overwrite({**reset.value, **spent}) if isinstance(reset, Overwrite) else spent}
 
     run.__name__ = name
     return run

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import rjieba
 from langchain_core.language_models import BaseChatModel
@@ -32,9 +32,9 @@ from sieve.prompts.language import Lang, detect
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.settings import Settings
 from sieve.stores.graph import ChunkTriples, EntityType, Triple, normalise_name
-from sieve.stores.metadata import Chunk, KnowledgeBase
+from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
 from sieve.stores.stack import Stack
-from sieve.stores.types import IndexedChunk
+from sieve.stores.types import IndexedChunk, SearchFilter
 
 log = logging.getLogger(__name__)
 
@@ -296,18 +296,37 @@ def build_extractor(settings: Settings) -> TripleExtractor:
     return LlmExtractor(llm, rules, settings.graph_llm_concurrency) if llm is not None else rules
 
 
-def graph_enabled(stack: Stack, kb_id: str) -> bool:
-    """The KB's profile asks for extraction and the KB is within `graph_max_chunks`."""
+def graph_refusal(stack: Stack, kb_id: str) -> str | None:
+    """Why the KB gets no graph triples (its profile does not ask for them, or it is above
+    `graph_max_chunks`); None when it does."""
     with stack.sessions() as session:
-        stored = session.scalar(select(KnowledgeBase.profile).where(KnowledgeBase.id == kb_id))
-        if not RetrievalProfile.from_stored(stored).graph_extraction:
-            return False
+        kb = session.get(KnowledgeBase, kb_id)
+        name = kb.name if kb is not None else kb_id
+        if kb is None or not RetrievalProfile.from_stored(kb.profile).graph_extraction:
+            return (f"knowledge base {name!r} has graph_extraction off in its profile; turn it on first "
+                    f"(sieve profile set --kb {name} graph_extraction=true)")
         size = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.kb_id == kb_id)) or 0
     if size > stack.settings.graph_max_chunks:
-        log.warning("knowledge base %s has %d chunks, above graph_max_chunks=%d: new chunks get no graph triples",
-                    kb_id, size, stack.settings.graph_max_chunks)
-        return False
-    return True
+        refusal = (f"knowledge base {name!r} has {size} chunks, above graph_max_chunks="
+                   f"{stack.settings.graph_max_chunks}: its chunks get no graph triples")
+        log.warning("%s", refusal)  # asked for and not given: worth a line in the log
+        return refusal
+    return None
+
+
+def graph_enabled(stack: Stack, kb_id: str) -> bool:
+    """The KB's profile asks for extraction and the KB is within `graph_max_chunks`."""
+    return graph_refusal(stack, kb_id) is None
+
+
+def extract_triples(chunks: Sequence[IndexedChunk], extractor: TripleExtractor) -> list[ChunkTriples]:
+    def one(chunk: IndexedChunk) -> ChunkTriples:
+        return ChunkTriples(chunk.chunk_id, chunk.doc_id, extractor.extract(chunk.text, detect(chunk.text)))
+
+    if extractor.concurrency > 1:
+        with ThreadPoolExecutor(extractor.concurrency, thread_name_prefix="sieve-extract") as pool:
+            return list(pool.map(one, chunks))
+    return [one(c) for c in chunks]
 
 
 def extract_into_graph(
@@ -316,15 +335,71 @@ def extract_into_graph(
     """Extracts the chunks' triples into `stack.graph` when the KB wants them; returns relations stored."""
     if not chunks or not graph_enabled(stack, kb_id):
         return 0
+    return stack.graph.add(tenant, kb_id, extract_triples(chunks, extractor or build_extractor(stack.settings)))
+
+
+@dataclass
+class GraphBuildReport:
+    """What `build_graph` did; `failed` holds (file name, error) per document it could not extract."""
+
+    extracted: int = 0  # documents extracted now
+    skipped: int = 0  # documents that already had graph entries
+    relations: int = 0  # relations stored now
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    entities_total: int = 0  # the KB's graph afterwards
+    relations_total: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "failed": [{"source": s, "error": e} for s, e in self.failed]}
+
+
+def build_graph(
+    stack: Stack,
+    tenant: str,
+    kb_id: str,
+    *,
+    rebuild: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    extractor: TripleExtractor | None = None,
+) -> GraphBuildReport:
+    """Extracts entities and relations of the KB's ready documents from their stored chunks (nothing is
+    embedded again but entity names), one document at a time.
+
+    Documents that already have graph entries are skipped, so running it again adds nothing twice;
+    `rebuild` extracts every document again, replacing its entries (after an extractor change).
+    `on_progress(done, total)` after each document. `ValueError` when the KB gets no graph triples.
+    """
+    if (refusal := graph_refusal(stack, kb_id)) is not None:
+        raise ValueError(refusal)
     extractor = extractor or build_extractor(stack.settings)
+    with stack.sessions() as session:
+        docs = session.execute(select(Document.id, Document.filename).where(
+            Document.tenant_id == tenant, Document.kb_id == kb_id, Document.status == DocumentStatus.READY,
+        ).order_by(Document.filename, Document.id)).all()
+    done_before = set() if rebuild else stack.graph.linked_documents(tenant, kb_id, [d for d, _ in docs])
+    report = GraphBuildReport()
+    for done, (doc_id, filename) in enumerate(docs, start=1):
+        if doc_id in done_before:
+            report.skipped += 1
+        else:
+            try:
+                report.relations += _extract_document(stack, tenant, kb_id, doc_id, extractor)
+                report.extracted += 1
+            except Exception as exc:  # one document's failure is reported; the others still get their graph
+                log.exception("graph extraction of %s (%s) failed", filename, doc_id)
+                report.failed.append((filename, f"{type(exc).__name__}: {exc}"))
+        if on_progress is not None:
+            on_progress(done, len(docs))
+    report.entities_total, report.relations_total = stack.graph.count(SearchFilter(tenant, kb_id))
+    return report
 
-    def one(chunk: IndexedChunk) -> ChunkTriples:
-        return ChunkTriples(chunk.chunk_id, chunk.doc_id, extractor.extract(chunk.text, detect(chunk.text)))
 
-    if extractor.concurrency > 1:
-        with ThreadPoolExecutor(extractor.concurrency, thread_name_prefix="sieve-extract") as pool:
-            extracted = list(pool.map(one, chunks))
-    else:
-        extracted = [one(c) for c in chunks]
+def _extract_document(stack: Stack, tenant: str, kb_id: str, doc_id: str, extractor: TripleExtractor) -> int:
+    with stack.sessions() as session:
+        chunks = [IndexedChunk(c.id, doc_id, tenant, kb_id, c.text) for c in session.scalars(
+            select(Chunk).where(Chunk.doc_id == doc_id, Chunk.tenant_id == tenant).order_by(Chunk.ordinal))]
+    extracted = extract_triples(chunks, extractor)
+    # replaces whatever a rebuild or an interrupted run left of this document (upserts alone would
+    # store its relations twice)
+    stack.graph.delete_documents(tenant, kb_id, [doc_id])
     return stack.graph.add(tenant, kb_id, extracted)
-

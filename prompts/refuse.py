@@ -30,6 +30,10 @@ REASONS: dict[str, dict[Lang, str]] = {
         "zh": "没有文档符合问题中的条件（{detail}）。",
         "en": "no document matches the conditions in the question ({detail}).",
     },
+    "unknown_kb": {
+        "zh": "知识库「{kb}」不存在。",
+        "en": "the knowledge base '{kb}' does not exist.",
+    },
     "retrieval_failed": {
         "zh": "检索服务暂时不可用，请稍后再试。",
         "en": "retrieval is unavailable at the moment; please try again shortly.",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import TypeVar
 import numpy as np
 from sqlalchemy import select
 
+from sieve.degraded import Degraded
 from sieve.models.guarded_embedder import BreakerPolicy, EmbedderUnavailable, GuardedEmbedder
 from sieve.retrievers.faults import Faults
 from sieve.retrievers.fusion import fuse
@@ -36,6 +38,7 @@ from sieve.stores.stack import Stack
 from sieve.stores.types import ScoredChunk, SearchFilter
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def query_embedder(stack: Stack, faults: Faults) -> GuardedEmbedder:
@@ -55,6 +58,9 @@ class HybridRetriever:
     """
 
     def __init__(self, stack: Stack, lane_workers: int = 2, faults: Faults | None = None):
+        # its paths open the embedded engines, inside their lanes where a failure reads as a degraded
+        # path: on a home another process serves, fail now with the way round it instead
+        stack.check_owner()
         self.stack = stack
         self.faults = faults if faults is not None else Faults.parse(stack.settings.faults)
         # the query-time embedder, owned here and shared with the graph's other nodes (one breaker for all)
@@ -63,6 +69,8 @@ class HybridRetriever:
         self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._warm: set[str] = set()
         self._rerankers: dict[RerankerKind, Reranker] = {}
+        # each reranker kind's latest outcome (`ok`, `error`, `timeout`), for readiness reports
+        self.reranker_health: dict[str, str] = {}
 
     def _lane(self, name: str) -> ThreadPoolExecutor:
         # one bounded pool per component: timed-out calls of a stuck engine queue behind it only
@@ -93,11 +101,21 @@ class HybridRetriever:
         self, query: str, flt: SearchFilter, k: int | None = None, profile: RetrievalProfile | None = None
     ) -> RetrievalResult:
         profile = profile or await self._run(self.load_profile, flt.kb)
-        degraded: list[str] = []
+        degraded: list[Degraded] = []
         if "dense" in profile.paths and "dense" not in self._warm:
-            # loading and warming the model is start-up cost, not query time
-            await self._run(lambda: (self.stack.vectors, self.stack.embedder.embed_queries(["warm-up"])))
+            # loading and warming the model is start-up cost, not query time, tried once. An embedder
+            # failing now opens the breaker and the dense path reports it under its budget; the vector
+            # index then opens once the embedder answers (its folder is named by the embedder's width)
             self._warm.add("dense")
+            with contextlib.suppress(EmbedderUnavailable):
+                await self._run(self.embedder.embed_queries, ["warm-up"])
+                await self._run(lambda: self.stack.vectors)
+        if "bm25" in profile.paths and "bm25" not in self._warm:
+            # tantivy creates its folder and opens its index on first use: start-up cost, off the loop;
+            # a text backend that cannot open is reported by the path itself (`bm25_error`)
+            with contextlib.suppress(Exception):
+                await self._run(lambda: self.stack.text)
+                self._warm.add("bm25")
         if "graph" in profile.paths and "graph" not in self._warm:
             # opening the entity-name shard and loading the embedder are start-up cost too; a graph
             # backend that is down is reported by the path itself (`graph_error`)
@@ -107,8 +125,11 @@ class HybridRetriever:
         try:
             reranker = await self._reranker(profile.reranker)
         except Exception:  # a reranker that cannot be built degrades like one that fails
+            logger.warning("the %s reranker cannot be built; hits keep the fused order", profile.reranker.value,
+                           exc_info=True)
             reranker = None
-            degraded.append("rerank_error")
+            degraded.append(Degraded.RERANK_ERROR)
+            self.reranker_health[profile.reranker.value] = "error"
         started = time.perf_counter()
         deadline = started + profile.total_budget_ms / 1000
         k = k or profile.top_k
@@ -124,9 +145,11 @@ class HybridRetriever:
             try:
                 return await asyncio.wait_for(work, budget(budget_ms))
             except TimeoutError:
-                degraded.append(f"{name}_timeout")
+                logger.warning("retrieval stage %s ran past its %d ms budget", name, budget_ms)
+                degraded.append(Degraded.timeout_of(name))
             except Exception:  # a backend down degrades to the remaining paths
-                degraded.append(f"{name}_error")
+                logger.warning("retrieval stage %s failed", name, exc_info=True)
+                degraded.append(Degraded.error_of(name))
             finally:
                 timings[name] = _ms(t0)
             return None
@@ -140,31 +163,47 @@ class HybridRetriever:
                 vectors = await self.embedder.aembed_queries([query], budget(profile.embed_budget_ms))
             except EmbedderUnavailable as unavailable:
                 degraded.extend(unavailable.flags)
-                if unavailable.reason == "timeout":
+                if unavailable.reason == "circuit_open":
+                    return []  # nothing waited and nothing failed here: the breaker's flag says why it is empty
+                if unavailable.reason in ("timeout", "no_time"):
                     raise TimeoutError from unavailable  # the path reports `dense_timeout`
                 raise
             except asyncio.CancelledError:  # the dense path's budget ran out first
+                logger.warning("the query embedding outlasted the dense path's budget; the embedder's breaker opens")
                 self.embedder.trip("timeout")
-                degraded.append("embedder_timeout")
+                degraded.append(Degraded.EMBEDDER_TIMEOUT)
                 raise
             finally:
                 timings["embed_query"] = _ms(t0)
             query_vector = vectors[0]
-            return await self._run(self.faults.wrap("dense", self.stack.vectors, ("search",)).search,
-                                   query_vector, flt, profile.path_top_k, lane="dense")
+            return await self._run(lambda: self.faults.wrap("dense", self.stack.vectors, ("search",)).search(
+                query_vector, flt, profile.path_top_k), lane="dense")
+
+        # each engine is reached inside its lane: a store opens on first use (files, sockets), never on the loop
+        def bm25() -> list[ScoredChunk]:
+            return self.faults.wrap("bm25", self.stack.text, ("search",)).search(query, flt, profile.path_top_k)
+
+        graph_empty = False
+
+        def graph() -> list[ScoredChunk]:
+            nonlocal graph_empty
+            found = graph_search(self.faults.wrap("graph", self.stack.graph, ("match_entities", "expand")), query, flt,
+                                 profile.graph_hops, self.stack.settings.graph_fanout, profile.path_top_k)
+            # nothing found because nothing was ever extracted is worth saying (turn extraction on, build it)
+            graph_empty = not found and self.stack.graph.count(SearchFilter(flt.tenant, flt.kb))[0] == 0
+            return found
 
         jobs: dict[str, Awaitable[list[ScoredChunk]]] = {}
         if "bm25" in profile.paths:
-            text = self.faults.wrap("bm25", self.stack.text, ("search",))
-            jobs["bm25"] = self._run(text.search, query, flt, profile.path_top_k, lane="bm25")
+            jobs["bm25"] = self._run(bm25, lane="bm25")
         if "dense" in profile.paths:
             jobs["dense"] = dense()
         if "graph" in profile.paths:
-            graph = self.faults.wrap("graph", self.stack.graph, ("match_entities", "expand"))
-            jobs["graph"] = self._run(graph_search, graph, query, flt, profile.graph_hops,
-                                      self.stack.settings.graph_fanout, profile.path_top_k, lane="graph")
+            jobs["graph"] = self._run(graph, lane="graph")
         outcomes = await asyncio.gather(*(timed(name, job, profile.path_budget_ms) for name, job in jobs.items()))
         per_path = {name: hits for name, hits in zip(jobs, outcomes) if hits is not None}
+        if graph_empty and "graph" in per_path:
+            degraded.append(Degraded.GRAPH_EMPTY)
 
         t0 = time.perf_counter()
         fused = fuse(per_path, profile.fusion, profile.weights, profile.rrf_k)
@@ -181,6 +220,8 @@ class HybridRetriever:
         if reranker is not None and hits:
             head = hits[: profile.rerank_top_n]
             scores = await timed("rerank", reranker.ascore(query, [h.text for h in head]), profile.rerank_budget_ms)
+            self.reranker_health[profile.reranker.value] = (
+                "ok" if scores is not None else "timeout" if Degraded.RERANK_TIMEOUT in degraded else "error")
             if scores is not None:
                 for hit, score in zip(head, scores):
                     hit.relevance = score

@@ -112,6 +112,10 @@ class GraphStore(Protocol):
         """Removes the documents' relations and links, and every entity left without a linked chunk."""
         ...
 
+    def linked_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> set[str]:
+        """Those of the documents that have graph entries (some chunk of theirs links an entity)."""
+        ...
+
     def match_entities(self, names: Sequence[str], flt: SearchFilter) -> dict[str, float]:
         """Entity id -> similarity (1.0 for the same normalised name) for names a query mentions."""
         ...

@@ -189,6 +189,12 @@ class SqlGraphStore:
         # if the entity comes back under the same id
         self.names.delete(tenant, kb, orphans)
 
+    def linked_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> set[str]:
+        with self.sessions() as session:
+            return {d for batch in _batches(list(doc_ids)) for d in session.scalars(
+                select(GraphLink.doc_id).distinct().where(
+                    GraphLink.doc_id.in_(batch), GraphLink.tenant_id == tenant, GraphLink.kb_id == kb))}
+
     def match_entities(self, names: Sequence[str], flt: SearchFilter) -> dict[str, float]:
         seeds = seed_scores(names, flt, self.names)
         if not seeds:

@@ -152,6 +152,15 @@ def doc_edges_query(edge: str, tenant: str, kb: str, doc_ids: Sequence[str]) -> 
     )
 
 
+def linked_docs_query(tenant: str, kb: str, doc_ids: Sequence[str]) -> str:
+    """Which of these documents have `mentions` edges (by the edge index)."""
+    docs = " OR ".join(f"mentions.doc_id == {quote(d)}" for d in doc_ids)
+    return (
+        f"LOOKUP ON mentions WHERE mentions.tenant == {quote(tenant)} AND mentions.kb == {quote(kb)} AND ({docs}) "
+        "YIELD properties(edge).doc_id AS doc_id | YIELD DISTINCT $-.doc_id AS doc_id"
+    )
+
+
 def delete_edges_statement(edge: str, rows: Sequence[tuple[str, str, int]]) -> str:
     return f"DELETE EDGE {edge} " + ", ".join(f"{quote(s)}->{quote(d)}@{r}" for s, d, r in rows)
 
@@ -255,6 +264,11 @@ class NebulaGraphStore:
         for i in range(0, len(orphans), _BATCH):
             self._run(f"DELETE VERTEX {_ids(orphans[i : i + _BATCH])} WITH EDGE")
         self.names.delete(tenant, kb, orphans)
+
+    def linked_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> set[str]:
+        ids = list(doc_ids)
+        return {r["doc_id"] for start in range(0, len(ids), 50)
+                for r in self._run(linked_docs_query(tenant, kb, ids[start : start + 50]))}
 
     def match_entities(self, names: Sequence[str], flt: SearchFilter) -> dict[str, float]:
         seeds = seed_scores(names, flt, self.names)

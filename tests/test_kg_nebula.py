@@ -19,6 +19,7 @@ from sieve.stores.nebula_graph import (
     doc_edges_query,
     follow,
     hop_query,
+    linked_docs_query,
     links_query,
     quote,
     rank,
@@ -80,6 +81,10 @@ def test_deletes_and_counts_go_through_the_scoped_indexes():
                       'rank(edge) AS rank')
     assert delete_edges_statement("mentions", [("e1", "c1", 0), ("e2", "c1", 0)]) == \
         'DELETE EDGE mentions "e1"->"c1"@0, "e2"->"c1"@0'
+    assert linked_docs_query("t1", "kb", ["d1", "d2"]) == (
+        'LOOKUP ON mentions WHERE mentions.tenant == "t1" AND mentions.kb == "kb" AND '
+        '(mentions.doc_id == "d1" OR mentions.doc_id == "d2") YIELD properties(edge).doc_id AS doc_id '
+        '| YIELD DISTINCT $-.doc_id AS doc_id')
     assert count_query("entity", "t1", "kb") == (
         'LOOKUP ON entity WHERE entity.tenant == "t1" AND entity.kb == "kb" YIELD id(vertex) AS x | YIELD COUNT(*) AS n')
 
@@ -131,7 +136,10 @@ def test_contract_walk_isolation_and_purge(nebula):
     shown = nebula.neighbourhood("Alpha", t1, 2, 20)
     assert [(e.head, e.tail, e.hop) for e in shown.edges] == [("Alpha", "Bravo", 1), ("Bravo", "Charlie", 2)]
 
+    assert nebula.linked_documents("t1", "kb", ["d-ab", "d-bc", "x-ab", "none"]) == {"d-ab", "d-bc"}
+
     nebula.delete_documents("t1", "kb", ["d-bc"])
     assert nebula.count(t1) == (2, 1)
+    assert nebula.linked_documents("t1", "kb", ["d-ab", "d-bc"]) == {"d-ab"}
     assert nebula.match_entities(["Charlie"], t1) == {}
     assert [c.chunk_id for c in nebula.expand(seeds, t1, 2, 20, 10)] == ["c-ab"]

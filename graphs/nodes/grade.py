@@ -9,6 +9,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
+from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve
 from sieve.graphs.grading import grade_passages
 from sieve.graphs.history import question
@@ -30,10 +31,12 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
     ctx = await resolve(runtime.context)
     query = state.get("rewritten_query") or question(state)
     lang = detect(question(state) or query)
-    degraded = list(state.get("degraded", []))
+    degraded: list[Degraded] = []
     passages = state.get("passages", [])
     if not passages:
-        reason = "retrieval_failed" if "retrieval_error" in degraded else "no_passages"
+        if state.get("allowed_doc_ids") == [] and state.get("refusal_reason"):
+            return {"kept": []}  # nothing could be searched, and the node that found out said why
+        reason = "retrieval_failed" if Degraded.RETRIEVAL_ERROR in state.get("degraded", []) else "no_passages"
         return {"kept": [], "refusal_reason": _reason(reason, lang, state)}
     passages, unscored = await _with_relevance(passages, query, ctx.embedder, ctx.embedder_timeout_s, degraded)
 
@@ -58,7 +61,7 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
         limits = dataclasses.replace(limits, min_relevance=calibrated)
     if unscored:
         # no relevance to threshold (no embedder to score with): the evidence test alone decides
-        degraded.append("grade_unscored")
+        degraded.append(Degraded.GRADE_UNSCORED)
         limits = dataclasses.replace(limits, min_relevance=float("-inf"))
     # sentence splitting and POS tagging of every passage: CPU work, off the event loop
     graded = await asyncio.to_thread(grade_passages, query, passages, lang, limits, ctx.thresholds.max_kept)
@@ -71,7 +74,7 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
 
 
 async def _with_relevance(
-    passages: list[Passage], query: str, embedder: GuardedEmbedder | None, timeout_s: float, degraded: list[str]
+    passages: list[Passage], query: str, embedder: GuardedEmbedder | None, timeout_s: float, degraded: list[Degraded]
 ) -> tuple[list[Passage], bool]:
     """Passages with relevance filled in by embedding cosine where the retriever left it out.
 
@@ -87,7 +90,7 @@ async def _with_relevance(
         query_vector = (await embedder.aembed_queries([query], timeout_s))[0]
         vectors = await embedder.aembed_passages([passages[i]["text"] for i in missing], timeout_s)
     except EmbedderUnavailable as unavailable:
-        degraded += [flag for flag in unavailable.flags if flag not in degraded]
+        degraded += unavailable.flags
         return passages, True
     scored = list(passages)
     for i, value in zip(missing, (vectors @ query_vector).tolist()):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 from langchain_core.runnables import RunnableLambda
 from langgraph.constants import TAG_NOSTREAM
 from langgraph.runtime import Runtime
 
+from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, Narrowing, resolve, search_filter
 from sieve.graphs.history import question
+from sieve.graphs.nodes.refuse import unknown_kb
 from sieve.graphs.state import Passage, State
 from sieve.prompts import refuse as refuse_prompts
 from sieve.prompts.language import detect
+from sieve.stores.catalog import KnowledgeBaseNotFound
 
-
+logger = logging.getLogger(__name__)
 SQL_ROWS = "sql"  # chunk id of the passage that holds a metadata query's rows
 
 
@@ -27,8 +32,11 @@ async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
     # run as a tagged child run so the narrowing function's own LLM calls stay out of the stream
     try:
         result = await RunnableLambda(call, name="narrowing").with_config(tags=[TAG_NOSTREAM]).ainvoke(query)
+    except KnowledgeBaseNotFound:  # the caller's mistake, not an outage: the refusal names the KB
+        return unknown_kb(state)
     except Exception as exc:  # narrowing is an optimisation: without it the whole KB is searched
-        return {"degraded": [*state.get("degraded", []), "narrow_error"], "narrow_reason": f"narrowing failed: {exc}"}
+        logger.warning("metadata narrowing failed; searching the whole knowledge base", exc_info=True)
+        return {"degraded": [Degraded.NARROW_ERROR], "narrow_reason": f"narrowing failed: {exc}"}
     update: State = {
         "sql": result.sql,
         "allowed_doc_ids": None if result.doc_ids is None else sorted(result.doc_ids),

@@ -14,6 +14,13 @@ from sieve.prompts import refuse as prompts
 from sieve.prompts.language import detect
 
 
+def unknown_kb(state: State) -> State:
+    """The update of a node that found the turn's knowledge base missing: nothing can be searched
+    (an empty allow-list, so nothing retries) and the refusal names it."""
+    reason = prompts.REASONS["unknown_kb"][detect(question(state))].format(kb=state.get("kb", ""))
+    return {"passages": [], "allowed_doc_ids": [], "refusal_reason": reason}
+
+
 async def refuse(state: State, runtime: Runtime[GraphContext]) -> State:
     lang = detect(question(state))
     kb = state.get("kb", "")

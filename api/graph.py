@@ -1,0 +1,61 @@
+"""The knowledge graph of a knowledge base: `POST .../graph/build` extracts it for documents already stored.
+
+A knowledge base whose profile turns `graph_extraction` on after documents arrived has no graph for
+them; the build extracts it from their stored chunks (nothing re-embedded but entity names) as a
+job in the ingest worker, the engines' one writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+from pydantic import BaseModel, Field
+
+from sieve.api.deps import StateDep, TenantDep
+from sieve.api.job_queue import JobFailed, JobProgress
+from sieve.api.jobs import accepted
+from sieve.api.state import AppState
+from sieve.ingest.extraction import GraphBuildReport, build_graph, graph_refusal
+from sieve.stores.catalog import get_kb
+
+router = APIRouter(prefix="/v1/knowledge-bases/{kb}/graph", tags=["knowledge graph"])
+
+
+class GraphBuildRequest(BaseModel):
+    rebuild: bool = Field(False, description="Extract every document again, not only those without graph entries.")
+
+
+def _graph_kb_id(state: AppState, tenant: str, kb: str) -> str:
+    """The KB's id when it exists (404 otherwise) and its profile wants a graph (JobFailed otherwise)."""
+    with state.stack.sessions() as session:
+        kb_id = get_kb(session, tenant, kb).id
+    if (refusal := graph_refusal(state.stack, kb_id)) is not None:
+        raise JobFailed(refusal)
+    return kb_id
+
+
+def _build(state: AppState, tenant: str, kb: str, rebuild: bool, progress: JobProgress) -> GraphBuildReport:
+    kb_id = _graph_kb_id(state, tenant, kb)  # again: the profile may have changed while the job waited
+    return build_graph(state.stack, tenant, kb_id, rebuild=rebuild, on_progress=progress)
+
+
+@router.post("/build", status_code=202)
+async def build(kb: str, response: Response, state: StateDep, tenant: TenantDep,
+                body: GraphBuildRequest | None = None) -> dict[str, Any]:
+    """Extracts entities and relations of the KB's documents that have none yet (all with `rebuild`).
+
+    Poll the returned job (`GET /v1/jobs/{id}`): `progress` counts documents, the report says how many
+    were extracted, skipped and failed. 409 when the KB's profile has `graph_extraction` off.
+    """
+    try:
+        await asyncio.to_thread(_graph_kb_id, state, tenant, kb)
+    except JobFailed as exc:
+        raise HTTPException(409, str(exc)) from None
+    progress = JobProgress()
+    rebuild = body.rebuild if body is not None else False
+    job = await state.jobs.submit(tenant, kb, "graph_build", "", partial(_build, state, tenant, kb, rebuild, progress),
+                                  progress)
+    return accepted(job, response)
