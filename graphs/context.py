@@ -8,7 +8,6 @@ Callers pass `context=GraphContext(...)` to `graph.ainvoke/astream`; nodes read 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from functools import lru_cache
 from typing import Annotated, Any, Protocol, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import PlainValidator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from sieve.graphs.grading import GradeLimits
@@ -65,25 +65,33 @@ async def no_narrowing(question: str, tenant: str, kb: str) -> Narrowing:
     return NoNarrowing(content_query=question)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(use_attribute_docstrings=True, extra="forbid"))
 class Thresholds:
     """Calibrated constants of deterministic mode (relevance = e5 query-passage cosine).
 
     The grading constants were picked on one half of rgb-zh answer_or_refuse (one-SE rule) and
     reported on the other (bench/bench_graph.py refusal). English has no such set here and shares
-    them until one is measured.
+    them until one is measured. A dict (Studio's context form) is validated into this class.
     """
 
-    relevance_zh: float = 0.80  # below it a passage is off topic (also the routing probe's bar)
+    relevance_zh: float = 0.80
+    """Below it a Chinese passage is off topic (also the routing probe's bar)."""
     relevance_en: float = 0.80
-    evidence: float = 0.3  # key-term coverage of a sentence whose answer candidates may corroborate
-    strong_evidence: float = 1.0  # key-term coverage of one typed sentence that answers on its own
-    # routing: a chat/web exemplar must beat the best kb exemplar by this much to leave the KB
+    """Below it an English passage is off topic."""
+    evidence: float = Field(0.3, ge=0, le=1)
+    """Key-term coverage of a sentence whose answer candidates may corroborate."""
+    strong_evidence: float = Field(1.0, ge=0, le=1)
+    """Key-term coverage of one typed sentence that answers on its own."""
     exemplar_margin: float = 0.02
-    top_k: int = 8
-    max_kept: int = 4
-    max_corrective: int = 1
-    answer_sentences: int = 3
+    """Routing: a chat/web exemplar must beat the best kb exemplar by this much to leave the KB."""
+    top_k: int = Field(8, ge=1)
+    """Passages retrieved (or web results fetched) per attempt."""
+    max_kept: int = Field(4, ge=1)
+    """Passages grading keeps at most."""
+    max_corrective: int = Field(1, ge=0)
+    """Corrective rewrite-and-retrieve rounds after nothing survives grading."""
+    answer_sentences: int = Field(3, ge=1)
+    """Sentences an extractive answer quotes at most."""
 
     def relevance(self, lang: Lang) -> float:
         return self.relevance_zh if lang == "zh" else self.relevance_en
@@ -92,34 +100,46 @@ class Thresholds:
         return GradeLimits(self.relevance(lang), self.evidence, self.strong_evidence)
 
 
-@dataclass
-class GraphContext:
-    """Everything a run needs besides its state. Only `thresholds` is plain data (Studio can edit it)."""
+class GraphContext(BaseModel):
+    """Everything a run needs besides its state.
+
+    Live objects (retriever, LLM, embedder, narrowing, web search) are injected by code and hidden
+    from the JSON schema; the timeouts and `thresholds` are plain data that Studio's context form can
+    set. LangGraph builds this class from such a dict, so every data field is validated here.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     retriever: Injected[Retriever | None] = None
     llm: Injected[BaseChatModel | None] = None  # None = deterministic mode
     # exemplar routing and scoring hits without relevance; a plain `Embedder` gets a breaker of its own
-    embedder: Injected[GuardedEmbedder | None] = None
+    embedder: Annotated[GuardedEmbedder | None, PlainValidator(guarded), SkipJsonSchema()] = None
     narrow: Injected[NarrowFn] = no_narrowing
     web: Injected[WebSearch | None] = None  # None = the web route says it is not configured
-    llm_timeout_s: float = 20.0
-    web_timeout_s: float = 10.0
-    embedder_timeout_s: float = 0.25  # per query-time embedding in routing and grading
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    llm_timeout_s: float = Field(20.0, gt=0)
+    """Per LLM call; past it the node answers deterministically (`llm_timeout`)."""
+    web_timeout_s: float = Field(10.0, gt=0)
+    """Per web search; past it the web route refuses (`web_error`)."""
+    embedder_timeout_s: float = Field(0.25, gt=0)
+    """Per query-time embedding in routing and grading; past it the breaker opens (`embedder_timeout`)."""
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    """Calibrated constants of deterministic mode."""
 
-    def __post_init__(self) -> None:
-        self.embedder = guarded(self.embedder)
+
+# what a caller without its own retriever (Studio) may still set on top of the default context
+_DATA_FIELDS = ("llm_timeout_s", "web_timeout_s", "embedder_timeout_s", "thresholds")
 
 
 async def resolve(context: GraphContext | None) -> GraphContext:
-    """The context a node works with: the caller's, or the default with the caller's data knobs."""
+    """The context a node works with: the caller's, or the default with the data fields the caller set."""
     if context is not None and context.retriever is not None:
         return context
     # building the default opens stores and models: blocking work, kept off the event loop
     base = await asyncio.to_thread(default_context)
     if context is None:
         return base
-    return dataclasses.replace(base, thresholds=context.thresholds)
+    chosen = {name: getattr(context, name) for name in _DATA_FIELDS if name in context.model_fields_set}
+    return base.model_copy(update=chosen)
 
 
 @lru_cache(maxsize=1)

@@ -1,8 +1,4 @@
-"""Test doubles for the query graph: the real offline embedder over a small in-memory KB.
-
-`dev_context()` is what the `langgraph dev` test points SIEVE_GRAPH_CONTEXT_FACTORY at until the
-hybrid retriever is wired into `build_default_context()`.
-"""
+"""Test doubles for the query graph: the real offline embedder over a small in-memory KB."""
 
 from __future__ import annotations
 
@@ -91,7 +87,3 @@ def sample_context(**overrides) -> GraphContext:
     covers the breaker itself)."""
     defaults = {"retriever": sample_retriever(), "embedder": embedder(), "embedder_timeout_s": 5.0}
     return GraphContext(**{**defaults, **overrides})
-
-
-def dev_context() -> GraphContext:
-    return sample_context()
