@@ -6,10 +6,16 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class Settings(BaseSettings):
@@ -127,6 +133,16 @@ class Settings(BaseSettings):
         None, description="This server's base URL, recorded in SIEVE_HOME/server.json for CLI commands on the home."
     )
     max_question_chars: int = Field(4000, ge=1, description="Longer questions are refused with 413.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the server answers (any port), comma-separated; `*` = any. Unset: 127.0.0.1, "
+        "localhost and ::1 under --dev, any host otherwise (every request then carries a key).",
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

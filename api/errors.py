@@ -5,6 +5,9 @@ The message always says what was wrong and, where it helps, what is accepted ins
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -32,11 +35,16 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
             return 400, f"malformed JSON body{': ' + str(detail) if detail else ''}"
         if tuple(e.get("loc", ())) == ("body",) and e.get("type") in ("model_attributes_type", "dict_type"):
             return 400, "the request body must be a JSON object (Content-Type: application/json)"
+    return 422, describe_errors(errors)
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    """Pydantic's errors on one line, each as `field.path: message` (the CLI prints them the same way)."""
     parts = []
     for e in errors:
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
         parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg", "invalid")))
-    return 422, "; ".join(parts) or "invalid request"
+    return "; ".join(parts) or "invalid request"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -47,6 +55,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(*_validation_message(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # the exception's text can name server paths: it goes to the log (Starlette re-raises it), not the client
+        return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
     @app.exception_handler(KnowledgeBaseNotFound)
     async def unknown_kb(_: Request, exc: KnowledgeBaseNotFound) -> JSONResponse:

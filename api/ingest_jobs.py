@@ -39,8 +39,9 @@ def source_path(state: AppState, doc: Document) -> Path:
         path = Path(unquote(urlparse(doc.source_uri).path))
     else:
         raise JobFailed(f"{doc.filename} came from {doc.source_uri.split(':', 1)[0]}; ingest its corpus again instead")
-    if not path.is_file():
-        raise JobFailed(f"the original of {doc.filename} is no longer available at {path}")
+    if not path.is_file():  # the message names the document, never the server's folders
+        raise JobFailed(f"the original of {doc.filename} (document {doc.id}) is no longer available; "
+                        "upload it again instead")
     return path
 
 

@@ -17,14 +17,14 @@ from sieve.api.state import AppState
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.stores.catalog import KnowledgeBaseNotEmpty, find_kb, get_kb, get_or_create_kb
 from sieve.stores.metadata import Document, DocumentStatus
+from sieve.stores.names import RULE, InvalidKnowledgeBaseName
 from sieve.tools.graph_tool import SearchArgs
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
 
 
 class KnowledgeBaseCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^/\s](?:[^/]*[^/\s])?$",
-                      description="Unique within the tenant; no slashes, no surrounding spaces.")
+    name: str = Field(max_length=200, description=f"Unique within the tenant: {RULE}.")
     description: str = Field("", max_length=2000)
 
 
@@ -46,9 +46,12 @@ def _summary(state: AppState, tenant: str, name: str) -> dict[str, Any]:
 async def create_knowledge_base(body: KnowledgeBaseCreate, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
     def create() -> dict[str, Any]:
         with state.stack.sessions.begin() as session:
-            if find_kb(session, tenant, body.name) is not None:
+            if find_kb(session, tenant, body.name) is not None:  # before the rule: an older name still answers 409
                 raise HTTPException(409, f"knowledge base {body.name!r} already exists")
-            kb = get_or_create_kb(session, tenant, body.name)
+            try:
+                kb = get_or_create_kb(session, tenant, body.name)
+            except InvalidKnowledgeBaseName as exc:
+                raise HTTPException(422, f"name: {exc}") from None
             kb.description = body.description
             return kb_json(kb, 0)
 

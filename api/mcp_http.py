@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from sieve.api.auth import authenticate
 from sieve.api.errors import error_response
+from sieve.api.hosts import ANY
 from sieve.api.knowledge import TenantKnowledge
 from sieve.api.state import AppState
 from sieve.tools.graph_tool import KnowledgeTools
@@ -30,7 +31,7 @@ _bearer = HTTPBearer(auto_error=False)
 class AuthenticatedMcp:
     """The MCP app behind the API's key check; the tenant travels in `TENANT_HEADER`."""
 
-    def __init__(self, app: FastAPI):
+    def __init__(self, app: FastAPI, hosts: list[str]):
         self.app = app
 
         async def tools_for(headers: Mapping[str, str] | None) -> KnowledgeTools:
@@ -39,11 +40,10 @@ class AuthenticatedMcp:
                 raise PermissionError("unauthenticated MCP call")
             return TenantKnowledge(self._state, tenant)
 
-        # stateless and JSON: each POST is one exchange, so any worker restart loses no session;
-        # hosts are not checked here because every request carries a key (or is loopback in --dev)
+        # stateless and JSON: each POST is one exchange, so any worker restart loses no session
         self.mcp: Starlette = build_mcp_server_per_call(tools_for).streamable_http_app(
             streamable_http_path="/mcp", stateless_http=True, json_response=True,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+            transport_security=_rebinding_protection(hosts),
         )
 
     @property
@@ -67,3 +67,16 @@ class AuthenticatedMcp:
     def lifespan(self) -> Any:
         """The MCP session manager's task group; the app's lifespan enters it."""
         return self.mcp.router.lifespan_context(self.mcp)
+
+
+def _rebinding_protection(hosts: list[str]) -> TransportSecuritySettings:
+    """The SDK's Host and Origin checks over the server's allowed hosts (the app's HostCheck checks them
+    first; this keeps /mcp guarded on its own). Any host allowed: nothing to check."""
+    if ANY in hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = [f"[{h}]" if ":" in h else h for h in hosts]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[p for n in names for p in (n, f"{n}:*")],
+        allowed_origins=[p for n in names for scheme in ("http", "https") for p in (f"{scheme}://{n}", f"{scheme}://{n}:*")],
+    )

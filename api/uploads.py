@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fastapi import HTTPException, Request
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from sieve.ingest.loaders import SUPPORTED_SUFFIXES
@@ -48,13 +49,17 @@ class _Form:
         self.digest = hashlib.sha256()
         self.pending: list[bytes] = []
         self.fields: dict[str, bytearray] = {}
+        self.complete = False  # the closing boundary arrived: a body cut short never sets it
 
     def callbacks(self) -> dict[str, Any]:
         return {
             "on_part_begin": self._begin, "on_header_field": self._header_field,
             "on_header_value": self._header_value, "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_done, "on_part_data": self._data,
+            "on_headers_finished": self._headers_done, "on_part_data": self._data, "on_end": self._end,
         }
+
+    def _end(self) -> None:
+        self.complete = True
 
     def _begin(self) -> None:
         self.headers, self.part = {}, None
@@ -123,12 +128,18 @@ async def receive_upload(request: Request, incoming: Path, max_bytes: int) -> St
                 parser.write(chunk)
                 await _flush(out, form)
             parser.finalize()
-        except Exception as exc:
+            if not form.complete:  # finalize() does not check this (python-multipart 0.0.x)
+                raise HTTPException(400, "the multipart form ends before its closing boundary: the upload was "
+                                         "cut short; send it again")
+        except (HTTPException, MultipartParseError) as exc:
             path.unlink(missing_ok=True)
             await _drain(body, received, drain_limit)
             if isinstance(exc, HTTPException):
                 raise
             raise HTTPException(400, f"malformed multipart form: {exc}") from exc
+        except BaseException:  # the client left, or the disk failed: nothing staged stays behind
+            path.unlink(missing_ok=True)
+            raise
     if form.filename is None:
         path.unlink(missing_ok=True)
         raise HTTPException(400, "the form has no `file` field")

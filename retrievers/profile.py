@@ -7,16 +7,23 @@ stored is one retrieval can run.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sieve.retrievers.fusion import FusionMode
 from sieve.retrievers.rerank import RerankerKind, RerankMode
 
 PathName = Literal["bm25", "dense", "graph"]
 PATH_NAMES: tuple[str, ...] = get_args(PathName)
+HOUR_MS = 3_600_000  # the longest budget: `unbounded()` uses it
+# every number is finite and in range, so whatever the API returns it accepts back (JSON has no NaN)
+Weight = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+Budget = Annotated[int, Field(ge=1, le=HOUR_MS)]
+
+log = logging.getLogger(__name__)
 
 
 class RetrievalProfile(BaseModel):
@@ -26,8 +33,9 @@ class RetrievalProfile(BaseModel):
 
     paths: list[PathName] = Field(default_factory=lambda: ["bm25", "dense"], min_length=1)
     fusion: FusionMode = FusionMode.RRF
-    rrf_k: int = Field(60, ge=1)
-    weights: dict[str, float] = Field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0})
+    rrf_k: int = Field(60, ge=1, le=10_000)
+    weights: dict[str, Weight] = Field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0},
+                                       description="per path, 0-1000 (weighted fusion and RRF)")
     path_top_k: int = Field(100, ge=1, le=1000, description="candidates each path returns")
     graph_hops: int = Field(2, ge=1, le=4, description="relations the graph path follows from the query's entities")
     graph_extraction: bool = Field(
@@ -40,13 +48,13 @@ class RetrievalProfile(BaseModel):
         RerankMode.REPLACE, description="replace = reranker order; rrf = reranker rank fused with the fused rank"
     )
     relevance_threshold: float | None = Field(
-        None, description="relevance below which grading drops a passage, calibrated for `reranker` "
+        None, allow_inf_nan=False, description="relevance below which grading drops a passage, calibrated for `reranker` "
         "(`sieve eval calibrate`); unset = the graph's cosine default"
     )
-    embed_budget_ms: int = Field(1000, ge=1, description="time budget of the query embedding (inside the dense path)")
-    path_budget_ms: int = Field(1500, ge=1, description="time budget of each path, query embedding included")
-    rerank_budget_ms: int = Field(1500, ge=1, description="time budget of the reranker")
-    total_budget_ms: int = Field(3000, ge=1, description="the whole retrieval; every stage gets at most what is left")
+    embed_budget_ms: Budget = Field(1000, description="time budget of the query embedding (inside the dense path)")
+    path_budget_ms: Budget = Field(1500, description="time budget of each path, query embedding included")
+    rerank_budget_ms: Budget = Field(1500, description="time budget of the reranker")
+    total_budget_ms: Budget = Field(3000, description="the whole retrieval; every stage gets at most what is left")
 
     @model_validator(mode="after")
     def _known_weights(self) -> RetrievalProfile:
@@ -57,7 +65,17 @@ class RetrievalProfile(BaseModel):
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any] | None) -> RetrievalProfile:
-        return cls.model_validate(stored or {})
+        """The stored profile; a field stored before its check existed (a NaN weight) takes its default,
+        with a warning, instead of failing every query on the knowledge base."""
+        try:
+            return cls.model_validate(stored or {})
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            if not bad:
+                raise
+            log.warning("stored retrieval profile: invalid %s, using the default instead (%s)",
+                        ", ".join(sorted(bad)), exc.errors()[0]["msg"])
+            return cls.model_validate({k: v for k, v in (stored or {}).items() if k not in bad})
 
     def merged(self, **overrides: Any) -> RetrievalProfile:
         """A copy with the given fields replaced, validated like a stored profile."""
@@ -67,8 +85,8 @@ class RetrievalProfile(BaseModel):
 
     def unbounded(self) -> RetrievalProfile:
         """A copy whose stages never time out: for measuring quality apart from speed."""
-        hour = 3_600_000
-        return self.merged(embed_budget_ms=hour, path_budget_ms=hour, rerank_budget_ms=hour, total_budget_ms=hour)
+        return self.merged(embed_budget_ms=HOUR_MS, path_budget_ms=HOUR_MS, rerank_budget_ms=HOUR_MS,
+                           total_budget_ms=HOUR_MS)
 
     def assigned(self, assignments: Iterable[str]) -> RetrievalProfile:
         """A copy with `key=value` assignments applied (the CLI's `sieve profile set`).

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase, Tenant
+from sieve.stores.names import check_kb_name
 
 
 class KnowledgeBaseNotFound(LookupError):
@@ -43,10 +44,11 @@ def get_kb(session: Session, tenant: str, name: str) -> KnowledgeBase:
 
 
 def get_or_create_kb(session: Session, tenant: str, name: str) -> KnowledgeBase:
-    if not name or len(name) > 200:
-        raise ValueError("knowledge base name must be 1-200 characters")
+    """The tenant's knowledge base `name`, created when missing (InvalidKnowledgeBaseName if `name` breaks
+    the naming rule; an existing one is found whatever its name)."""
     kb = find_kb(session, tenant, name)
     if kb is None:
+        check_kb_name(name)
         ensure_tenant(session, tenant)
         kb = KnowledgeBase(tenant_id=tenant, name=name)
         session.add(kb)
