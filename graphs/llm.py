@@ -8,6 +8,7 @@ deterministic: waiting out the same dead server once per node would multiply the
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -16,18 +17,29 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langgraph.constants import TAG_NOSTREAM
 from pydantic import BaseModel
 
+from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext
 from sieve.graphs.state import State
-from sieve.models.chat import Failure, failure_kind, structured
+from sieve.models.chat import failure_kind, structured
 
+logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
-FAILURES: tuple[Failure, ...] = ("llm_timeout", "llm_error")
+FAILURES = frozenset({Degraded.LLM_TIMEOUT, Degraded.LLM_ERROR})
 
 
 class LLMFailed(Exception):
-    def __init__(self, kind: Failure):
+    """The LLM call failed; `kind` is the flag the node adds to `degraded`."""
+
+    def __init__(self, kind: Degraded):
         super().__init__(kind)
-        self.kind: Failure = kind
+        self.kind = kind
+
+
+def _failed(exc: BaseException | None = None, what: str = "failed") -> LLMFailed:
+    """The failure, logged with its traceback where it happened."""
+    kind = failure_kind(exc) if exc is not None else Degraded.LLM_ERROR
+    logger.warning("chat LLM %s (%s); the rest of the turn is deterministic", what, kind, exc_info=exc)
+    return LLMFailed(kind)
 
 
 def llm_for(state: State, ctx: GraphContext) -> BaseChatModel | None:
@@ -43,9 +55,9 @@ async def decide(llm: BaseChatModel, schema: type[M], messages: Sequence[BaseMes
     try:
         result = await asyncio.wait_for(runnable.ainvoke(list(messages)), timeout_s)
     except Exception as exc:  # any failure means: decide deterministically instead
-        raise LLMFailed(failure_kind(exc)) from exc
+        raise _failed(exc) from exc
     if not isinstance(result, schema):
-        raise LLMFailed("llm_error")
+        raise _failed(what=f"returned no {schema.__name__}")
     return result
 
 
@@ -61,9 +73,9 @@ async def generate(llm: BaseChatModel, messages: Sequence[BaseMessage], timeout_
                 break
             merged = chunk if merged is None else merged + chunk
     except Exception as exc:
-        raise LLMFailed(failure_kind(exc)) from exc
+        raise _failed(exc) from exc
     finally:
         await stream.aclose()
     if merged is None or not isinstance(merged.content, str) or not merged.content.strip():
-        raise LLMFailed("llm_error")
+        raise _failed(what="returned an empty reply")
     return AIMessage(content=merged.content, id=merged.id)

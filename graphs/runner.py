@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Overwrite
 
 from sieve.graphs.agentic_rag import graph as agentic_rag
 from sieve.graphs.context import GraphContext, default_context
@@ -180,7 +181,10 @@ def _events_of(node: str, update: State, reported: list[str]) -> list[StreamEven
             for p in update["kept"]
         ]
         events.append(StreamEvent("sources", {"sources": sources}))
-    new = [flag for flag in update.get("degraded", []) if flag not in reported]
+    flags = update.get("degraded", [])
+    if isinstance(flags, Overwrite):  # the turn's first node resets the flags and sets its own
+        flags = flags.value
+    new = [str(flag) for flag in flags if flag not in reported]
     if new:
         reported.extend(new)
         events.append(StreamEvent("degraded", {"degraded": new}))

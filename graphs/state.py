@@ -4,21 +4,37 @@ Fields hold plain dicts and lists (TypedDicts, not classes) so checkpoints, `lan
 JSON API serialise them without custom types. Each field's description is part of the graph's JSON
 schema (what Studio shows); pydantic builds that schema on Python 3.11 only from
 `typing_extensions.TypedDict`, and LangGraph takes a reducer from the last annotation, so the
-description comes before it. Nodes run one after another, so a node that appends to
-`degraded` or `timings_ms` returns the whole new value; `route` starts each turn by resetting every
-per-turn field, which keeps a persisted thread from leaking one turn's results into the next.
+description comes before it. A node returns only what it adds to `degraded` and `timings_ms`:
+their reducers merge it in. `route` starts each turn by resetting every per-turn field (the two
+reduced ones through `Overwrite`, which bypasses their reducers), which keeps a persisted thread
+from leaking one turn's results into the next.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+from langgraph.types import Overwrite
 from pydantic import Field
 from typing_extensions import NotRequired, TypedDict
 
 Route = Literal["chat", "web", "kb"]
+
+
+def add_flags(current: list[str], new: Iterable[str]) -> list[str]:
+    """`degraded`'s reducer: a set in first-raised order, stored as plain strings (`Degraded` values)."""
+    return list(dict.fromkeys([*current, *map(str, new)]))
+
+
+def add_timings(current: Mapping[str, float], new: Mapping[str, float]) -> dict[str, float]:
+    """`timings_ms`' reducer: a node that runs again in the corrective loop adds its time up."""
+    merged = dict(current)
+    for name, ms in new.items():
+        merged[name] = round(merged.get(name, 0.0) + ms, 3)
+    return merged
 
 
 class Passage(TypedDict):
@@ -99,18 +115,20 @@ class State(InputState, total=False):
         "Why it refused, in the question's language (empty unless `refused`)."
     ))]
     degraded: Annotated[list[str], Field(description=(
-        "What fell back this turn, e.g. `llm_timeout`, `llm_error`, `dense_timeout`, `web_error`."
-    ))]
+        "What fell back this turn, each flag once (`sieve.degraded.Degraded` values), e.g. `llm_timeout`, "
+        "`dense_timeout`, `web_error`."
+    )), add_flags]
     timings_ms: Annotated[dict[str, float], Field(description=(
         "Wall time per node this turn (a node that runs twice in the corrective loop adds up)."
-    ))]
+    )), add_timings]
     attempt: Annotated[int, Field(description=(
         "Corrective attempts used this turn: 0 on the first retrieval, at most `max_corrective`."
     ))]
 
 
-def fresh_turn() -> State:
-    """Per-turn fields at the start of a turn; `topic` and `messages` carry over on purpose."""
+def fresh_turn(degraded: Iterable[str] = ()) -> State:
+    """Per-turn fields at the start of a turn, with the turn's first flags; `topic` and `messages`
+    carry over on purpose."""
     return State(
         rewritten_query="",
         sql=None,
@@ -124,7 +142,7 @@ def fresh_turn() -> State:
         answer="",
         refused=False,
         refusal_reason="",
-        degraded=[],
-        timings_ms={},
+        degraded=Overwrite(add_flags([], degraded)),  # type: ignore[typeddict-item]
+        timings_ms=Overwrite({}),  # type: ignore[typeddict-item]
         attempt=0,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import httpx
 import openai
@@ -12,10 +12,10 @@ from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
+from sieve.degraded import Degraded
 from sieve.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
-Failure = Literal["llm_timeout", "llm_error"]
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel | None:
@@ -43,6 +43,6 @@ def structured(llm: BaseChatModel, schema: type[M]) -> Runnable:
     return llm.with_structured_output(schema)
 
 
-def failure_kind(exc: BaseException) -> Failure:
+def failure_kind(exc: BaseException) -> Degraded:
     timeouts = (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException, openai.APITimeoutError)
-    return "llm_timeout" if isinstance(exc, timeouts) else "llm_error"
+    return Degraded.LLM_TIMEOUT if isinstance(exc, timeouts) else Degraded.LLM_ERROR

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sieve.degraded import Degraded
 from sieve.stores.types import SearchFilter
 
 
@@ -36,7 +37,7 @@ class RetrievalResult:
     """
 
     hits: list[Hit]
-    degraded: list[str] = field(default_factory=list)
+    degraded: list[Degraded] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     relevance_threshold: float | None = None
 

@@ -7,6 +7,7 @@ import uuid
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
+from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve
 from sieve.graphs.extractive import best_quote, cite, extractive_answer
 from sieve.graphs.history import question
@@ -23,7 +24,6 @@ async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
     query = state.get("rewritten_query") or q
     lang = detect(q or query)
     kept = state.get("kept", [])
-    degraded = list(state.get("degraded", []))
 
     if kept and all(p["chunk_id"] == SQL_ROWS for p in kept):  # a metadata question: list the rows
         listing = kept[0]
@@ -34,9 +34,9 @@ async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
             "answer": text,
             "citations": [cite(listing, listing["text"])],
             "messages": [AIMessage(content=text, id=str(uuid.uuid4()))],
-            "degraded": degraded,
         }
 
+    degraded: list[Degraded] = []
     if llm := llm_for(state, ctx):
         sources = "\n\n".join(f"[{i}] ({p['filename']}) {p['text']}" for i, p in enumerate(kept, 1))
         messages = [
@@ -47,7 +47,7 @@ async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
             reply = await generate(llm, messages, ctx.llm_timeout_s)
             # numbering must match the prompt's, so every kept passage is a citation
             citations = [cite(p, best_quote(query, p, lang)) for p in kept]
-            return {"answer": reply.text, "citations": citations, "messages": [reply], "degraded": degraded}
+            return {"answer": reply.text, "citations": citations, "messages": [reply]}
         except LLMFailed as failure:
             degraded.append(failure.kind)
 

@@ -7,6 +7,7 @@ import uuid
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
+from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve
 from sieve.graphs.history import earlier_turns, question
 from sieve.graphs.llm import LLMFailed, generate, llm_for
@@ -21,7 +22,7 @@ async def chat(state: State, runtime: Runtime[GraphContext]) -> State:
     q = question(state)
     lang = detect(q)
     kb = state.get("kb", "")
-    degraded = list(state.get("degraded", []))
+    degraded: list[Degraded] = []
     if llm := llm_for(state, ctx):
         messages: list = [SystemMessage(prompts.SYSTEM[lang].format(kb=kb))]
         for asked, answered in earlier_turns(state):
@@ -29,7 +30,7 @@ async def chat(state: State, runtime: Runtime[GraphContext]) -> State:
         messages.append(HumanMessage(q))
         try:
             reply = await generate(llm, messages, ctx.llm_timeout_s)
-            return {"answer": reply.text, "messages": [reply], "degraded": degraded}
+            return {"answer": reply.text, "messages": [reply]}
         except LLMFailed as failure:
             degraded.append(failure.kind)
     text = prompts.REPLIES[small_talk(q) or "other"][lang].format(kb=kb)

@@ -49,5 +49,5 @@ async def rewrite(state: State, runtime: Runtime[GraphContext]) -> State:
             if decision.query.strip():
                 return {**update, "rewritten_query": decision.query.strip()}
         except LLMFailed as failure:
-            update["degraded"] = [*state.get("degraded", []), failure.kind]
+            update["degraded"] = [failure.kind]
     return {**update, "rewritten_query": deterministic}

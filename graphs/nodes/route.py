@@ -2,39 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
+from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve, search_filter
 from sieve.graphs.exemplars import exemplar_scores
 from sieve.graphs.followup import is_followup
 from sieve.graphs.history import earlier_turns, question, transcript
-from sieve.graphs.llm import LLMFailed, decide, llm_for
+from sieve.graphs.llm import LLMFailed, decide
 from sieve.graphs.rules import needs_web, small_talk
 from sieve.graphs.state import Route, State, fresh_turn
 from sieve.models.guarded_embedder import EmbedderUnavailable
 from sieve.prompts import route as prompts
 from sieve.prompts.language import detect
 
+logger = logging.getLogger(__name__)
+
 
 class RouteDecision(BaseModel):
     """Where the latest user message goes."""
 
+    # the route alone: a reason would cost every turn its tokens (seconds on a CPU) and nothing reads it
     route: Literal["chat", "web", "kb"] = Field(description="chat = small talk, web = live information, kb = knowledge base")
-    reason: str = Field(description="one short sentence")
 
 
 async def route(state: State, runtime: Runtime[GraphContext]) -> State:
     ctx = await resolve(runtime.context)
-    update = fresh_turn()
+    flags: list[Degraded] = []
+    chosen = await _route(state, ctx, flags)
+    return {**fresh_turn(flags), "route": chosen}
+
+
+async def _route(state: State, ctx: GraphContext, flags: list[Degraded]) -> Route:
     q = question(state)
     # small talk is unambiguous by rule; an LLM round trip would only add latency
     if small_talk(q):
-        return {**update, "route": "chat"}
-    if llm := llm_for(update, ctx):
+        return "chat"
+    # a new turn: an LLM failure of an earlier turn does not keep this one deterministic
+    if llm := ctx.llm:
         turns = transcript(earlier_turns(state))
         lang = detect(q)
         messages = [
@@ -42,15 +52,15 @@ async def route(state: State, runtime: Runtime[GraphContext]) -> State:
             HumanMessage(f"{turns}\n\nuser: {q}" if turns else q),
         ]
         try:
-            decision = await decide(llm, RouteDecision, messages, ctx.llm_timeout_s)
-            return {**update, "route": decision.route}
+            return (await decide(llm, RouteDecision, messages, ctx.llm_timeout_s)).route
         except LLMFailed as failure:
-            update["degraded"] = [failure.kind]
+            flags.append(failure.kind)
     try:
-        return {**update, "route": await _deterministic(state, ctx, q)}
+        return await _deterministic(state, ctx, q)
     except EmbedderUnavailable as unavailable:
         # rules found nothing and exemplars cannot be scored: the knowledge base is the safe default
-        return {**update, "route": "kb", "degraded": [*update.get("degraded", []), *unavailable.flags]}
+        flags.extend(unavailable.flags)
+        return "kb"
 
 
 async def _deterministic(state: State, ctx: GraphContext, q: str) -> Route:
@@ -75,6 +85,7 @@ async def _kb_covers(state: State, ctx: GraphContext, q: str) -> bool:
     try:
         result = await ctx.retriever.retrieve(q, search_filter(state), 3)
     except Exception:  # a failing probe must not decide the route; retrieve reports the failure
+        logger.warning("the routing probe's retrieval failed; routing by exemplars alone", exc_info=True)
         return False
     best = max((h.relevance for h in result.hits if h.relevance is not None), default=None)
     threshold = result.relevance_threshold if result.relevance_threshold is not None else ctx.thresholds.relevance(detect(q))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from langgraph.runtime import Runtime
 
+from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve
 from sieve.graphs.history import question
 from sieve.graphs.state import Passage, State
 from sieve.prompts import refuse as refuse_prompts
 from sieve.prompts.language import detect
+
+logger = logging.getLogger(__name__)
 
 
 async def web_search(state: State, runtime: Runtime[GraphContext]) -> State:
@@ -22,10 +26,11 @@ async def web_search(state: State, runtime: Runtime[GraphContext]) -> State:
     try:
         results = await asyncio.wait_for(ctx.web.search(q, ctx.thresholds.top_k), ctx.web_timeout_s)
     except Exception:  # a dead search engine is reported, never papered over with invented results
+        logger.warning("web search failed; the web question is refused", exc_info=True)
         return {
             "passages": [],
             "refusal_reason": refuse_prompts.REASONS["web_failed"][lang],
-            "degraded": [*state.get("degraded", []), "web_error"],
+            "degraded": [Degraded.WEB_ERROR],
         }
     passages = [
         Passage(
