@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -57,11 +59,25 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise TimeoutError("sieve serve did not become ready")
 
 
-async def ingest(client: httpx.AsyncClient) -> None:
-    await client.post("/v1/knowledge-bases", json={"name": "bench"})
+@contextmanager
+def serving(home: Path) -> Iterator[tuple[str, str]]:
+    """`sieve serve` on a fresh `home` with one API key; yields (url, key), then stops it (its log: server.log)."""
+    with Stack(Settings(home=home)) as stack, stack.sessions.begin() as session:
+        key = create_api_key(session, "bench", "bench")
+    process, url = start_server(home)
+    try:
+        yield url, key
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+
+
+async def ingest(client: httpx.AsyncClient, kb: str = "bench") -> None:
+    """The sample knowledge base uploaded as `kb`, waiting for every job."""
+    await client.post("/v1/knowledge-bases", json={"name": kb})
     jobs = []
     for path in sorted(SAMPLES.iterdir()):
-        response = await client.post("/v1/knowledge-bases/bench/documents", files={"file": (path.name, path.read_bytes())})
+        response = await client.post(f"/v1/knowledge-bases/{kb}/documents", files={"file": (path.name, path.read_bytes())})
         jobs.append(response.json()["id"])
     for job in jobs:
         for _ in range(600):
@@ -144,14 +160,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sieve-bench-server-") as tmp:
         home = Path(tmp)
-        with Stack(Settings(home=home)) as stack, stack.sessions.begin() as session:
-            key = create_api_key(session, "bench", "bench")
-        process, url = start_server(home)
-        try:
+        with serving(home) as (url, key):
             report = asyncio.run(run(url, key, args.requests, args.users, args.turns))
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
         if any(row["errors"] for row in report.values()):  # the server's side of the story
             print((home / "server.log").read_text()[-3000:], file=sys.stderr)
     if args.json:
