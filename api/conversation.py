@@ -69,7 +69,7 @@ async def run_turn(
             if event.type == "route":
                 route = event.data["route"]
             elif event.type == "done":
-                state.metrics.observe_run(event.data)
+                state.observe_run(event.data)
             yield event
     except asyncio.CancelledError:  # the client went away: the run stops with it
         state.metrics.runs.labels(route, "cancelled").inc()

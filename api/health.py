@@ -1,4 +1,4 @@
-"""Liveness, readiness (every store answers) and Prometheus metrics; no key needed."""
+"""Liveness, readiness (stores answer; which models fail) and Prometheus metrics; no key needed."""
 
 from __future__ import annotations
 
@@ -14,23 +14,31 @@ from sieve.api.deps import StateDep
 from sieve.api.state import AppState
 
 router = APIRouter(tags=["health"])
+FAILING = ("error", "timeout")  # model states that put questions on the degradation ladder
 
 
-def _checks(state: AppState) -> dict[str, bool]:
+def _checks(state: AppState) -> dict[str, bool | None]:
+    """Each store answers (True) or not (False); None: the vector index waits for the embedder."""
+
     def database() -> bool:
         with state.stack.engine.connect() as conn:
             return conn.execute(text("SELECT 1")).scalar() == 1
 
-    checks = {}
-    for name, probe in (("metadata_db", database), ("text_index", state.stack.text.health),
-                        ("vector_index", state.stack.vectors.health)):
+    def vectors() -> bool | None:
+        # its folder is named by the embedder's width: while the embedder has never answered, there
+        # is nothing to open yet, and the embedder's own state says why
+        if not state.stack.is_open("vectors") and state.retriever.embedder.health()["state"] in FAILING:
+            return None
+        return state.stack.vectors.health()
+
+    checks: dict[str, bool | None] = {}
+    for name, probe in (("metadata_db", database), ("text_index", state.stack.text.health), ("vector_index", vectors)):
         try:
-            checks[name] = bool(probe())
+            result = probe()
+            checks[name] = None if result is None else bool(result)
         except Exception:  # a store that raises is simply not ready
             checks[name] = False
     return checks
-
-
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process serves requests."""
@@ -39,11 +47,23 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(state: StateDep) -> JSONResponse:
-    """Every store answers; 503 with the failing ones otherwise."""
+    """`ready`: stores and models answer. `degraded` (still 200): the stores answer and questions are
+    served on the degradation ladder because a model fails. `unavailable` (503): a store does not answer."""
     checks = await asyncio.to_thread(_checks, state)
-    ready = all(checks.values())
-    body: dict[str, Any] = {"status": "ready" if ready else "unavailable", "checks": checks}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    models = state.models_health()
+    components: dict[str, dict[str, Any]] = {
+        name: {"state": {True: "ok", False: "unavailable", None: "waiting_for_embedder"}[ok]}
+        for name, ok in checks.items()
+    }
+    components |= models
+    if any(ok is False for ok in checks.values()):
+        status = "unavailable"
+    elif any(c["state"] in FAILING for c in models.values()) or None in checks.values():
+        status = "degraded"
+    else:
+        status = "ready"
+    body = {"status": status, "checks": {name: bool(ok) for name, ok in checks.items()}, "components": components}
+    return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
 
 @router.get("/metrics")

@@ -7,6 +7,7 @@ import contextlib
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -14,9 +15,11 @@ from sieve.api.job_queue import JobQueue
 from sieve.api.metrics import Metrics
 from sieve.graphs.context import GraphContext
 from sieve.graphs.exemplars import exemplar_scores
+from sieve.graphs.llm import FAILURES
 from sieve.graphs.runner import open_threads
 from sieve.graphs.wiring import NamedKnowledgeBaseRetriever, build_context
 from sieve.ingest.pipeline import Ingestor
+from sieve.models.chat import failure_kind
 from sieve.models.guarded_embedder import EmbedderUnavailable
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.settings import Settings
@@ -37,6 +40,10 @@ class AppState:
     # concurrent conversations fail with "database is locked"
     threads: BaseCheckpointSaver
     _resources: AsyncExitStack = field(repr=False)
+    # the chat LLM's latest outcome: `off` without one, `checking` until the start-up probe answers,
+    # then `ok`, `error` or `timeout` as probes and runs find it
+    llm_health: str = "off"
+    _llm_probe: asyncio.Task | None = field(default=None, repr=False)
 
     @property
     def uploads(self) -> Path:
@@ -49,7 +56,8 @@ class AppState:
         context = await asyncio.to_thread(build_context, stack)
         assert isinstance(context.retriever, NamedKnowledgeBaseRetriever)
         retriever = context.retriever.hybrid
-        # load the model, the engines and the routing exemplars now, not in the first user's request
+        # load the model, the engines and the routing exemplars now, not in the first user's request;
+        # a failing embedder leaves the breaker open and the server starts without it (see /readyz)
         await retriever.retrieve("warm-up", SearchFilter(tenant="", kb=""), 1)
         if context.embedder is not None:
             with contextlib.suppress(EmbedderUnavailable):  # a stuck embedder is the breaker's business
@@ -58,9 +66,42 @@ class AppState:
         threads = await resources.enter_async_context(open_threads(settings))
         jobs = JobQueue(metrics, stack.sessions, str(settings.home.resolve()))
         await jobs.start()
-        return cls(settings, stack, ingestor, retriever, context, jobs, metrics, threads, resources)
+        state = cls(settings, stack, ingestor, retriever, context, jobs, metrics, threads, resources)
+        if context.llm is not None:  # in the background: a dead LLM must not hold up the start
+            state.llm_health = "checking"
+            state._llm_probe = asyncio.create_task(state._probe_llm())
+        return state
+
+    async def _probe_llm(self) -> None:
+        """One token, so that /readyz names an LLM that is down before a user's question finds it."""
+        assert self.context.llm is not None
+        try:
+            await asyncio.wait_for(self.context.llm.ainvoke("ping", max_tokens=1), self.settings.llm_timeout_s)
+        except Exception as exc:
+            self.llm_health = failure_kind(exc).removeprefix("llm_")
+        else:
+            self.llm_health = "ok"
+
+    def observe_run(self, done: dict[str, Any]) -> None:
+        """A finished run (its `done` event) in the metrics and in the LLM's health."""
+        self.metrics.observe_run(done)
+        if self.context.llm is not None:
+            failed = [flag for flag in done.get("degraded", []) if flag in FAILURES]
+            if failed:
+                self.llm_health = failed[-1].removeprefix("llm_")
+            elif not done.get("refused"):  # an answered run without an LLM failure was written by it
+                self.llm_health = "ok"
+
+    def models_health(self) -> dict[str, dict[str, Any]]:
+        """Each model's latest state: what questions are degraded by now."""
+        rerankers = self.retriever.reranker_health
+        failing = [state for state in rerankers.values() if state != "ok"]
+        reranker = {"state": failing[0] if failing else "ok" if rerankers else "unused", "kinds": dict(rerankers)}
+        return {"embedder": self.retriever.embedder.health(), "reranker": reranker, "llm": {"state": self.llm_health}}
 
     async def close(self) -> None:
+        if self._llm_probe is not None:
+            self._llm_probe.cancel()
         await self.jobs.stop()
         await self._resources.aclose()
         self.retriever.close()

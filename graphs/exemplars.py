@@ -18,8 +18,9 @@ async def _exemplar_matrix(embedder: GuardedEmbedder) -> tuple[list[str], np.nda
         labels = [route for route, texts in EXEMPLARS.items() for _ in texts]
         texts = [text for texts in EXEMPLARS.values() for text in texts]
         # start-up cost, outside any question's budget (and off the event loop); question-to-question
-        # similarity: both sides embedded as queries
-        _cache[embedder.name] = (labels, await asyncio.to_thread(embedder.inner.embed_queries, texts))
+        # similarity: both sides embedded as queries. Through the breaker: an embedder failing now is
+        # `EmbedderUnavailable` (routing falls back to its rules) and the matrix is tried again later
+        _cache[embedder.name] = (labels, await asyncio.to_thread(embedder.embed_queries, texts))
     return _cache[embedder.name]
 
 

@@ -56,9 +56,6 @@ class NamedKnowledgeBaseNarrowing:
 def build_context(stack: Stack) -> GraphContext:
     """The graph's context over `stack`: hybrid retrieval, NL2SQL narrowing, configured LLM and web."""
     settings = stack.settings
-    # its retrieval opens the embedded engines: on a home another process serves, fail here with the way
-    # round it rather than answer every question "retrieval unavailable"
-    stack.check_owner()
     llm = build_chat_model(settings)
     retriever = NamedKnowledgeBaseRetriever(stack)
     return GraphContext(

@@ -108,6 +108,10 @@ class Stack:
 
         return SqlGraphStore(self.sessions, names)
 
+    def is_open(self, role: str) -> bool:
+        """Whether `text`, `vectors` or `graph` has been opened (each opens on first use)."""
+        return role in self.__dict__
+
     def close(self) -> None:
         for name in ("text", "vectors", "graph"):
             if name in self.__dict__:
