@@ -184,7 +184,7 @@ class JobQueue:
             return session.execute(
                 update(JobRecord).where(JobRecord.home == self.home, JobRecord.status.in_(["queued", "running"])).values(
                     status="failed", finished_at=_now(),
-                    error="the server stopped before the job finished; upload the file again",
+                    error="the server stopped before the job finished; upload the file again (or build the graph again)",
                 )
             ).rowcount
 
