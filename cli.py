@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext as _nullcontext
 from functools import wraps
 from pathlib import Path
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sieve.degraded import Degraded
 from sieve.settings import Settings, get_settings
 
 app = typer.Typer(help="Sieve: agentic RAG over your knowledge bases, offline by default.", no_args_is_help=True)
@@ -88,6 +89,16 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+def _exit_if_failed(failed: Sequence[tuple[str, str]], total: int, noun: str) -> None:
+    """Exit 1 with one summary line when any item failed, so a script or CI run notices a partial success."""
+    if not failed:
+        return
+    shown = "; ".join(f"{name}: {why}" for name, why in failed[:3])
+    more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+    err.print(f"[red]{len(failed)} of {total} {noun} failed:[/red] {escape(shown + more)}")
+    raise typer.Exit(1)
+
+
 def _open_stack():
     from sieve.stores.stack import Stack
 
@@ -149,19 +160,21 @@ def ingest(
         report = _ingest_here(paths, kb, _tenant(tenant), metadata, progress)
     if as_json:
         _print_json(report.as_dict())
-        return
-    out.print(
-        f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged, "
-        f"{len(report.failed)} failed; {report.chunks} chunks, {report.embedded} embedded"
-    )
-    for source, error in report.failed:
-        err.print(f"[yellow]skipped[/yellow] {source}: {error}")
+    else:
+        out.print(
+            f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged, "
+            f"{len(report.failed)} failed; {report.chunks} chunks, {report.embedded} embedded"
+        )
+        for source, error in report.failed:
+            err.print(f"[yellow]skipped[/yellow] {escape(source)}: {escape(error)}")
+    _exit_if_failed(report.failed, report.added + report.replaced + report.unchanged + len(report.failed), "files")
 
 
 def _ingest_through(served, paths: list[Path], kb: str, tenant: str | None, metadata: dict, progress: bool):
     """Each file uploaded to the server as a job, one after another (its jobs run one at a time anyway)."""
     from tqdm import tqdm
 
+    from sieve.api.client import ServerError
     from sieve.ingest.loaders import discover
     from sieve.ingest.pipeline import IngestReport
 
@@ -170,8 +183,17 @@ def _ingest_through(served, paths: list[Path], kb: str, tenant: str | None, meta
     with served:
         served.ensure_kb(kb)
         for path in tqdm(discover(paths), desc=f"upload to {served.url}", unit="file", disable=not progress):
-            report.extend(IngestReport.from_dict(served.ingest(kb, path, metadata)))
+            try:
+                report.extend(IngestReport.from_dict(served.ingest(kb, path, metadata)))
+            except ServerError as refused:
+                if refused.status not in _FILE_REFUSALS:
+                    raise  # the server, the key or the knowledge base: every other file would fail the same way
+                report.failed.append((str(path), str(refused)))
     return report
+
+
+# what the server answers about one upload (malformed, too large, unsupported type, invalid metadata)
+_FILE_REFUSALS = frozenset({400, 413, 415, 422})
 
 
 def _ingest_here(paths: list[Path], kb: str, tenant: str, metadata: dict, progress: bool):
@@ -228,13 +250,16 @@ def search(
         err.print(f"[yellow]degraded:[/yellow] {', '.join(degraded)}")
     if as_json:
         _print_json(hits)
-        return
-    table = Table("#", "score", "ranks", "document", "text")
-    for i, h in enumerate(hits, start=1):
-        ranks = " ".join(f"{p}:{r}" for p, r in h["ranks"].items())
-        snippet = h["text"].replace("\n", " ")[:120]
-        table.add_row(str(i), f"{h['score']:.4f}", ranks, h["title"] or h["filename"], snippet)
-    out.print(table)
+    else:
+        table = Table("#", "score", "ranks", "document", "text")
+        for i, h in enumerate(hits, start=1):
+            ranks = " ".join(f"{p}:{r}" for p, r in h["ranks"].items())
+            snippet = h["text"].replace("\n", " ")[:120]
+            table.add_row(str(i), f"{h['score']:.4f}", ranks, h["title"] or h["filename"], snippet)
+        out.print(table)
+    if degraded and not hits:  # nothing found because part of the search did not run: not an answer
+        err.print(f"[red]search failed:[/red] no hits, and {', '.join(degraded)}")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -261,14 +286,17 @@ def ask(
                                          settings=stack.settings)).to_json()
     if as_json:
         _print_json(result)
-        return
-    out.print(f"[dim]route: {result['route']}  query: {result['rewritten_query']}[/dim]")
-    if result["refused"]:
-        out.print(f"[yellow]refused:[/yellow] {result['refusal_reason']}")
-    out.print(result["answer"])
-    _print_citations(result["citations"])
-    if result["degraded"]:
-        err.print(f"[yellow]degraded:[/yellow] {', '.join(result['degraded'])}")
+    else:
+        out.print(f"[dim]route: {result['route']}  query: {result['rewritten_query']}[/dim]")
+        if result["refused"]:
+            out.print(f"[yellow]refused:[/yellow] {result['refusal_reason']}")
+        out.print(result["answer"])
+        _print_citations(result["citations"])
+        if result["degraded"]:
+            err.print(f"[yellow]degraded:[/yellow] {', '.join(result['degraded'])}")
+    if Degraded.RETRIEVAL_ERROR in result["degraded"]:  # the knowledge base could not be searched at all
+        err.print("[red]the question failed:[/red] retrieval is unavailable (the server's or this process's log says why)")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -449,9 +477,11 @@ def docs_delete(
         deleted = Ingestor(stack).delete_documents(flt.tenant, flt.kb, doc_ids)
     if as_json:
         _print_json({"deleted": deleted, "requested": len(doc_ids)})
-        return
-    out.print(f"{deleted} of {len(doc_ids)} documents deleted")
+    else:
+        out.print(f"{deleted} of {len(doc_ids)} documents deleted")
     if deleted < len(doc_ids):
+        err.print(f"[red]{len(doc_ids) - deleted} of {len(doc_ids)} documents not deleted:[/red] "
+                  f"not in knowledge base {escape(kb)} (see `sieve docs list`)")
         raise typer.Exit(1)
 
 
@@ -506,9 +536,10 @@ def graph_build(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Extract entities and relations of the documents already in a KB from their stored chunks (after
-    turning graph_extraction on); documents that have them are skipped. Exits 1 if any document failed
-    (through the server on a served home)."""
+    """Extract the graph of documents already in a KB (after turning graph_extraction on).
+
+    From their stored chunks (not embedded again); documents that have graph entries are skipped.
+    Exits 1 if any document failed. Through the server on a served home."""
     from tqdm import tqdm
 
     from sieve.ingest.extraction import build_graph
@@ -568,7 +599,7 @@ def eval_retrieval(
     kb = kb or f"eval-{data.resolve().name}"
     progress = not as_json and sys.stderr.isatty()
     with _open_stack() as stack:
-        Ingestor(stack).ingest_beir(beir.corpus, kb, _tenant(tenant), progress=progress)
+        ingested = Ingestor(stack).ingest_beir(beir.corpus, kb, _tenant(tenant), progress=progress)
         flt = _kb_filter(stack, _tenant(tenant), kb)
         retriever = HybridRetriever(stack)
         base = retriever.load_profile(flt.kb)
@@ -578,12 +609,16 @@ def eval_retrieval(
         retriever.close()
     if as_json:
         _print_json([r.__dict__ for r in reports])
-        return
-    keys = list(reports[0].metrics) if reports else []
-    table = Table("run", *keys, "p50 ms", "p95 ms", title=f"{data.name} / {split} ({len(beir.queries)} queries)")
-    for r in reports:
-        table.add_row(r.name, *(f"{r.metrics[k]:.4f}" for k in keys), f"{r.latency_ms['p50']:.1f}", f"{r.latency_ms['p95']:.1f}")
-    out.print(table)
+    else:
+        keys = list(reports[0].metrics) if reports else []
+        table = Table("run", *keys, "p50 ms", "p95 ms", title=f"{data.name} / {split} ({len(beir.queries)} queries)")
+        for r in reports:
+            table.add_row(r.name, *(f"{r.metrics[k]:.4f}" for k in keys), f"{r.latency_ms['p50']:.1f}",
+                          f"{r.latency_ms['p95']:.1f}")
+        out.print(table)
+    # a corpus document that failed to ingest is missing from every run: the figures are not the benchmark's
+    _exit_if_failed(ingested.failed, ingested.added + ingested.replaced + ingested.unchanged + len(ingested.failed),
+                    "corpus documents")
 
 
 def _eval_llm():
@@ -767,13 +802,15 @@ def eval_judge(
         report = asyncio.run(evaluate_judge(asked, answer, llm, _settings().llm_timeout_s))
     if as_json:
         _print_json(dataclasses.asdict(report))
-        return
-    table = Table("questions", "judged", "refused", "judge failed", "faithfulness", "answer relevance",
-                  "context precision", title=f"{kb}: LLM judge")
-    table.add_row(str(report.questions), str(report.judged), str(report.refused), str(report.failed),
-                  *(f"{report.metrics[k]:.3f}" if k in report.metrics else "-"
-                    for k in ("faithfulness", "answer_relevance", "context_precision")))
-    out.print(table)
+    else:
+        table = Table("questions", "judged", "refused", "judge failed", "faithfulness", "answer relevance",
+                      "context precision", title=f"{kb}: LLM judge")
+        table.add_row(str(report.questions), str(report.judged), str(report.refused), str(report.failed),
+                      *(f"{report.metrics[k]:.3f}" if k in report.metrics else "-"
+                        for k in ("faithfulness", "answer_relevance", "context_precision")))
+        out.print(table)
+    failed = [(q["question"], q["error"]) for q in report.per_question if q.get("error")]
+    _exit_if_failed(failed, report.questions, "judged questions")
 
 
 # ---- retrieval profiles -----------------------------------------------------------------
