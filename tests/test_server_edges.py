@@ -71,9 +71,13 @@ def test_a_dev_server_answers_only_its_loopback_names(dev_server, tmp_path):
         refused = client.get("/v1/knowledge-bases/private/documents", headers={"Host": host})
         assert refused.status_code == 400, host
         assert "SIEVE_ALLOWED_HOSTS" in refused.json()["error"]["message"] and "secret" not in refused.text
-    mcp = client.post("/mcp", headers={"Host": f"attacker.example:{port}"},
-                      json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-    assert mcp.status_code == 400
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    mcp_headers = {"Accept": "application/json, text/event-stream"}
+    for host in (f"localhost:{port}", f"[::1]:{port}"):  # MCP's own Host check lets the loopback names in
+        tools = client.post("/mcp", json=listing, headers={**mcp_headers, "Host": host})
+        assert tools.status_code == 200 and "search_knowledge_base" in tools.text, tools.text
+    refused = client.post("/mcp", json=listing, headers={**mcp_headers, "Host": f"attacker.example:{port}"})
+    assert refused.status_code == 400
 
     # a cross-site page sending to 127.0.0.1 directly carries its Origin
     cross = client.get("/v1/knowledge-bases/private/documents", headers={"Origin": "http://attacker.example"})
