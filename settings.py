@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -133,6 +133,15 @@ class Settings(BaseSettings):
         None, description="This server's base URL, recorded in SIEVE_HOME/server.json for CLI commands on the home."
     )
     max_question_chars: int = Field(4000, ge=1, description="Longer questions are refused with 413.")
+    max_embedding_chars: int = Field(32000, ge=1, description="Longer `/v1/embeddings` inputs are refused with 413.")
+    link_secret: SecretStr | None = Field(
+        None, description="Signs the chunk links in answers' citations; set the same value on every worker. "
+        "Unset: a key kept in SIEVE_HOME/link.key.",
+    )
+    chat_sources_footnote: bool = Field(
+        False, description="Append the cited sources as a footnote to chat completions' content (per request: "
+        "`sources_footnote`), for clients that show only the content.",
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Host names the server answers (any port), comma-separated; `*` = any. Unset: 127.0.0.1, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -153,14 +154,26 @@ async def stream_turn(
         if mode == "messages":
             message, metadata = chunk
             if metadata.get("langgraph_node") in _SPEAKING_NODES and isinstance(message, (AIMessage, AIMessageChunk)):
-                if text := text_of(message):
-                    yield StreamEvent("token", {"text": text})
+                text = text_of(message)
+                # an LLM streams its own chunks; a deterministic answer arrives whole and is sent a sentence at a time
+                for piece in [text] if isinstance(message, AIMessageChunk) else sentence_pieces(text):
+                    if piece:
+                        yield StreamEvent("token", {"text": piece})
             continue
         for node, update in chunk.items():
             for event in _events_of(node, update or {}, reported):
                 yield event
     final = await graph.aget_state(config)
     yield StreamEvent("done", AskResult.from_state(final.values).to_json())
+
+
+# a sentence ends at its punctuation, with the citation markers and spaces that follow it
+_SENTENCE = re.compile(r".+?(?:[。！？!?；;]+|[.](?=\s|$)|\n+|$)(?:\[\d+\])*\s*", re.S)
+
+
+def sentence_pieces(text: str) -> list[str]:
+    """`text` cut after each sentence; the pieces join back to exactly `text`."""
+    return _SENTENCE.findall(text) if text else []
 
 
 def _events_of(node: str, update: State, reported: list[str]) -> list[StreamEvent]:

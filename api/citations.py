@@ -1,0 +1,120 @@
+"""Cited chunks as links: `GET /v1/knowledge-bases/{kb}/documents/{doc_id}/chunks/{chunk_id}`.
+
+A chat client shows a citation as a link the user clicks, and a browser sends no API key. So the
+links in answers carry `sig`, an HMAC of the tenant, knowledge base, document and chunk under the
+server's link secret: the link opens that one chunk and nothing else, for anyone who holds it (like
+the answer that quotes it). Without `sig` the route takes the API key as every other route does.
+The body is JSON, or a small HTML page for a browser (`Accept: text/html`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+
+from sieve.api.auth import authenticate
+from sieve.api.deps import StateDep
+from sieve.api.state import AppState
+from sieve.graphs.state import Citation
+from sieve.settings import Settings
+from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
+
+router = APIRouter(prefix="/v1/knowledge-bases/{kb}/documents", tags=["documents"])
+_bearer = HTTPBearer(auto_error=False, description="An API key; not needed with a link's `sig`.")
+
+
+@lru_cache(maxsize=8)
+def _secret_file(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            out.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def link_secret(settings: Settings) -> bytes:
+    """`SIEVE_LINK_SECRET` (shared by every worker of a deployment), else a key kept in `SIEVE_HOME/link.key`."""
+    if settings.link_secret is not None:
+        return settings.link_secret.get_secret_value().encode()
+    return _secret_file((settings.home / "link.key").resolve())
+
+
+def signature(secret: bytes, tenant: str, kb: str, doc_id: str, chunk_id: str) -> str:
+    message = "\0".join((tenant, kb, doc_id, chunk_id)).encode()
+    return base64.urlsafe_b64encode(hmac.new(secret, message, hashlib.sha256).digest()[:18]).decode()
+
+
+def citation_url(base_url: str, secret: bytes, tenant: str, kb: str, citation: Citation) -> str:
+    """Where a citation opens: a web result's own URL, else this server's signed link to the chunk."""
+    if citation["doc_id"].startswith(("http://", "https://")):
+        return citation["doc_id"]
+    sig = signature(secret, tenant, kb, citation["doc_id"], citation["chunk_id"])
+    return (f"{base_url.rstrip('/')}/v1/knowledge-bases/{quote(kb, safe='')}/documents/"
+            f"{quote(citation['doc_id'], safe='')}/chunks/{quote(citation['chunk_id'], safe='')}?sig={sig}")
+
+
+def _load(state: AppState, kb: str, doc_id: str, chunk_id: str) -> dict[str, Any] | None:
+    with state.stack.sessions() as session:
+        row = session.execute(
+            select(Chunk.text, Chunk.ordinal, Chunk.meta, Document.tenant_id, Document.filename, Document.title)
+            .join(Document, Document.id == Chunk.doc_id)
+            .join(KnowledgeBase, KnowledgeBase.id == Document.kb_id)
+            .where(Chunk.id == chunk_id, Document.id == doc_id, KnowledgeBase.name == kb,
+                   KnowledgeBase.tenant_id == Document.tenant_id, Document.status == DocumentStatus.READY)
+        ).first()
+    if row is None:
+        return None
+    return {"kb": kb, "doc_id": doc_id, "chunk_id": chunk_id, "filename": row.filename, "title": row.title,
+            "ordinal": row.ordinal, "page": (row.meta or {}).get("page"), "text": row.text, "tenant": row.tenant_id}
+
+
+def _page(chunk: dict[str, Any]) -> str:
+    title = html.escape(chunk["title"] or chunk["filename"])
+    where = f"{html.escape(chunk['filename'])} · {html.escape(chunk['kb'])} · chunk {chunk['ordinal'] + 1}"
+    if chunk["page"] is not None:
+        where += f" · page {chunk['page']}"
+    return (
+        '<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        f"<title>{title}</title><style>body{{font:16px/1.6 system-ui,'PingFang SC','Noto Sans CJK SC',sans-serif;"
+        "max-width:46rem;margin:2rem auto;padding:0 1rem}p{white-space:pre-wrap}small{color:#666}"
+        "@media (prefers-color-scheme:dark){body{background:#111;color:#ddd}small{color:#999}}</style></head>"
+        f"<body><h1>{title}</h1><small>{where}</small><p>{html.escape(chunk['text'])}</p></body></html>"
+    )
+
+
+@router.get("/{doc_id}/chunks/{chunk_id}", responses={200: {"content": {"text/html": {}}}})
+async def get_chunk(
+    kb: str, doc_id: str, chunk_id: str, request: Request, state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    sig: Annotated[str | None, Query(description="The signature of a link from an answer's citations.")] = None,
+) -> Any:
+    """One cited chunk: its text, document, position (and page for scans); HTML for a browser."""
+    chunk = await asyncio.to_thread(_load, state, kb, doc_id, chunk_id)
+    missing = HTTPException(404, f"chunk {chunk_id!r} of document {doc_id!r} does not exist in knowledge base {kb!r}")
+    if sig is not None:
+        secret = await asyncio.to_thread(link_secret, state.settings)
+        expected = chunk and signature(secret, chunk["tenant"], kb, doc_id, chunk_id)
+        if not expected or not hmac.compare_digest(expected, sig):
+            raise missing  # a wrong signature learns nothing about what exists
+    else:
+        tenant = await authenticate(request, state, credentials)
+        if chunk is None or chunk["tenant"] != tenant:
+            raise missing
+    body = {key: value for key, value in chunk.items() if key != "tenant"}
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(_page(body))
+    return JSONResponse(body)
