@@ -387,7 +387,8 @@ def build_graph(
                 report.extracted += 1
             except Exception as exc:  # one document's failure is reported; the others still get their graph
                 log.exception("graph extraction of %s (%s) failed", filename, doc_id)
-                report.failed.append((filename, f"{type(exc).__name__}: {exc}"))
+                # the exception's text can name server paths: the log has it, the report its kind
+                report.failed.append((filename, f"graph extraction failed ({type(exc).__name__}); the log has the details"))
         if on_progress is not None:
             on_progress(done, len(docs))
     report.entities_total, report.relations_total = stack.graph.count(SearchFilter(tenant, kb_id))
