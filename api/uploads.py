@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from fastapi import HTTPException, Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from sieve.ingest.loaders import SUPPORTED_SUFFIXES
 
@@ -131,13 +132,15 @@ async def receive_upload(request: Request, incoming: Path, max_bytes: int) -> St
             if not form.complete:  # finalize() does not check this (python-multipart 0.0.x)
                 raise HTTPException(400, "the multipart form ends before its closing boundary: the upload was "
                                          "cut short; send it again")
-        except (HTTPException, MultipartParseError) as exc:
+        except (HTTPException, MultipartParseError, ClientDisconnect) as exc:
             path.unlink(missing_ok=True)
             await _drain(body, received, drain_limit)
             if isinstance(exc, HTTPException):
                 raise
+            if isinstance(exc, ClientDisconnect):  # nobody reads this, but it is no server error either
+                raise HTTPException(400, "the client disconnected during the upload") from None
             raise HTTPException(400, f"malformed multipart form: {exc}") from exc
-        except BaseException:  # the client left, or the disk failed: nothing staged stays behind
+        except BaseException:  # cancelled, or the disk failed: nothing staged stays behind
             path.unlink(missing_ok=True)
             raise
     if form.filename is None:
