@@ -388,7 +388,8 @@ def build_graph(
             except Exception as exc:  # one document's failure is reported; the others still get their graph
                 log.exception("graph extraction of %s (%s) failed", filename, doc_id)
                 # the exception's text can name server paths: the log has it, the report its kind
-                report.failed.append((filename, f"graph extraction failed ({type(exc).__name__}); the log has the details"))
+                report.failed.append(
+                    (filename, f"graph extraction failed ({type(exc).__name__}); the log has the details"))
         if on_progress is not None:
             on_progress(done, len(docs))
     report.entities_total, report.relations_total = stack.graph.count(SearchFilter(tenant, kb_id))
