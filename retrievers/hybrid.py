@@ -47,6 +47,10 @@ def query_embedder(stack: Stack, faults: Faults) -> GuardedEmbedder:
     return GuardedEmbedder(faulty, BreakerPolicy(cooldown_s=stack.settings.embedder_cooldown_s))
 
 
+class _NotRun(Exception):
+    """A recall path that did not run: a component it needs already reported why (the embedder's open breaker)."""
+
+
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
@@ -144,6 +148,8 @@ class HybridRetriever:
             t0 = time.perf_counter()
             try:
                 return await asyncio.wait_for(work, budget(budget_ms))
+            except _NotRun:
+                pass
             except TimeoutError:
                 logger.warning("retrieval stage %s ran past its %d ms budget", name, budget_ms)
                 degraded.append(Degraded.timeout_of(name))
@@ -164,7 +170,7 @@ class HybridRetriever:
             except EmbedderUnavailable as unavailable:
                 degraded.extend(unavailable.flags)
                 if unavailable.reason == "circuit_open":
-                    return []  # nothing waited and nothing failed here: the breaker's flag says why it is empty
+                    raise _NotRun from unavailable  # nothing waited and nothing failed here: the breaker's flag says why
                 if unavailable.reason in ("timeout", "no_time"):
                     raise TimeoutError from unavailable  # the path reports `dense_timeout`
                 raise
@@ -202,6 +208,9 @@ class HybridRetriever:
             jobs["graph"] = self._run(graph, lane="graph")
         outcomes = await asyncio.gather(*(timed(name, job, profile.path_budget_ms) for name, job in jobs.items()))
         per_path = {name: hits for name, hits in zip(jobs, outcomes) if hits is not None}
+        if jobs and not per_path:  # each path said why; together they mean nothing could be searched
+            logger.error("no recall path answered (%s): retrieval failed", ", ".join(degraded))
+            degraded.append(Degraded.RETRIEVAL_ERROR)
         if graph_empty and "graph" in per_path:
             degraded.append(Degraded.GRAPH_EMPTY)
 
