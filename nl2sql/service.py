@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sieve.models.chat import structured
 from sieve.nl2sql.compile import compile_slots
 from sieve.nl2sql.executor import DEFAULT_TIMEOUT_S, QueryResult, SQLExecutionError, execute
 from sieve.nl2sql.guard import DEFAULT_MAX_ROWS, Dialect, SQLRejected, guard
@@ -149,7 +150,7 @@ def _narrow_llm(
 ) -> NarrowResult:
     dialect = _dialect(engine)
     prompt = NL2SQL_PROMPT.format(schema=describe_schema(values, dialect=dialect), today=now.date().isoformat())
-    reply = llm.with_structured_output(SQLDraft).invoke([SystemMessage(prompt), HumanMessage(question)])
+    reply = structured(llm, SQLDraft).invoke([SystemMessage(prompt), HumanMessage(question)])
     draft = reply if isinstance(reply, SQLDraft) else SQLDraft.model_validate(reply)
     if not draft.sql or not draft.sql.strip():
         return NarrowResult(sql=None, content_query=draft.content_query or question, reason="model: no metadata condition", mode="llm")

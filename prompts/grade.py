@@ -16,7 +16,9 @@ SYSTEM: dict[Lang, str] = {
     ),
 }
 
+# the question again after the passages: a small model reads the end of a long prompt best
 USER: dict[Lang, str] = {
-    "zh": "问题：{question}\n\n段落：\n{passages}",
-    "en": "Question: {question}\n\nPassages:\n{passages}",
+    "zh": "段落：\n{passages}\n\n问题：{question}\n哪些段落包含答案？列出它们的编号，例如 [1]；都不包含时列表为空。",
+    "en": "Passages:\n{passages}\n\nQuestion: {question}\nWhich passages contain the answer? List their numbers, "
+    "e.g. [1]; an empty list when none does.",
 }

@@ -20,8 +20,9 @@ SYSTEM: dict[Lang, str] = {
 
 # The corrective retry: the first query found nothing the grader kept.
 RETRY: dict[Lang, str] = {
-    "zh": "上一个检索词“{query}”没有找到相关内容。请换一种说法（同义词、更通用的关键词），仍然只针对原问题。",
-    "en": "The query '{query}' found nothing relevant. Rephrase it (synonyms, more general keywords) for the same question.",
+    "zh": "上一个检索词“{query}”没有找到相关内容。请用同义词或更通用的关键词换一种说法，仍然只针对原问题。",
+    "en": "The query '{query}' found nothing relevant. Rephrase it with synonyms or more general keywords, for the same "
+    "question.",
 }
 
 DIALOGUE: dict[Lang, str] = {

@@ -7,17 +7,20 @@ from sieve.prompts.language import Lang
 SYSTEM: dict[Lang, str] = {
     "zh": (
         "你是问答系统的路由器。根据对话判断用户最新一句话应该交给谁处理：\n"
-        "- chat：问候、感谢、告别、闲聊，或询问你是谁；\n"
+        "- kb：由知识库「{kb}」回答的问题（包括指代上文的追问）；\n"
         "- web：明确需要实时或最新的公开信息（今天的新闻、天气、股价、最新动态）；\n"
-        "- kb：其余所有问题，由知识库「{kb}」回答（包括指代上文的追问）。\n"
-        "只输出路由和一句简短理由。"
+        "- chat：问候、感谢、告别、闲聊，或询问你是谁。\n"
+        "例如：“你好” → chat；“北京明天天气怎么样” → web；“这家公司的主要业务是什么” → kb；“它成立于哪一年” → kb。\n"
+        "拿不准时选 kb。只输出路由。"
     ),
     "en": (
         "You route messages in a question-answering system. Decide who handles the user's latest message:\n"
-        "- chat: greetings, thanks, goodbyes, small talk, or questions about who you are;\n"
+        "- kb: questions answered from the knowledge base '{kb}', including follow-ups to earlier turns;\n"
         "- web: explicitly needs live or latest public information (today's news, weather, stock prices);\n"
-        "- kb: everything else, answered from the knowledge base '{kb}' (including follow-ups to earlier turns).\n"
-        "Return the route and a one-sentence reason."
+        "- chat: greetings, thanks, goodbyes, small talk, or questions about who you are.\n"
+        "Examples: 'hello there' -> chat; 'weather forecast for tomorrow' -> web; 'what does the company do' -> kb; "
+        "'when was it founded' -> kb.\n"
+        "When unsure, choose kb. Return the route only."
     ),
 }
 

@@ -24,7 +24,8 @@ from sieve.prompts.language import Lang, detect
 class GradeDecision(BaseModel):
     """Which numbered passages contain what the answer needs."""
 
-    relevant: list[int] = Field(description="numbers of the passages that help answer; empty if none")
+    # bounded, so a grammar-constrained model that repeats a number closes the list instead of filling max tokens
+    relevant: list[int] = Field(max_length=10, description="numbers of the passages that help answer; empty if none")
 
 
 async def grade(state: State, runtime: Runtime[GraphContext]) -> State:

@@ -19,7 +19,8 @@ from sieve.prompts.language import detect
 class RewriteDecision(BaseModel):
     """The self-contained search query."""
 
-    query: str = Field(description="the rewritten question, in the user's language")
+    # bounded, so a grammar-constrained model that rambles ends the string instead of filling max tokens
+    query: str = Field(max_length=400, description="the rewritten question, in the user's language")
 
 
 async def rewrite(state: State, runtime: Runtime[GraphContext]) -> State:
