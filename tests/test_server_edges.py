@@ -47,10 +47,6 @@ def kb(server, request) -> str:
     return name
 
 
-def port_of(client: httpx.Client) -> int:
-    return client.base_url.port
-
-
 # ---- Host and Origin --------------------------------------------------------------------
 
 
@@ -60,7 +56,7 @@ def test_a_dev_server_answers_only_its_loopback_names(dev_server, tmp_path):
     path = tmp_path / "secret.txt"
     path.write_text("The vault code is 4711.", encoding="utf-8")
     assert upload(client, "private", path)["status"] == "succeeded"
-    port = port_of(client)
+    port = client.base_url.port
 
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
         listed = client.get("/v1/knowledge-bases/private/documents", headers={"Host": host})
