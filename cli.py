@@ -1165,7 +1165,7 @@ def mcp_serve(
         str | None, typer.Option("--api-key", envvar="SIEVE_API_KEY", help="Key for a served home (or SIEVE_API_KEY).")
     ] = None,
 ) -> None:
-    """Serve `search_knowledge_base` and `ask` over MCP (stdio).
+    """Serve the knowledge-base tools (list, search, ask) and resources over MCP (stdio).
 
     When `sieve serve` runs on this home the tools go through it (its key names the tenant);
     otherwise they run in this process over the home's stores.

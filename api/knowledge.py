@@ -12,7 +12,7 @@ from sieve.retrievers.types import Hit
 from sieve.stores.catalog import kbs_with_counts
 from sieve.stores.metadata import KnowledgeBase
 from sieve.stores.types import SearchFilter
-from sieve.tools.graph_tool import AskArgs, SearchArgs
+from sieve.tools.graph_tool import AskArgs, ListArgs, SearchArgs
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -48,6 +48,9 @@ class TenantKnowledge:
                 return [kb_json(kb, documents) for kb, documents in kbs_with_counts(session, self.tenant)]
 
         return await asyncio.to_thread(summaries)
+
+    async def list_knowledge_bases(self, args: ListArgs) -> dict[str, Any]:
+        return {"knowledge_bases": await self.knowledge_bases()}
 
     async def search_knowledge_base(self, args: SearchArgs) -> dict[str, Any]:
         query = check_question(args.query, self.state.settings.max_question_chars, "query")

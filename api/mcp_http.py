@@ -1,4 +1,4 @@
-"""MCP over streamable HTTP at `/mcp`: `search_knowledge_base` and `ask` for agents that speak MCP.
+"""MCP over streamable HTTP at `/mcp`: the knowledge-base tools and resources for agents that speak MCP.
 
 The same tools as `sieve mcp` (stdio), with the API's authentication: this ASGI wrapper checks the
 caller's key (or `--dev`'s loopback rule) before the MCP app sees the request, and hands the

