@@ -51,6 +51,7 @@ class Soak:
     deleted: dict[str, tuple[str, str]] = field(default_factory=dict)
     unsure: set[str] = field(default_factory=set)  # deletes whose outcome the bench could not see
     errors: Counter[str] = field(default_factory=Counter)
+    degraded: Counter[str] = field(default_factory=Counter)  # flags of the answers (not errors: fallbacks)
     turns: list[dict[str, float]] = field(default_factory=list)
     uploads_s: list[float] = field(default_factory=list)
     searches_s: list[float] = field(default_factory=list)
@@ -91,6 +92,7 @@ async def stream_chat(client: httpx.AsyncClient, soak: Soak, question: str) -> N
                 return
             if first_token is None and payload["choices"][0]["delta"].get("content"):
                 first_token = time.perf_counter() - started
+            soak.degraded.update(payload.get("sieve", {}).get("degraded") or [])
     total = time.perf_counter() - started
     if not finished:
         soak.errors["chat stream ended without [DONE]"] += 1
@@ -240,7 +242,7 @@ async def run(url: str, key: str, args: argparse.Namespace) -> dict[str, Any]:
         "streams": args.streams, "seconds": args.seconds, "wall_s": round(wall, 1),
         "errors": sum(soak.errors.values()), "error_kinds": dict(soak.errors),
         "inconsistencies": len(problems), "problems": problems[:50], "check_lookups": lookups,
-        "turns": len(soak.turns), "turns_per_s": round(len(soak.turns) / wall, 2),
+        "turns": len(soak.turns), "turns_per_s": round(len(soak.turns) / wall, 2), "degraded": dict(soak.degraded),
         "first_token": latency([t["first_token"] for t in soak.turns]),
         "total": latency([t["total"] for t in soak.turns]),
         "uploads": latency(soak.uploads_s), "deletes": soak.deletes, "searches": latency(soak.searches_s),
@@ -277,6 +279,7 @@ def main() -> None:
               f"({report['turns_per_s']}/s), first token p50 {report['first_token']['p50_ms']} ms "
               f"p95 {report['first_token']['p95_ms']} ms, total p50 {report['total']['p50_ms']} ms "
               f"p95 {report['total']['p95_ms']} ms")
+        print(f"degraded answers' flags: {report['degraded'] or 'none'}")
         print(f"alongside: {report['uploads']['n']} uploads (job p50 {report['uploads']['p50_ms']} ms), "
               f"{report['deletes']} deletes, {report['searches']['n']} searches (p50 {report['searches']['p50_ms']} ms "
               f"p95 {report['searches']['p95_ms']} ms); {report['documents_ready']} documents ready, "
