@@ -83,6 +83,11 @@ class OcrEngine:
             "Global.log_level": "warning",
             # the angle classifier flips upright lines of long Latin text; scans are read upright
             "Global.use_cls": False,
+            # detection on the page scaled to at most 960 px: rapidocr's default scales the shorter side
+            # up to 736 px, which turns a one-line image into a poster and costs 10x on a single line;
+            # recognition still reads each line from the full-resolution page
+            "Det.limit_type": "max",
+            "Det.limit_side_len": 960,
             "EngineConfig.onnxruntime.intra_op_num_threads": onnx_threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         })
