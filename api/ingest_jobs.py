@@ -15,11 +15,12 @@ from urllib.parse import unquote, urlparse
 
 from sqlalchemy import select, update
 
-from sieve.api.job_queue import JobFailed
+from sieve.api.job_queue import JobFailed, JobProgress
 from sieve.api.state import AppState
 from sieve.api.uploads import StagedUpload
 from sieve.ingest.document import LoadedDocument
 from sieve.ingest.loaders import LoaderError, load_bytes
+from sieve.ingest.ocr import page_progress
 from sieve.ingest.pipeline import IngestReport, Source
 from sieve.stores.catalog import get_kb
 from sieve.stores.metadata import Document, DocumentStatus
@@ -64,8 +65,11 @@ def _load(path: Path, filename: str) -> tuple[LoadedDocument, str]:
         raise JobFailed(str(exc)) from None
 
 
-def ingest_upload(state: AppState, tenant: str, kb: str, upload: StagedUpload) -> IngestReport:
-    """A new document, or a new version of the KB's document with the same file name."""
+def ingest_upload(state: AppState, tenant: str, kb: str, upload: StagedUpload,
+                  progress: JobProgress | None = None) -> IngestReport:
+    """A new document, or a new version of the KB's document with the same file name.
+
+    `progress` follows the pages of a file that needs OCR (done, total)."""
     path = original_path(state, upload.sha256, upload.filename)
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(upload.path, path)
@@ -77,12 +81,15 @@ def ingest_upload(state: AppState, tenant: str, kb: str, upload: StagedUpload) -
                 Document.source_uri == source_uri, Document.status == DocumentStatus.READY,
             )
         )
+    token = page_progress.set(lambda _name, done, total: progress(done, total)) if progress else None
     try:
         loaded, _ = _load(path, upload.filename)
         report = state.ingestor.ingest_sources(
             [Source(source_uri, upload.filename, upload.sha256, loaded, upload.meta)], kb, tenant
         )
     finally:
+        if token is not None:
+            page_progress.reset(token)
         discard_unused_original(state, upload.sha256, upload.filename)
     if previous and previous != upload.sha256:
         discard_unused_original(state, previous, upload.filename)
