@@ -196,7 +196,7 @@ class HybridRetriever:
             found = graph_search(self.faults.wrap("graph", self.stack.graph, ("match_entities", "expand")), query, flt,
                                  profile.graph_hops, self.stack.settings.graph_fanout, profile.path_top_k)
             # nothing found because nothing was ever extracted is worth saying (turn extraction on, build it)
-            graph_empty = not found and self.stack.graph.count(SearchFilter(flt.tenant, flt.kb))[0] == 0
+            graph_empty = not found and not self.stack.graph.has_entities(flt.tenant, flt.kb)
             return found
 
         jobs: dict[str, Awaitable[list[ScoredChunk]]] = {}

@@ -239,6 +239,11 @@ class SqlGraphStore:
                 GraphRelation.tenant_id == flt.tenant, GraphRelation.kb_id == flt.kb))
         return int(entities or 0), int(relations or 0)
 
+    def has_entities(self, tenant: str, kb: str) -> bool:
+        with self.sessions() as session:
+            return session.scalar(select(GraphEntity.id).where(
+                GraphEntity.tenant_id == tenant, GraphEntity.kb_id == kb).limit(1)) is not None
+
     def health(self) -> bool:
         try:
             with self.sessions() as session:

@@ -173,6 +173,12 @@ def count_query(kind: str, tenant: str, kb: str) -> str:
             f"YIELD {what} AS x | YIELD COUNT(*) AS n")
 
 
+def any_entity_query(tenant: str, kb: str) -> str:
+    """One entity of a KB, if it has any."""
+    return (f"LOOKUP ON entity WHERE entity.tenant == {quote(tenant)} AND entity.kb == {quote(kb)} "
+            "YIELD id(vertex) AS x | LIMIT 1")
+
+
 def follow(rows: Iterable[Mapping[str, Any]], scores: Mapping[str, float], fanout: int,
            came_by: Mapping[str, tuple[str, str, int]]) -> list[dict[str, Any]]:
     """One hop's steps: each origin's `fanout` strongest relations, never straight back the way it came."""
@@ -332,6 +338,9 @@ class NebulaGraphStore:
     def count(self, flt: SearchFilter) -> tuple[int, int]:
         counts = [self._run(count_query(kind, flt.tenant, flt.kb)) for kind in ("entity", "relation")]
         return tuple(int(rows[0]["n"]) if rows else 0 for rows in counts)  # type: ignore[return-value]
+
+    def has_entities(self, tenant: str, kb: str) -> bool:
+        return bool(self._run(any_entity_query(tenant, kb)))
 
     def health(self) -> bool:
         try:

@@ -14,6 +14,7 @@ import pytest
 
 from sieve.stores.graph import ChunkTriples, EntityNames, Triple, entity_id
 from sieve.stores.nebula_graph import (
+    any_entity_query,
     count_query,
     delete_edges_statement,
     doc_edges_query,
@@ -85,6 +86,8 @@ def test_deletes_and_counts_go_through_the_scoped_indexes():
         'LOOKUP ON mentions WHERE mentions.tenant == "t1" AND mentions.kb == "kb" AND '
         '(mentions.doc_id == "d1" OR mentions.doc_id == "d2") YIELD properties(edge).doc_id AS doc_id '
         '| YIELD DISTINCT $-.doc_id AS doc_id')
+    assert any_entity_query("t1", "kb") == (
+        'LOOKUP ON entity WHERE entity.tenant == "t1" AND entity.kb == "kb" YIELD id(vertex) AS x | LIMIT 1')
     assert count_query("entity", "t1", "kb") == (
         'LOOKUP ON entity WHERE entity.tenant == "t1" AND entity.kb == "kb" YIELD id(vertex) AS x | YIELD COUNT(*) AS n')
 
@@ -137,6 +140,7 @@ def test_contract_walk_isolation_and_purge(nebula):
     assert [(e.head, e.tail, e.hop) for e in shown.edges] == [("Alpha", "Bravo", 1), ("Bravo", "Charlie", 2)]
 
     assert nebula.linked_documents("t1", "kb", ["d-ab", "d-bc", "x-ab", "none"]) == {"d-ab", "d-bc"}
+    assert nebula.has_entities("t1", "kb") and not nebula.has_entities("t3", "kb")
 
     nebula.delete_documents("t1", "kb", ["d-bc"])
     assert nebula.count(t1) == (2, 1)
