@@ -2,9 +2,10 @@
 
 The embedded engines lock their folders, and a second process opening them can damage what the
 owner is writing, so `Stack` refuses to open them on a served home (`EngineBusy`) and CLI commands
-send their requests to the recorded URL instead. The server also holds an exclusive lock on
-`server.lock` for its lifetime: the kernel drops it when the process dies, however it dies, so a
-record left behind never blocks the home, even when its pid has been reused by another process.
+send their requests to the recorded URL instead. The server holds an exclusive lock on `server.lock`
+for its lifetime: the kernel drops it when the process dies, however it dies, so a record left
+behind never blocks the home, even when its pid has been reused by another process. Any other
+process holds a shared lock on it while it has the engines open, so a server cannot start under it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from sieve.stores.types import EngineBusy
 
 FILENAME = "server.json"
 LOCKNAME = "server.lock"
@@ -69,9 +72,10 @@ def write_server_record(home: Path, url: str, auth: bool) -> ServerRecord:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            current = read_server_record(home)
-            where = f"pid {current.pid} at {current.url}" if current else "another process"
-            raise RuntimeError(f"{home} is already served by {where}") from None
+            if (current := read_server_record(home)) is not None:
+                raise RuntimeError(f"{home} is already served by pid {current.pid} at {current.url}") from None
+            raise RuntimeError(f"{home} is in use: another process has its engines open (a `sieve` command, "
+                               "`sieve mcp`, `langgraph dev`); serve it when that has finished") from None
         _held[home] = fd
     record = ServerRecord(url, os.getpid(), datetime.now(timezone.utc).isoformat(timespec="seconds"), auth)
     tmp = home / f".{FILENAME}.{os.getpid()}"
@@ -87,7 +91,19 @@ def remove_server_record(home: Path) -> None:
         os.close(fd)  # releases the lock after the record is gone
 
 
-def serving_process(home: Path) -> ServerRecord | None:
-    """The live server of `home` unless it is this process: then this process must not open the home's engines."""
-    record = read_server_record(home)
-    return record if record is not None and home.resolve() not in _held else None
+def hold_engines(home: Path) -> int | None:
+    """Before a process opens `home`'s embedded engines: `EngineBusy` naming the server when another
+    process serves the home; else a shared lock on `server.lock` that keeps a server from starting
+    while they are open (a file descriptor: `os.close` it with the engines), or None in the server."""
+    home = home.resolve()
+    if home in _held:
+        return None
+    fd = os.open(home / LOCKNAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        record = read_server_record(home)
+        raise EngineBusy(record.busy_hint(home) if record is not None else
+                         f"`sieve serve` is starting on {home} and owns its engines; use it, or stop it") from None
+    return fd

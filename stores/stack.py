@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from functools import cached_property
@@ -15,7 +16,6 @@ from sieve.stores.database import init_db, make_engine
 from sieve.stores.embedding_cache import EmbeddingCache, embed_passages_cached
 from sieve.stores.graph import EntityNames, GraphStore
 from sieve.stores.protocols import TextIndex, VectorIndex
-from sieve.stores.types import EngineBusy
 
 
 def _space(embedder: Embedder) -> str:
@@ -40,6 +40,8 @@ class Stack:
         self.sessions: sessionmaker[Session] = init_db(self.engine)
         self._embedder = embedder
         self._lock = threading.Lock()
+        self._owner_checked = False
+        self._home_hold: int | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -52,11 +54,14 @@ class Stack:
 
     def check_owner(self) -> None:
         """`EngineBusy` when another process serves this home; called before opening any embedded engine:
-        a second opener fails on their locks at best, and at worst leaves the server's vector shard unreadable."""
-        from sieve.api.server_record import serving_process
+        a second opener fails on their locks at best, and at worst leaves the server's vector shard
+        unreadable. Outside the server, the first call holds the home until `close` (see server_record)."""
+        from sieve.api.server_record import hold_engines
 
-        if (record := serving_process(self.settings.home)) is not None:
-            raise EngineBusy(record.busy_hint(self.settings.home))
+        with self._lock:
+            if not self._owner_checked:
+                self._home_hold = hold_engines(self.settings.home)
+                self._owner_checked = True
 
     @cached_property
     def text(self) -> TextIndex:
@@ -116,6 +121,9 @@ class Stack:
         for name in ("text", "vectors", "graph"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()
+        if self._home_hold is not None:
+            os.close(self._home_hold)  # after the engines: a server may start on the home from now on
+            self._home_hold, self._owner_checked = None, False
         self.engine.dispose()
 
     def __enter__(self) -> Stack:

