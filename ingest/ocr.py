@@ -342,14 +342,21 @@ def image_pages(data: bytes, name: str, limits: OcrLimits) -> tuple[int, Iterato
 
 
 def _frame(image: Any, index: int, name: str, limits: OcrLimits) -> Any:
-    from PIL import ImageOps
+    from PIL import Image, ImageOps
 
     try:
         image.seek(index)
         if image.size[0] * image.size[1] > limits.max_image_pixels:
             raise OcrError(f"page {index + 1} of {name} is over {limits.max_image_pixels} pixels")
         image.draft("RGB", (limits.page_side, limits.page_side))  # JPEG: decode at reduced scale
-        frame = ImageOps.exif_transpose(image.convert("RGB"))
+        frame = ImageOps.exif_transpose(image)  # a photo taken sideways is read upright
+        if frame.mode in ("RGBA", "LA", "PA") or "transparency" in frame.info:
+            # a transparent background would turn black, under (often black) text: flatten onto white
+            rgba = frame.convert("RGBA")
+            frame = Image.new("RGB", rgba.size, "white")
+            frame.paste(rgba, mask=rgba.getchannel("A"))
+        else:
+            frame = frame.convert("RGB")
     except OcrError:
         raise
     except Exception as exc:  # truncated data surfaces only when the pixels are decoded

@@ -85,7 +85,11 @@ def test_a_phrase_only_inside_a_scan_finds_its_page_with_the_box(stack, sample_k
     for source in (make_pdf("Welcome to the facilities handbook"), scanned_pdf):
         writer.append(PdfReader(io.BytesIO(source)))
     (sample_kb / "handbook.pdf").write_bytes(encoded_pdf(writer))
-    (sample_kb / "notice.png").write_bytes(encoded(page(["Visitors park behind the blue warehouse."])))
+    # black text on a transparent background (a screenshot): read on white, not on black
+    ink = page(["Visitors park behind the blue warehouse."]).convert("L").point(lambda v: 255 - v)
+    notice = Image.new("RGBA", ink.size, (0, 0, 0, 0))
+    notice.putalpha(ink)
+    (sample_kb / "notice.png").write_bytes(encoded(notice))
 
     report = Ingestor(stack).ingest_paths([sample_kb], "demo", "t1")
     assert not report.failed and report.added == 10
