@@ -11,7 +11,9 @@ import asyncio
 
 import pytest
 from blockbuster import BlockBuster
+from fastapi import FastAPI
 from graph_support import SAMPLE_KB
+from openai_wire import serve
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -21,6 +23,7 @@ from sieve.graphs.wiring import build_context
 from sieve.ingest.pipeline import Ingestor
 from sieve.settings import Settings
 from sieve.stores.stack import Stack
+from sieve.tools.web_search import SearxNG
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +73,31 @@ def test_the_graph_answers_rewrites_and_refuses_with_blocking_calls_forbidden(co
     assert answered["degraded"] == []  # a blocked engine would show up as `bm25_error`, `dense_error` ...
     assert "苹果公司" in followed["rewritten_query"] and "库比蒂诺" in followed["answer"]
     assert refused["refused"] and refused["refusal_reason"] and not refused["citations"]
+
+
+def weather_app() -> FastAPI:
+    """SearxNG's JSON format, on loopback."""
+    app = FastAPI()
+
+    @app.get("/search")
+    async def search(q: str, format: str) -> dict:
+        return {"results": [{"title": "Weather in Paris", "url": "https://weather.example/paris",
+                             "content": "Paris weather today: sunny, 21 °C."}]}
+
+    return app
+
+
+def test_the_web_route_searches_with_blocking_calls_forbidden(context):
+    with serve(weather_app()) as url:
+        web_context = context.model_copy(update={"web": SearxNG(url)})
+        buster = dev_server_blockbuster()
+        buster.activate()
+        try:
+            (result,) = asyncio.run(turns(web_context, ["What is the weather in Paris today?"]))
+        finally:
+            buster.deactivate()
+    assert result["route"] == "web" and not result["refused"] and "sunny" in result["answer"]
+    assert result["degraded"] == []
 
 
 def test_blockbuster_is_armed_in_this_test():
