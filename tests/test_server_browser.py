@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -98,4 +99,31 @@ def test_the_chat_page_streams_an_answer_with_clickable_citations(page_url, brow
     sync_api.expect(threads).to_have_count(2)
     threads.last.click()
     sync_api.expect(page.locator(".msg.assistant .answer")).to_have_text([final])
+    page.close()
+
+
+def test_a_citation_of_a_scan_shows_the_page_region_it_was_read_from(page_url, browser, tmp_path):
+    from test_ocr import encoded, page as scan_page
+
+    url, wire = page_url
+    wire.mode = "ok"
+    with httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/v1/knowledge-bases", json={"name": "scans"}).raise_for_status()
+        scan = scan_page(["The spare keys hang in the red cabinet."], title="Key Storage", size=(700, 300))
+        files = {"file": ("keys.png", encoded(scan))}
+        job = client.post("/v1/knowledge-bases/scans/documents", files=files).json()
+        deadline = time.monotonic() + 120
+        while client.get(f"/v1/jobs/{job['id']}").json()["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, "the upload job did not finish"
+            time.sleep(0.2)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    page.select_option("#kb", "scans")
+    answer = ask(page, "Where are the spare keys?")
+    answer.locator("button.cite[data-n='1']").click()
+    panel = page.locator("#citation-panel")
+    sync_api.expect(panel.locator(".source")).to_have_text("[1] keys.png · page 1")
+    image = panel.locator(".page img")
+    sync_api.expect(image).to_be_visible()
+    assert image.evaluate("img => img.naturalWidth") > 100  # the region's pixels arrived
     page.close()
