@@ -13,7 +13,7 @@ import pytest
 from blockbuster import BlockBuster
 from fastapi import FastAPI
 from graph_support import SAMPLE_KB
-from openai_wire import serve
+from openai_wire import OpenAIWire, serve
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -21,6 +21,7 @@ from sieve.graphs.agentic_rag import graph
 from sieve.graphs.context import GraphContext
 from sieve.graphs.wiring import build_context
 from sieve.ingest.pipeline import Ingestor
+from sieve.models.chat import build_chat_model
 from sieve.settings import Settings
 from sieve.stores.stack import Stack
 from sieve.tools.web_search import SearxNG
@@ -98,6 +99,23 @@ def test_the_web_route_searches_with_blocking_calls_forbidden(context):
             buster.deactivate()
     assert result["route"] == "web" and not result["refused"] and "sunny" in result["answer"]
     assert result["degraded"] == []
+
+
+def test_llm_mode_decides_and_answers_with_blocking_calls_forbidden(context):
+    wire = OpenAIWire()
+    with serve(wire.app) as url:
+        wire.base_url, wire.mode = f"{url}/v1", "ok"
+        llm = build_chat_model(Settings(llm_base_url=wire.base_url, llm_model="served-model", llm_timeout_s=20))
+        buster = dev_server_blockbuster()
+        buster.activate()
+        try:
+            (result,) = asyncio.run(turns(context.model_copy(update={"llm": llm}), ["What does Apple Inc. do?"]))
+        finally:
+            buster.deactivate()
+    # a blocked LLM call would have fallen back to deterministic mode with `llm_error`
+    assert result["degraded"] == [] and "[1]" in result["answer"]
+    decisions = [request["tools"][0]["function"]["name"] for request in wire.requests if request.get("tools")]
+    assert decisions[0] == "RouteDecision"  # the LLM did decide
 
 
 def test_blockbuster_is_armed_in_this_test():
