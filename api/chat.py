@@ -115,9 +115,9 @@ def _footnote(citations: list[Citation], urls: list[str]) -> str:
 
 
 class Reply:
-    """What a finished turn becomes on the OpenAI surface: content, annotations, refusal, usage."""
+    """What a finished turn becomes on the OpenAI surface: content, annotations, refusal, the `sieve` fields."""
 
-    def __init__(self, done: dict[str, Any], urls: list[str], footnote: bool, prompt_tokens: int):
+    def __init__(self, done: dict[str, Any], urls: list[str], footnote: bool):
         self.citations: list[Citation] = done.get("citations") or []
         self.answer: str = done.get("answer", "")
         self.footnote = _footnote(self.citations, urls) if footnote else ""
@@ -125,7 +125,6 @@ class Reply:
         self.annotations = _annotations(self.answer, self.citations, urls)
         self.refusal = self.answer if done.get("refused") else None
         self.sieve = SieveFields(**{key: done.get(key) for key in SieveFields.model_fields})
-        self.prompt_tokens = prompt_tokens
 
 
 def _count_tokens(state: AppState, texts: list[str]) -> int:
@@ -138,11 +137,10 @@ async def _usage(state: AppState, prompt_tokens: int, content: str) -> Usage:
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion, total_tokens=prompt_tokens + completion)
 
 
-async def _reply(state: AppState, request: Request, tenant: str, kb: str, done: dict[str, Any],
-                 footnote: bool, prompt_tokens: int) -> Reply:
+async def _reply(state: AppState, request: Request, tenant: str, kb: str, done: dict[str, Any], footnote: bool) -> Reply:
     secret = await asyncio.to_thread(link_secret, state.settings)
     urls = [citation_url(str(request.base_url), secret, tenant, kb, c) for c in done.get("citations") or []]
-    return Reply(done, urls, footnote, prompt_tokens)
+    return Reply(done, urls, footnote)
 
 
 def _dialogue(request: ChatCompletionRequest) -> tuple[str, list[BaseMessage]]:
@@ -178,7 +176,7 @@ async def chat_completions(
     prompt_tokens = await asyncio.to_thread(_count_tokens, state, [m.text() for m in request.messages])
     if not request.stream:
         done = await ask_once(state, tenant, question, request.model, history=history)
-        reply = await _reply(state, http, tenant, request.model, done, footnote, prompt_tokens)
+        reply = await _reply(state, http, tenant, request.model, done, footnote)
         message = AssistantMessage(content=reply.content, refusal=reply.refusal, annotations=reply.annotations)
         return ChatCompletion(id=completion_id, created=created, model=request.model, choices=[Choice(message=message)],
                               usage=await _usage(state, prompt_tokens, reply.content), sieve=reply.sieve)
@@ -195,7 +193,7 @@ async def chat_completions(
                 if event.type == "token":
                     yield chunk(Delta(content=event.data["text"]))
                 elif event.type == "done":
-                    reply = await _reply(state, http, tenant, request.model, event.data, footnote, prompt_tokens)
+                    reply = await _reply(state, http, tenant, request.model, event.data, footnote)
                     if reply.footnote:
                         yield chunk(Delta(content=reply.footnote))
                     yield chunk(Delta(refusal=reply.refusal, annotations=reply.annotations), "stop", sieve=reply.sieve)
