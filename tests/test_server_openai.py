@@ -192,6 +192,12 @@ def test_embeddings_serve_the_configured_embedder(client):
     np.testing.assert_allclose(as_floats.data[0].embedding, vectors[1], atol=1e-5)
     with pytest.raises(openai.NotFoundError, match=f"this server embeds with '{model.name}'"):
         client.embeddings.create(model="text-embedding-3-small", input="x")
+    query = client.embeddings.create(model=model.name, input="Apple headquarters", extra_body={"input_type": "query"})
+    np.testing.assert_allclose(query.data[0].embedding, model.embed_queries(["Apple headquarters"])[0], atol=1e-5)
+    with pytest.raises(openai.BadRequestError, match="token ids belong to another"):
+        client.embeddings.create(model=model.name, input=[[101, 2023]])
+    with pytest.raises(openai.BadRequestError, match=f"dimensions must be {model.dim}"):
+        client.embeddings.create(model=model.name, input="x", dimensions=128)
 
 
 def test_openapi_shows_the_chat_completion_and_embeddings_bodies(server):
