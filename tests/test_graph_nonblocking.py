@@ -13,9 +13,9 @@ import pytest
 from blockbuster import BlockBuster
 from fastapi import FastAPI
 from graph_support import SAMPLE_KB
-from openai_wire import OpenAIWire, serve
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from openai_wire import OpenAIWire, serve
 
 from sieve.graphs.agentic_rag import graph
 from sieve.graphs.context import GraphContext
