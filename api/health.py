@@ -32,13 +32,16 @@ def _checks(state: AppState) -> dict[str, bool | None]:
         return state.stack.vectors.health()
 
     checks: dict[str, bool | None] = {}
-    for name, probe in (("metadata_db", database), ("text_index", state.stack.text.health), ("vector_index", vectors)):
+    for name, probe in (("metadata_db", database), ("text_index", lambda: state.stack.text.health()),
+                        ("vector_index", vectors)):
         try:
             result = probe()
             checks[name] = None if result is None else bool(result)
         except Exception:  # a store that raises is simply not ready
             checks[name] = False
     return checks
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process serves requests."""
