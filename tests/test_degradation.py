@@ -182,9 +182,11 @@ async def test_the_breaker_fails_fast_while_open_and_tries_again_after_its_coold
     assert vector.shape == (1, embedder.dim) and abs(float(vector[0] @ embedder.embed_queries(["苹果"])[0]) - 1) < 1e-5
 
 
-def test_a_profile_without_the_dense_path_still_reports_cosine_relevance(stack, flt):
+def test_a_profile_without_the_dense_path_still_reports_cosine_relevance(stack, flt, caplog):
     plain = retrieve(stack, flt, paths=["bm25"])
     assert plain.degraded == [] and plain.hits and all(set(h.ranks) == {"bm25"} for h in plain.hits)
     assert all(h.relevance is not None for h in plain.hits)  # grading need not embed the passages again
+    caplog.set_level(logging.WARNING, logger="sieve.models.guarded_embedder")
     failing = retrieve(stack, flt, "embedder:error", paths=["bm25"])
     assert failing.degraded == ["embedder_error"] and all(h.relevance is None for h in failing.hits)
+    assert [type(r.exc_info[1]) for r in caplog.records if r.exc_info] == [InjectedFault]
