@@ -38,6 +38,12 @@ class Degraded(StrEnum):
     """The knowledge-graph path's backend failed."""
     GRAPH_EMPTY = "graph_empty"
     """The knowledge-graph path was asked for but the knowledge base has no graph (nothing extracted yet)."""
+    IMAGE_TIMEOUT = "image_timeout"
+    """The image path (CLIP text embedding plus image-vector search) ran past its budget."""
+    IMAGE_ERROR = "image_error"
+    """The image path failed (its model or its vector shard)."""
+    IMAGE_NOT_CONFIGURED = "image_not_configured"
+    """The image path was asked for but no image embedder is configured (SIEVE_IMAGE_EMBEDDER_MODEL_PATH)."""
     RERANK_TIMEOUT = "rerank_timeout"
     """The reranker ran past its budget; hits keep the fused order with cosine relevance."""
     RERANK_ERROR = "rerank_error"
@@ -58,23 +64,24 @@ class Degraded(StrEnum):
 
     @classmethod
     def timeout_of(cls, stage: str) -> Degraded:
-        """The flag of a retrieval stage (`bm25`, `dense`, `graph`, `rerank`) that ran past its budget."""
+        """The flag of a retrieval stage (`bm25`, `dense`, `graph`, `image`, `rerank`) that ran past its budget."""
         return _STAGES[stage][0]
 
     @classmethod
     def error_of(cls, stage: str) -> Degraded:
-        """The flag of a retrieval stage (`bm25`, `dense`, `graph`, `rerank`) whose backend failed."""
+        """The flag of a retrieval stage (`bm25`, `dense`, `graph`, `image`, `rerank`) whose backend failed."""
         return _STAGES[stage][1]
 
 
 _TIMEOUTS = frozenset({
     Degraded.LLM_TIMEOUT, Degraded.EMBEDDER_TIMEOUT, Degraded.BM25_TIMEOUT, Degraded.DENSE_TIMEOUT,
-    Degraded.GRAPH_TIMEOUT, Degraded.RERANK_TIMEOUT,
+    Degraded.GRAPH_TIMEOUT, Degraded.RERANK_TIMEOUT, Degraded.IMAGE_TIMEOUT,
 })
 _STAGES = {
     "bm25": (Degraded.BM25_TIMEOUT, Degraded.BM25_ERROR),
     "dense": (Degraded.DENSE_TIMEOUT, Degraded.DENSE_ERROR),
     "graph": (Degraded.GRAPH_TIMEOUT, Degraded.GRAPH_ERROR),
+    "image": (Degraded.IMAGE_TIMEOUT, Degraded.IMAGE_ERROR),
     "rerank": (Degraded.RERANK_TIMEOUT, Degraded.RERANK_ERROR),
 }
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     embedder_threads: int = Field(0, description="CPU threads for local embedders; 0 = all cores.")
     embedder_batch_size: int = 32
     reranker_model_path: Path | None = Field(None, description="Local cross-encoder folder for reranker=flag.")
+    image_embedder_model_path: Path | None = Field(
+        None, description="Local CLIP-style model folder (transformers) for the `image` recall path; unset = off."
+    )
     reranker_base_url: str | None = Field(
         None, description="OpenAI-compatible/vLLM base URL serving /rerank and /score (reranker=rerank_api|score_api)."
     )

@@ -150,7 +150,7 @@ def sieve_read(image: Image.Image) -> str:
     from sieve.ingest.ocr import OcrEngine
 
     parts = []
-    for section in OcrEngine.shared().read_page(image, 1):
+    for section in OcrEngine.shared().read_page(image, 1)[0]:
         if isinstance(section, TextSection):
             parts.append(section.text)
         else:  # a table: caption, header, rows, cell by cell

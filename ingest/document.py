@@ -48,6 +48,15 @@ class TableSection:
 Section = TextSection | TableSection
 
 
+@dataclass(frozen=True)
+class PageImage:
+    """A picture for the `image` recall path: an image file's page, or a figure on an OCR'd page."""
+
+    page: int
+    box: Box
+    image: Any  # a small PIL image: CLIP-style models read 224-336 px
+
+
 def render_row(cells: list[str]) -> str:
     """One table row as one line; whitespace inside cells collapses so a row never spans lines."""
     return " | ".join(_SPACE.sub(" ", cell).strip() for cell in cells)
@@ -69,6 +78,7 @@ class LoadedDocument:
     sections: list[Section]
     mime_type: str
     meta: dict[str, Any] = field(default_factory=dict)
+    images: list[PageImage] = field(default_factory=list)  # kept only when an image embedder is configured
 
     def plain_text(self) -> str:
         """All sections as text (tables rendered as `a | b` lines), separated by blank lines.

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sieve.ingest.document import LoadedDocument, Section, TableSection, TextSection
+from sieve.ingest.document import LoadedDocument, PageImage, Section, TableSection, TextSection
 
 
 class LoaderError(ValueError):
@@ -221,8 +221,10 @@ def _load_pdf(data: bytes, name: str) -> LoadedDocument:
         raise LoaderError(f"corrupt or encrypted PDF: {name} is password-protected; remove the password first")
     pages = [(page.extract_text() or "").replace("\r\n", "\n").strip() for page in reader.pages]
     sections: list[Section] = [TextSection(text, page=i + 1) for i, text in enumerate(pages) if text]
+    images: list[PageImage] = []
     if scanned := [i for i, text in enumerate(pages) if not text]:  # no text layer: read the pages' images
-        sections = sorted([*sections, *_ocr_pdf(data, name, scanned)], key=lambda s: s.page)
+        read, images = _ocr_pdf(data, name, scanned)
+        sections = sorted([*sections, *read], key=lambda s: s.page)
     if not sections:
         raise LoaderError(f"PDF has no text: {name} (no text layer, and OCR found nothing on its {len(pages)} pages)")
     info = reader.metadata
@@ -232,10 +234,11 @@ def _load_pdf(data: bytes, name: str) -> LoadedDocument:
     if info and info.author:
         meta["author"] = str(info.author)
     title = str(info.title).strip() if info and info.title else ""
-    return LoadedDocument(title or _first_heading(sections) or Path(name).stem, sections, "application/pdf", meta)
+    return LoadedDocument(title or _first_heading(sections) or Path(name).stem, sections, "application/pdf", meta,
+                          images)
 
 
-def _ocr_pdf(data: bytes, name: str, indexes: list[int]) -> list[Section]:
+def _ocr_pdf(data: bytes, name: str, indexes: list[int]) -> tuple[list[Section], list[PageImage]]:
     from sieve.ingest import ocr
 
     limits = ocr.OcrLimits.from_settings()
@@ -256,11 +259,12 @@ def _load_image(data: bytes, name: str) -> LoadedDocument:
     from sieve.ingest import ocr
 
     total, pages = ocr.image_pages(data, name, ocr.OcrLimits.from_settings())
-    sections = ocr.read_pages(name, total, pages)
+    sections, images = ocr.read_pages(name, total, pages, whole_pages=True)
     if not sections:
-        raise LoaderError(f"no text found in {name}: OCR read nothing in the image")
+        raise LoaderError(f"no text found in {name}: OCR read nothing in the image "
+                          "(an image embedder, SIEVE_IMAGE_EMBEDDER_MODEL_PATH, would index the picture itself)")
     mime = _IMAGE_MIME.get(Path(name).suffix.lower(), "image/png")
-    return LoadedDocument(_first_heading(sections) or Path(name).stem, sections, mime, {"pages": total})
+    return LoadedDocument(_first_heading(sections) or Path(name).stem, sections, mime, {"pages": total}, images)
 
 
 def _first_heading(sections: list[Section]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sieve.ingest.document import Box, Section, TableSection, TextSection
+from sieve.ingest.document import Box, PageImage, Section, TableSection, TextSection
 from sieve.ingest.loaders import LoaderError
 
 # (document name, pages done, pages in all): set by whoever shows progress (the CLI's bar, a server job)
@@ -80,7 +81,7 @@ class OcrEngine:
 
         onnx_threads = threads or -1
         self._ocr = RapidOCR(params={
-            "Global.log_level": "warning",
+            "Global.log_level": "error",  # it warns about every picture without text
             # the angle classifier flips upright lines of long Latin text; scans are read upright
             "Global.use_cls": False,
             # detection on the page scaled to at most 960 px: rapidocr's default scales the shorter side
@@ -115,14 +116,14 @@ class OcrEngine:
                 cls._instance = cls(get_settings().ocr_threads)
             return cls._instance
 
-    def read_page(self, image: Any, page: int) -> list[Section]:
-        """One page image (PIL) to sections in reading order; [] for a blank page."""
+    def read_page(self, image: Any, page: int) -> tuple[list[Section], list[Box]]:
+        """One page image (PIL) to sections in reading order, and the boxes of its figures; nothing for a blank page."""
         import numpy as np
 
         grey = image.convert("L")
         low, high = grey.getextrema()
         if high - low < _BLANK_SPREAD:
-            return []
+            return [], []
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
         width, height = image.size
         with self._lock:
@@ -143,7 +144,8 @@ class OcrEngine:
             for quad, text in zip(result.boxes if result.boxes is not None else [], result.txts or (), strict=True)
             if text.strip()
         ]
-        return _sections(regions, lines, page)
+        figures = [r.box for r in regions if r.kind == "figure"]
+        return _sections(regions, lines, page), figures
 
 
 def _fraction(box: Any, width: int, height: int) -> Box:
@@ -416,16 +418,39 @@ def pdf_pages_with_content(data: bytes, indexes: list[int]) -> list[int]:
         pdf.close()
 
 
-def read_pages(name: str, total: int, pages: Iterator[tuple[int, Any]]) -> list[Section]:
-    """OCR each page, reporting progress per page to whoever set `page_progress`."""
+def read_pages(name: str, total: int, pages: Iterator[tuple[int, Any]],
+               whole_pages: bool = False) -> tuple[list[Section], list[PageImage]]:
+    """OCR each page, reporting progress per page to whoever set `page_progress`.
+
+    With an image embedder configured, the figures (and with `whole_pages`, the pages themselves:
+    image files) are kept as small pictures for the `image` path, and a page without any text still
+    gets a chunk, labelled with the file name, for its picture to belong to.
+    """
+    from sieve.settings import get_settings
+
+    keep = get_settings().image_embedder_model_path is not None
     engine = OcrEngine.shared()
     report = page_progress.get()
     sections: list[Section] = []
+    images: list[PageImage] = []
     for done, (number, image) in enumerate(pages, start=1):
-        sections.extend(engine.read_page(image, number))
+        found, figures = engine.read_page(image, number)
+        if keep:
+            boxes = [*([(0.0, 0.0, 1.0, 1.0)] if whole_pages else []), *figures]
+            images.extend(PageImage(number, box, _thumbnail(crop(image, [box], margin=0.0))) for box in boxes)
+            if whole_pages and not found:
+                words = re.sub(r"[\W_]+", " ", Path(name).stem).strip() or Path(name).stem
+                label = words if total == 1 else f"{words}, page {number}"
+                found = [TextSection(label, page=number, boxes=((0.0, 0.0, 1.0, 1.0),))]
+        sections.extend(found)
         if report is not None:
             report(name, done, total)
-    return sections
+    return sections, images
+
+
+def _thumbnail(image: Any, side: int = 336) -> Any:
+    image.thumbnail((side, side))
+    return image
 
 
 def crop(image: Any, boxes: list[Box], margin: float = 0.01) -> Any:

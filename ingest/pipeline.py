@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from sieve.ingest.chunker import chunk_document
-from sieve.ingest.document import LoadedDocument, TextSection
+from sieve.ingest.document import LoadedDocument, PageImage, TextSection
 from sieve.ingest.extraction import extract_into_graph
 from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
 from sieve.ingest.ocr import PageProgress, page_progress
@@ -131,6 +131,16 @@ def _page_bars() -> PageProgress:
             bars.pop(name).close()
 
     return report
+
+
+def _pictures_of(chunks: list[Chunk], images: list[PageImage]) -> Iterator[tuple[Chunk, PageImage]]:
+    """Each picture with the first chunk read from where it sits (else from its page)."""
+    for picture in images:
+        on_page = [(c, r["box"]) for c in chunks for r in (c.meta or {}).get("regions", []) if r["page"] == picture.page]
+        x0, y0, x1, y1 = picture.box
+        overlapping = [c for c, (a0, b0, a1, b1) in on_page if a0 < x1 and x0 < a1 and b0 < y1 and y0 < b1]
+        if chunk := next(iter(overlapping or [c for c, _ in on_page]), None):
+            yield chunk, picture
 
 
 def _location_meta(locations: Sequence[tuple[int, tuple[float, ...]]]) -> dict[str, Any] | None:
@@ -281,6 +291,7 @@ class Ingestor:
         settings = self.stack.settings
         tokenizer = self.stack.embedder.tokenizer
         new_docs: list[tuple[Document, str | None, list[Chunk]]] = []  # (doc, replaced doc id, chunks)
+        pictures: list[tuple[Chunk, PageImage]] = []  # for the `image` path, each with the chunk it belongs to
         with self.stack.sessions.begin() as session:
             for source in batch:
                 current = self._current_version(session, kb_id, source.source_uri)
@@ -338,6 +349,8 @@ class Ingestor:
                     )
                 )
                 new_docs.append((doc, replaced, chunks))
+                if settings.image_embedder_model_path is not None:
+                    pictures.extend(_pictures_of(chunks, source.loaded.images))
         if not new_docs:
             return
 
@@ -352,6 +365,8 @@ class Ingestor:
         self.stack.text.add(indexed)
         self.stack.vectors.add(indexed, vectors)
         extract_into_graph(self.stack, tenant, kb_id, indexed)
+        if pictures:
+            self._index_pictures(pictures, tenant, kb_id)
 
         new_ids = [d.id for d, _, _ in new_docs]
         replaced_ids = [r for _, r, _ in new_docs if r]
@@ -377,6 +392,17 @@ class Ingestor:
         report.embedded += embedded
         report.doc_ids.extend(new_ids)
 
+    def _index_pictures(self, pictures: list[tuple[Chunk, PageImage]], tenant: str, kb_id: str) -> None:
+        """One image vector per chunk (its first picture): an image path hit is that chunk."""
+        embedder = self.stack.image_embedder
+        assert embedder is not None
+        first = list({chunk.id: (chunk, picture) for chunk, picture in reversed(pictures)}.values())
+        step = self.stack.settings.embedder_batch_size
+        for start in range(0, len(first), step):
+            batch = first[start : start + step]
+            vectors = embedder.embed_images([picture.image for _, picture in batch])
+            self.stack.image_vectors.add([IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text) for c, _ in batch], vectors)
+
     @staticmethod
     def _current_version(session: Session, kb_id: str, source_uri: str) -> Document | None:
         return session.scalar(
@@ -390,6 +416,8 @@ class Ingestor:
         self.stack.text.delete_documents(tenant, kb_id, doc_ids)
         self.stack.vectors.delete_documents(tenant, kb_id, doc_ids)
         self.stack.graph.delete_documents(tenant, kb_id, doc_ids)
+        if self.stack.settings.image_embedder_model_path is not None:
+            self.stack.image_vectors.delete_documents(tenant, kb_id, doc_ids)
         with self.stack.sessions.begin() as session:
             now = utcnow()
             session.execute(delete(Chunk).where(Chunk.doc_id.in_(doc_ids)))

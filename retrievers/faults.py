@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-Target = str  # "embedder", "bm25", "dense", "graph", "reranker"
-TARGETS = frozenset({"embedder", "bm25", "dense", "graph", "reranker"})
+Target = str  # "embedder", "bm25", "dense", "graph", "image", "reranker"
+TARGETS = frozenset({"embedder", "bm25", "dense", "graph", "image", "reranker"})
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
 
 

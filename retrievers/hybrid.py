@@ -120,6 +120,14 @@ class HybridRetriever:
             with contextlib.suppress(Exception):
                 await self._run(lambda: self.stack.text)
                 self._warm.add("bm25")
+        image_ready = self.stack.settings.image_embedder_model_path is not None
+        if "image" in profile.paths and image_ready and "image" not in self._warm:
+            # loading the CLIP model and opening its shard are start-up cost; a model that cannot load
+            # is reported by the path itself (`image_error`)
+            with contextlib.suppress(Exception):
+                await self._run(lambda: self.stack.image_embedder.embed_texts(["warm-up"]), lane="image")
+                await self._run(lambda: self.stack.image_vectors, lane="image")
+                self._warm.add("image")
         if "graph" in profile.paths and "graph" not in self._warm:
             # opening the entity-name shard and loading the embedder are start-up cost too; a graph
             # backend that is down is reported by the path itself (`graph_error`)
@@ -199,6 +207,10 @@ class HybridRetriever:
             graph_empty = not found and not self.stack.graph.has_entities(flt.tenant, flt.kb)
             return found
 
+        def image() -> list[ScoredChunk]:
+            vector = self.stack.image_embedder.embed_texts([query])[0]  # type: ignore[union-attr]
+            return self.faults.wrap("image", self.stack.image_vectors, ("search",)).search(vector, flt, profile.path_top_k)
+
         jobs: dict[str, Awaitable[list[ScoredChunk]]] = {}
         if "bm25" in profile.paths:
             jobs["bm25"] = self._run(bm25, lane="bm25")
@@ -206,6 +218,11 @@ class HybridRetriever:
             jobs["dense"] = dense()
         if "graph" in profile.paths:
             jobs["graph"] = self._run(graph, lane="graph")
+        if "image" in profile.paths:
+            if image_ready:
+                jobs["image"] = self._run(image, lane="image")
+            else:
+                degraded.append(Degraded.IMAGE_NOT_CONFIGURED)
         outcomes = await asyncio.gather(*(timed(name, job, profile.path_budget_ms) for name, job in jobs.items()))
         per_path = {name: hits for name, hits in zip(jobs, outcomes) if hits is not None}
         if jobs and not per_path:  # each path said why; together they mean nothing could be searched

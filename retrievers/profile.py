@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sieve.retrievers.fusion import FusionMode
 from sieve.retrievers.rerank import RerankerKind, RerankMode
 
-PathName = Literal["bm25", "dense", "graph"]
+PathName = Literal["bm25", "dense", "graph", "image"]
 PATH_NAMES: tuple[str, ...] = get_args(PathName)
 HOUR_MS = 3_600_000  # the longest budget: `unbounded()` uses it
 # every number is finite and in range, so whatever the API returns it accepts back (JSON has no NaN)

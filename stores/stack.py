@@ -6,6 +6,7 @@ import os
 import re
 import threading
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,9 @@ from sieve.stores.database import init_db, make_engine
 from sieve.stores.embedding_cache import EmbeddingCache, embed_passages_cached
 from sieve.stores.graph import EntityNames, GraphStore
 from sieve.stores.protocols import TextIndex, VectorIndex
+
+if TYPE_CHECKING:
+    from sieve.models.image_embedder import ClipImageEmbedder
 
 
 def _space(embedder: Embedder) -> str:
@@ -88,6 +92,26 @@ class Stack:
         return QdrantEdgeVectorIndex(self.settings.home / "vectors" / _space(self.embedder), dim)
 
     @cached_property
+    def image_embedder(self) -> ClipImageEmbedder | None:
+        """The CLIP-style model of the `image` path; None when `image_embedder_model_path` is unset."""
+        if self.settings.image_embedder_model_path is None:
+            return None
+        from sieve.models.image_embedder import ClipImageEmbedder
+
+        return ClipImageEmbedder(self.settings.image_embedder_model_path, self.settings.embedder_threads)
+
+    @cached_property
+    def image_vectors(self) -> VectorIndex:
+        """Image vectors (one point per chunk an image belongs to), in a Qdrant Edge shard of their own."""
+        from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
+
+        embedder = self.image_embedder
+        if embedder is None:
+            raise RuntimeError("no image embedder is configured (SIEVE_IMAGE_EMBEDDER_MODEL_PATH)")
+        self.check_owner()
+        return QdrantEdgeVectorIndex(self.settings.home / "image-vectors" / _space(embedder), embedder.dim)
+
+    @cached_property
     def embedding_cache(self) -> EmbeddingCache:
         return EmbeddingCache(self.sessions, self.embedder.name)
 
@@ -118,7 +142,7 @@ class Stack:
         return role in self.__dict__
 
     def close(self) -> None:
-        for name in ("text", "vectors", "graph"):
+        for name in ("text", "vectors", "graph", "image_vectors"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()
         if self._home_hold is not None:
