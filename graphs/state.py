@@ -46,7 +46,7 @@ class Passage(TypedDict):
     text: str
     score: float  # fused score from the retriever (rank order, not comparable across queries)
     relevance: float | None  # calibrated query-passage relevance; what deterministic grading thresholds
-    path_scores: dict[str, float]  # recall path name -> that path's raw score (bm25, dense, graph, web)
+    path_scores: dict[str, float]  # recall path name -> that path's raw score (bm25, dense, graph, image, web)
     title: NotRequired[str]  # the document's title: context for every sentence of the chunk
     location: NotRequired[dict]  # page and boxes of a chunk read from an image or a scan (`Chunk.meta`)
 

@@ -1,1 +1,1 @@
-"""Recall paths (bm25, dense, graph), fusion, rerank and the time-budgeted hybrid search."""
+"""Recall paths (bm25, dense, graph, image), fusion, rerank and the time-budgeted hybrid search."""
