@@ -334,6 +334,43 @@ def ask(
 
 @app.command()
 @friendly_errors
+def research(
+    question: Annotated[str, typer.Argument(help="The question (a comparison, an enumeration, a chain of entities).")],
+    kb: KbOpt,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deep research: sub-questions retrieved step by step within the profile's research_budget_ms and
+    max_steps; a report with one cited section per sub-question (through the server on a served home)."""
+    from sieve.graphs.deep_research.runner import research as run_research
+
+    if (served := _served_home()) is not None:
+        _through_server_only(tenant)
+        with served:
+            result = served.research(kb, question)
+    else:
+        with _open_stack() as stack:
+            context = _graph_context(stack, _tenant(tenant), kb)
+            result = asyncio.run(run_research(question, kb=kb, tenant=_tenant(tenant), context=context))
+    if as_json:
+        _print_json(result)
+    else:
+        done = result["research"]
+        for step in done["steps"]:
+            kept = ", ".join(dict.fromkeys(p["filename"] for p in step["kept"])) or "nothing kept"
+            out.print(f"[dim]step {step['step']}: {step['query']} -> {kept}[/dim]")
+        out.print(f"[dim]stopped: {done['stop_reason']} after {done['steps_used']} step(s)[/dim]")
+        out.print(result["answer"])
+        _print_citations(result["citations"])
+        if result["degraded"]:
+            err.print(f"[yellow]degraded:[/yellow] {', '.join(result['degraded'])}")
+    if Degraded.RETRIEVAL_ERROR in result["degraded"]:  # the knowledge base could not be searched at all
+        err.print("[red]the research failed:[/red] retrieval is unavailable (the server's or this process's log says why)")
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
 def chat(
     kb: KbOpt,
     tenant: TenantOpt = None,
@@ -404,7 +441,8 @@ def _graph_context(stack, tenant: str, kb: str):
 def _print_citations(citations: list) -> None:
     for i, c in enumerate(citations, start=1):
         quote = c["quote"].replace("\n", " ")
-        out.print(f"[cyan][{i}][/cyan] {c['filename']}: {quote[:160]}", highlight=False)
+        page = f" (page {c['page']})" if c.get("page") else ""
+        out.print(f"[cyan][{i}][/cyan] {c['filename']}{page}: {quote[:160]}", highlight=False)
 
 
 # ---- knowledge bases --------------------------------------------------------------------
@@ -1165,7 +1203,7 @@ def mcp_serve(
         str | None, typer.Option("--api-key", envvar="SIEVE_API_KEY", help="Key for a served home (or SIEVE_API_KEY).")
     ] = None,
 ) -> None:
-    """Serve the knowledge-base tools (list, search, ask) and resources over MCP (stdio).
+    """Serve the knowledge-base tools (list, search, ask, research) and resources over MCP (stdio).
 
     When `sieve serve` runs on this home the tools go through it (its key names the tenant);
     otherwise they run in this process over the home's stores.

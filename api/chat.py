@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from sieve.api.citations import citation_url, link_secret
-from sieve.api.conversation import ask_once, check_kb, check_question, run_turn
+from sieve.api.conversation import ask_once, check_kb, check_question, research_once, run_research, run_turn
 from sieve.api.deps import StateDep, TenantDep
 from sieve.api.knowledge import TenantKnowledge
 from sieve.api.openai_types import (
@@ -52,6 +52,7 @@ from sieve.graphs.state import Citation
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+RESEARCH_PREFIX = "research:"  # `model="research:handbook"`: deep research over the knowledge base `handbook`
 
 
 class ContentPart(BaseModel):
@@ -81,7 +82,8 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     # sampling knobs (temperature, max_tokens ...) are accepted and ignored: the graph decides
     model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1, description="The knowledge base to answer from (GET /v1/models).")
+    model: str = Field(min_length=1, description=(
+        "The knowledge base to answer from (GET /v1/models); `research:<kb>` runs deep research over it."))
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -170,13 +172,17 @@ async def chat_completions(
 ) -> ChatCompletion | EventSourceResponse:
     question, history = _dialogue(request)
     question = check_question(question, state.settings.max_question_chars)
-    await check_kb(state, tenant, request.model)
+    # `research:<kb>` runs deep research on the last message (the history is not used)
+    kb = request.model.removeprefix(RESEARCH_PREFIX)
+    research = kb != request.model
+    await check_kb(state, tenant, kb)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     footnote = state.settings.chat_sources_footnote if request.sources_footnote is None else request.sources_footnote
     prompt_tokens = await asyncio.to_thread(_count_tokens, state, [m.text() for m in request.messages])
     if not request.stream:
-        done = await ask_once(state, tenant, question, request.model, history=history)
-        reply = await _reply(state, http, tenant, request.model, done, footnote)
+        done = await (research_once(state, tenant, question, kb) if research
+                      else ask_once(state, tenant, question, kb, history=history))
+        reply = await _reply(state, http, tenant, kb, done, footnote)
         message = AssistantMessage(content=reply.content, refusal=reply.refusal, annotations=reply.annotations)
         return ChatCompletion(id=completion_id, created=created, model=request.model, choices=[Choice(message=message)],
                               usage=await _usage(state, prompt_tokens, reply.content), sieve=reply.sieve)
@@ -189,11 +195,13 @@ async def chat_completions(
     async def chunks() -> AsyncIterator[ServerSentEvent]:
         yield chunk(Delta(role="assistant", content=""))
         try:
-            async for event in run_turn(state, tenant, question, request.model, history=history):
+            events = (run_research(state, tenant, question, kb) if research
+                      else run_turn(state, tenant, question, kb, history=history))
+            async for event in events:
                 if event.type == "token":
                     yield chunk(Delta(content=event.data["text"]))
                 elif event.type == "done":
-                    reply = await _reply(state, http, tenant, request.model, event.data, footnote)
+                    reply = await _reply(state, http, tenant, kb, event.data, footnote)
                     if reply.footnote:
                         yield chunk(Delta(content=reply.footnote))
                     yield chunk(Delta(refusal=reply.refusal, annotations=reply.annotations), "stop", sieve=reply.sieve)

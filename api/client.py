@@ -1,7 +1,7 @@
 """The CLI's way into a home that `sieve serve` owns.
 
 The embedded engines (tantivy, Qdrant Edge) have one owner, so while a server runs on a home the
-CLI's `ingest`, `search`, `ask`, `chat` and `graph build` go through its API instead of opening
+CLI's `ingest`, `search`, `ask`, `research`, `chat` and `graph build` go through its API instead of opening
 them; `server.json` says where it listens (`api/server_record.py`). A key comes from `SIEVE_API_KEY`
 unless the server runs with `--dev`.
 """
@@ -93,6 +93,10 @@ class ServedHome:
     def ask(self, kb: str, question: str, thread_id: str | None) -> dict[str, Any]:
         """One turn, shaped as `sieve ask --json` prints it."""
         return self._call("POST", "/v1/tools/ask/invoke", json={"question": question, "kb": kb, "thread_id": thread_id})
+
+    def research(self, kb: str, question: str) -> dict[str, Any]:
+        """Deep research, shaped as `sieve research --json` prints it."""
+        return self._call("POST", "/v1/tools/research_knowledge_base/invoke", json={"question": question, "kb": kb})
 
     def ensure_kb(self, kb: str) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -18,11 +19,15 @@ import anyio
 from fastapi import HTTPException
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from sse_starlette import ServerSentEvent
 
 from sieve.api.state import AppState
 from sieve.graphs.agentic_rag import graph as agentic_rag
+from sieve.graphs.deep_research.runner import stream_research
 from sieve.graphs.runner import StreamEvent, stream_answer, stream_turn
 from sieve.graphs.wiring import resolve_kb_id
+
+log = logging.getLogger(__name__)
 
 
 def check_question(question: str, limit: int, what: str = "question") -> str:
@@ -81,6 +86,41 @@ async def run_turn(
         if history and thread:
             with anyio.CancelScope(shield=True):  # a cancelled turn still removes its throwaway thread
                 await state.threads.adelete_thread(thread)
+
+
+async def run_research(state: AppState, tenant: str, question: str, kb: str) -> AsyncIterator[StreamEvent]:
+    """Deep research's events, ending with `done`; the question and KB must already be checked."""
+    try:
+        async for event in stream_research(question, kb=kb, tenant=tenant, context=state.context):
+            if event.type == "done":
+                state.observe_run(event.data)
+            yield event
+    except asyncio.CancelledError:  # the client went away: the research stops with it
+        state.metrics.runs.labels("research", "cancelled").inc()
+        raise
+    except Exception:
+        state.metrics.runs.labels("research", "error").inc()
+        raise
+
+
+async def research_once(state: AppState, tenant: str, question: str, kb: str) -> dict[str, Any]:
+    """The `done` data of deep research (what `sieve research --json` prints)."""
+    done: dict[str, Any] = {}
+    async for event in run_research(state, tenant, question, kb):
+        if event.type == "done":
+            done = event.data
+    return done
+
+
+async def as_sse(events: AsyncIterator[StreamEvent], what: str) -> AsyncIterator[ServerSentEvent]:
+    """A run's events as SSE; a run that fails ends with an `error` event saying so (its log says why)."""
+    try:
+        async for event in events:
+            yield ServerSentEvent(event=event.type, data=json.dumps(event.data, ensure_ascii=False))
+    except Exception as exc:
+        log.exception("%s stream failed", what)
+        message = f"the {what} failed on the server ({type(exc).__name__}); see its log"
+        yield ServerSentEvent(event="error", data=json.dumps({"message": message}))
 
 
 async def ask_once(

@@ -6,13 +6,13 @@ import asyncio
 from datetime import timezone
 from typing import Any
 
-from sieve.api.conversation import ask_once, check_kb, check_question
+from sieve.api.conversation import ask_once, check_kb, check_question, research_once
 from sieve.api.state import AppState
 from sieve.retrievers.types import Hit
 from sieve.stores.catalog import kbs_with_counts
 from sieve.stores.metadata import KnowledgeBase
 from sieve.stores.types import SearchFilter
-from sieve.tools.graph_tool import AskArgs, ListArgs, SearchArgs
+from sieve.tools.graph_tool import AskArgs, ListArgs, ResearchArgs, SearchArgs
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -62,3 +62,8 @@ class TenantKnowledge:
         question = check_question(args.question, self.state.settings.max_question_chars)
         await check_kb(self.state, self.tenant, args.kb)
         return await ask_once(self.state, self.tenant, question, args.kb, thread_id=args.thread_id)
+
+    async def research_knowledge_base(self, args: ResearchArgs) -> dict[str, Any]:
+        question = check_question(args.question, self.state.settings.max_question_chars)
+        await check_kb(self.state, self.tenant, args.kb)
+        return await research_once(self.state, self.tenant, question, args.kb)

@@ -56,6 +56,8 @@ class SieveFields(BaseModel):
     refused: bool | None = None
     refusal_reason: str | None = None
     timings_ms: dict[str, float] | None = None
+    research: dict[str, Any] | None = Field(None, description=(
+        "Deep research only (`model` = `research:<kb>`): stop_reason, steps_used, plan, steps, sections, refused_parts."))
 
 
 class ChatCompletion(BaseModel):

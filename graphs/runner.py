@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,7 +28,8 @@ from sieve.graphs.history import text_of
 from sieve.graphs.state import Citation, State
 from sieve.settings import Settings, get_settings
 
-EventType = Literal["route", "rewrite", "filter", "sources", "token", "degraded", "refusal", "done"]
+EventType = Literal["route", "rewrite", "filter", "sources", "token", "degraded", "refusal", "done",
+                    "plan", "step", "stop"]  # the last three: deep research (graphs/deep_research/runner.py)
 # nodes whose messages are the text the user reads
 _SPEAKING_NODES = {"answer", "chat", "refuse"}
 
@@ -194,11 +195,15 @@ def _events_of(node: str, update: State, reported: list[str]) -> list[StreamEven
             for p in update["kept"]
         ]
         events.append(StreamEvent("sources", {"sources": sources}))
+    events.extend(degraded_events(update, reported))
+    return events
+
+
+def degraded_events(update: Mapping[str, Any], reported: list[str]) -> list[StreamEvent]:
+    """A `degraded` event with the update's flags not `reported` yet (then added to it)."""
     flags = update.get("degraded", [])
     if isinstance(flags, Overwrite):  # the turn's first node resets the flags and sets its own
         flags = flags.value
     new = [str(flag) for flag in flags if flag not in reported]
-    if new:
-        reported.extend(new)
-        events.append(StreamEvent("degraded", {"degraded": new}))
-    return events
+    reported.extend(new)
+    return [StreamEvent("degraded", {"degraded": new})] if new else []

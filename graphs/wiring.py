@@ -16,6 +16,7 @@ from sieve.graphs.context import GraphContext
 from sieve.models.chat import build_chat_model
 from sieve.nl2sql.service import NarrowResult, anarrow
 from sieve.retrievers.hybrid import HybridRetriever
+from sieve.retrievers.profile import RetrievalProfile
 from sieve.retrievers.types import RetrievalResult
 from sieve.stores.catalog import get_kb
 from sieve.stores.stack import Stack
@@ -39,6 +40,10 @@ class NamedKnowledgeBaseRetriever:
     async def retrieve(self, query: str, flt: SearchFilter, k: int) -> RetrievalResult:
         kb_id = await asyncio.to_thread(resolve_kb_id, self.stack, flt.tenant, flt.kb)
         return await self.hybrid.retrieve(query, dataclasses.replace(flt, kb=kb_id), k)
+
+    async def profile(self, flt: SearchFilter) -> RetrievalProfile:
+        """The named knowledge base's stored profile (deep research reads its budget and step limit)."""
+        return await asyncio.to_thread(lambda: self.hybrid.load_profile(resolve_kb_id(self.stack, flt.tenant, flt.kb)))
 
 
 class NamedKnowledgeBaseNarrowing:

@@ -36,7 +36,7 @@ def openai_parameters(server) -> dict[str, dict]:
 
 def test_tool_schemas_are_openai_functions_limited_to_the_keys_knowledge_bases(server):
     parameters = openai_parameters(server)
-    assert set(parameters) == {"list_knowledge_bases", "search_knowledge_base", "ask"}
+    assert set(parameters) == {"list_knowledge_bases", "search_knowledge_base", "ask", "research_knowledge_base"}
     assert parameters["list_knowledge_bases"]["properties"] == {}
     assert parameters["search_knowledge_base"]["required"] == ["query", "kb"]
     assert parameters["ask"]["required"] == ["question", "kb"]
@@ -49,7 +49,7 @@ def test_a_tool_call_runs_through_the_invoke_endpoint(server):
     assert result["route"] == "kb" and result["citations"] and "[1]" in result["answer"]
     unknown = client.post("/v1/tools/delete_everything/invoke", json={})
     assert unknown.status_code == 404
-    assert "list_knowledge_bases, search_knowledge_base, ask" in unknown.json()["error"]["message"]
+    assert "list_knowledge_bases, search_knowledge_base, ask, research_knowledge_base" in unknown.json()["error"]["message"]
     listed = client.post("/v1/tools/list_knowledge_bases/invoke", json={}).json()["knowledge_bases"]
     assert [(kb["name"], kb["documents"]) for kb in listed] == [("demo", 8)]
     bad = client.post("/v1/tools/search_knowledge_base/invoke", json={"query": "x", "kb": "demo", "k": 0})
@@ -58,7 +58,7 @@ def test_a_tool_call_runs_through_the_invoke_endpoint(server):
 
 async def test_langchain_structured_tools_search_and_ask(server):
     backend = HttpKnowledgeTools(server["url"], server["key"])
-    listing, search, ask = structured_tools(backend)
+    listing, search, ask, _ = structured_tools(backend)
     assert (listing.name, search.name, ask.name) == ("list_knowledge_bases", "search_knowledge_base", "ask")
     assert [kb["name"] for kb in (await listing.ainvoke({}))["knowledge_bases"]] == ["demo"]
     hits = (await search.ainvoke({"query": "Who founded Apple?", "kb": "demo", "k": 3}))["hits"]
@@ -74,7 +74,7 @@ async def test_an_mcp_session_lists_and_calls_both_tools(server):
     backend = HttpKnowledgeTools(server["url"], server["key"])
     async with Client(build_mcp_server(backend)) as session:
         listed = {tool.name: tool for tool in (await session.list_tools()).tools}
-        assert set(listed) == {"list_knowledge_bases", "search_knowledge_base", "ask"}
+        assert set(listed) == {"list_knowledge_bases", "search_knowledge_base", "ask", "research_knowledge_base"}
         for name, parameters in openai_parameters(server).items():  # the same arguments as GET /v1/tools
             assert set(listed[name].input_schema["properties"]) == set(parameters["properties"])
             assert listed[name].input_schema.get("required", []) == parameters.get("required", [])
@@ -98,8 +98,8 @@ async def assert_discovers_the_knowledge_bases(session: Client, names: list[str]
         content = (await session.read_resource(f"kb://{name}")).contents[0]
         assert json.loads(content.text)["name"] == name and json.loads(content.text)["documents"] == 8
     tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-    assert set(tools) == {"list_knowledge_bases", "search_knowledge_base", "ask"}
-    for name in ("search_knowledge_base", "ask"):
+    assert set(tools) == {"list_knowledge_bases", "search_knowledge_base", "ask", "research_knowledge_base"}
+    for name in ("search_knowledge_base", "ask", "research_knowledge_base"):
         expected = f"Knowledge bases: {', '.join(names)}." if names else "No knowledge base exists yet."
         assert tools[name].description.endswith(expected)
         assert tools[name].input_schema["properties"]["kb"].get("enum") == (names or None)

@@ -1,4 +1,5 @@
-"""The graph as a tool for other agents: `list_knowledge_bases`, `search_knowledge_base` and `ask`.
+"""The graph as a tool for other agents: `list_knowledge_bases`, `search_knowledge_base`, `ask` and
+`research_knowledge_base` (the deep-research graph).
 
 One definition of each tool (its argument model and description) feeds the OpenAI tool schemas
 (`GET /v1/tools`), the LangChain `StructuredTool`s below and the MCP server (`tools/mcp_server.py`).
@@ -31,6 +32,13 @@ class AskArgs(BaseModel):
     )
 
 
+class ResearchArgs(BaseModel):
+    question: str = Field(min_length=1, description=(
+        "A question that needs several lookups: a comparison, an enumeration, or a chain (the company a person "
+        "works for, then where it is headquartered). Any language."))
+    kb: str = Field(min_length=1, description="Name of the knowledge base to research.")
+
+
 class ListArgs(BaseModel):
     """No arguments: the caller's key decides whose knowledge bases are listed."""
 
@@ -51,6 +59,12 @@ TOOLS: dict[str, tuple[type[BaseModel], str]] = {
         "Answer a question from one knowledge base with numbered citations [n] (each with its quoted "
         "passage), or refuse with a reason when the knowledge base does not answer it.",
     ),
+    "research_knowledge_base": (
+        ResearchArgs,
+        "Deep research: splits the question into sub-questions, retrieves for each (following entities from "
+        "one document to the next) within a time budget, and returns a report with one cited section per "
+        "sub-question, the parts nothing supports named as refused, the steps taken and why it stopped.",
+    ),
 }
 
 
@@ -62,6 +76,8 @@ class KnowledgeTools(Protocol):
     async def search_knowledge_base(self, args: SearchArgs) -> dict[str, Any]: ...
 
     async def ask(self, args: AskArgs) -> dict[str, Any]: ...
+
+    async def research_knowledge_base(self, args: ResearchArgs) -> dict[str, Any]: ...
 
 
 async def invoke(tools: KnowledgeTools, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -96,11 +112,14 @@ def structured_tools(tools: KnowledgeTools) -> list[StructuredTool]:
     async def ask(**kwargs: Any) -> dict[str, Any]:
         return await tools.ask(AskArgs(**kwargs))
 
+    async def research_knowledge_base(**kwargs: Any) -> dict[str, Any]:
+        return await tools.research_knowledge_base(ResearchArgs(**kwargs))
+
     return [
         StructuredTool.from_function(coroutine=fn, name=name, description=TOOLS[name][1], args_schema=TOOLS[name][0],
                                      handle_tool_error=True)
         for name, fn in (("list_knowledge_bases", list_knowledge_bases), ("search_knowledge_base", search_knowledge_base),
-                         ("ask", ask))
+                         ("ask", ask), ("research_knowledge_base", research_knowledge_base))
     ]
 
 
@@ -129,6 +148,9 @@ class HttpKnowledgeTools:
 
     async def ask(self, args: AskArgs) -> dict[str, Any]:
         return await self._invoke("ask", args)
+
+    async def research_knowledge_base(self, args: ResearchArgs) -> dict[str, Any]:
+        return await self._invoke("research_knowledge_base", args)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -30,7 +30,8 @@ _EXPECTED = (ToolException, HTTPException, LookupError, ValueError)
 INSTRUCTIONS = (
     "Sieve answers questions from knowledge bases with cited sources. `list_knowledge_bases` says which "
     "knowledge bases there are (also readable as `kb://{name}` resources). Use `ask` for an answer with "
-    "citations (or a refusal with its reason), `search_knowledge_base` to read the passages yourself."
+    "citations (or a refusal with its reason), `search_knowledge_base` to read the passages yourself, "
+    "`research_knowledge_base` for a question that needs several lookups (a comparison, a chain of entities)."
 )
 
 

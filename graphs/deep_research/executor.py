@@ -1,0 +1,181 @@
+"""Execute: one round of sub-queries in parallel under what is left of the budget, then what next.
+
+Each sub-query runs the query graph's own nodes on a state of its own: narrow (NL2SQL) → retrieve →
+grade. A round waits at most until the research's deadline; a sub-query still running then (a stuck
+recall path, a slow LLM) is cancelled and the research stops with `budget_spent`. After a round, what
+is still missing gets follow-ups: a hop asks about the bridge entity its parent's kept passages name,
+an unanswered part is retried with a looser query, then with entities the kept passages name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from langchain_core.messages import HumanMessage
+from langgraph.runtime import Runtime
+
+from sieve.degraded import Degraded
+from sieve.graphs.context import GraphContext
+from sieve.graphs.deep_research.planner import ENTITY, bridge_entities, hop_of, new_entities
+from sieve.graphs.deep_research.state import ResearchState, Step, StopReason, SubQuestion
+from sieve.graphs.history import question
+from sieve.graphs.nodes.grade import grade
+from sieve.graphs.nodes.narrow import narrow
+from sieve.graphs.nodes.retrieve import retrieve
+from sieve.graphs.state import Passage, State, add_flags
+from sieve.graphs.text import keywords
+from sieve.prompts.language import detect
+
+logger = logging.getLogger(__name__)
+# cancelled sub-queries get this long to unwind (a cancelled executor future returns at once)
+_UNWIND_S = 0.05
+
+
+async def search(sub: SubQuestion, query: str, state: ResearchState, runtime: Runtime[GraphContext]) -> tuple[
+        list[Passage], str | None, list[str]]:
+    """One sub-query through narrow → retrieve → grade: (kept passages, narrowing SQL, new flags)."""
+    sub_state: State = {
+        "messages": [HumanMessage(sub["question"])], "tenant": state.get("tenant", ""), "kb": state.get("kb", ""),
+        "readers": state.get("readers"),
+        "rewritten_query": query, "degraded": list(state.get("degraded", [])), "route": "kb",
+    }
+    flags: list[str] = []
+
+    def merge(update: State) -> None:
+        nonlocal sub_state
+        new = [str(flag) for flag in update.get("degraded", [])]
+        flags.extend(new)
+        sub_state = {**sub_state, **update, "degraded": add_flags(sub_state["degraded"], new)}
+
+    merge(await narrow(sub_state, runtime))
+    if not sub_state.get("kept") and sub_state.get("allowed_doc_ids") != []:
+        merge(await retrieve(sub_state, runtime))
+        merge(await grade(sub_state, runtime))
+    return list(sub_state.get("kept", [])), sub_state.get("sql"), flags
+
+
+def kept_by_sub_question(steps: list[Step]) -> dict[int, list[Passage]]:
+    """Every sub-question's kept passages over all rounds, each chunk once, most relevant first."""
+    found: dict[int, dict[str, Passage]] = {}
+    for step in steps:
+        for passage in step["kept"]:
+            found.setdefault(step["sub_question"], {}).setdefault(passage["chunk_id"], passage)
+    return {
+        sub: sorted(passages.values(), key=lambda p: -(p["relevance"] if p["relevance"] is not None else p["score"]))
+        for sub, passages in found.items()
+    }
+
+
+async def execute(state: ResearchState, runtime: Runtime[GraphContext]) -> ResearchState:
+    round_ = state.get("rounds", 0) + 1
+    plan = [dict(sub) for sub in state.get("plan", [])]
+    by_id = {sub["id"]: sub for sub in plan}
+    queries = state.get("pending", [])
+    tasks = [asyncio.create_task(search(by_id[q["sub_question"]], q["query"], state, runtime)) for q in queries]  # type: ignore[arg-type]
+    remaining = state.get("deadline", 0.0) - time.time()
+    done: set[asyncio.Task] = set()
+    if tasks:
+        done, running = await asyncio.wait(tasks, timeout=max(0.0, remaining))
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=_UNWIND_S)
+
+    steps: list[Step] = []
+    flags: list[str] = []
+    for query, task in zip(queries, tasks):
+        step = Step(step=round_, sub_question=query["sub_question"], query=query["query"], sql=None, kept=[],
+                    timed_out=task not in done)
+        if "entity" in query:
+            step["entity"] = query["entity"]
+        if task in done:
+            if (error := task.exception()) is not None:  # the nodes report their failures; this one escaped them
+                logger.error("a research step failed", exc_info=error)
+                flags.append(Degraded.RETRIEVAL_ERROR)
+            else:
+                step["kept"], step["sql"], new = task.result()
+                flags.extend(new)
+                if "entity" in query:  # a question about a bridge entity is answered only by passages naming it
+                    step["kept"] = [p for p in step["kept"] if query["entity"] in p["text"]]
+        steps.append(step)
+
+    all_steps = [*state.get("steps", []), *steps]
+    kept = kept_by_sub_question(all_steps)
+    _name_resolved_hops(plan, all_steps, kept)
+    tried = [*state.get("tried", []), *(q["query"] for q in queries)]
+    # naming the entities of the kept passages POS-tags them: CPU work, off the event loop
+    pending = await asyncio.to_thread(_follow_ups, plan, kept, tried, question(state))  # type: ignore[arg-type]
+
+    missing = [sub for sub in plan if sub["id"] not in kept]
+    if not missing:
+        stop = StopReason.ANSWERED
+    elif any(step["timed_out"] for step in steps) or time.time() >= state.get("deadline", 0.0):
+        stop = StopReason.BUDGET_SPENT
+    elif round_ >= state.get("max_steps", 1):
+        stop = StopReason.STEP_LIMIT
+    elif not pending:
+        stop = StopReason.NO_PROGRESS
+    else:
+        stop = None
+    return {
+        "plan": plan, "steps": steps, "rounds": round_, "tried": tried, "degraded": flags,  # type: ignore[typeddict-item]
+        "pending": [] if stop else pending, "stop_reason": str(stop) if stop else "",
+    }
+
+
+def _name_resolved_hops(plan: list[dict], steps: list[Step], kept: dict[int, list[Passage]]) -> None:
+    """A hop whose query about a bridge entity kept passages is named after that entity."""
+    for sub in plan:
+        if sub["kind"] != "hop" or sub["id"] not in kept or ENTITY not in sub.get("template", ""):
+            continue
+        for step in steps:
+            if step["sub_question"] == sub["id"] and step["kept"] and (entity := step.get("entity")):
+                sub["question"] = sub["template"].replace(ENTITY, str(entity))
+                break
+
+
+def _follow_ups(plan: list[dict], kept: dict[int, list[Passage]], tried: list[str], original: str) -> list[dict]:
+    """The next round's queries for what is still missing; none that was tried before."""
+    pending: list[dict] = []
+    seen = set(tried)
+
+    def add(sub: dict, query: str, **extra: str) -> bool:
+        if query in seen or not query.strip():
+            return False
+        seen.add(query)
+        pending.append({"sub_question": sub["id"], "query": query, **extra})
+        return True
+
+    everything = [p for passages in kept.values() for p in passages]
+    for sub in list(plan):
+        if sub["id"] in kept:
+            continue
+        if sub["kind"] == "hop":
+            parent = kept.get(sub["parent"])
+            if not parent:
+                continue  # its bridge entity is not found yet
+            asked = next(s["question"] for s in plan if s["id"] == sub["parent"])
+            entities = bridge_entities(parent, f"{original} {asked}", sub["entity_type"])
+            for entity in entities:
+                filled = sub["template"].replace(ENTITY, entity)
+                if (nested := hop_of(filled)) is not None:
+                    # another hop inside (…所在城市的…): this part now finds that bridge, a new hop asks about it
+                    if add(sub, nested.question):
+                        sub.update(kind="bridge", question=nested.question)
+                        sub.pop("template", None)
+                        plan.append({"id": max(s["id"] for s in plan) + 1, "question": filled, "kind": "hop",
+                                     "parent": sub["id"], "template": nested.template,
+                                     "entity_type": nested.entity_type})
+                    break  # one chain at a time: the best-supported entity
+                add(sub, filled, entity=entity)
+            continue
+        lang = detect(sub["question"])
+        if add(sub, keywords(sub["question"], lang)):
+            continue
+        # entities the kept passages name that the question does not: the next step asks about them
+        for entity in new_entities(everything, original):
+            if add(sub, f"{entity} {keywords(sub['question'], lang)}"):
+                break
+    return pending
