@@ -25,7 +25,8 @@ from sieve.degraded import Degraded
 from sieve.settings import Settings, get_settings
 
 app = typer.Typer(help="Sieve: agentic RAG over your knowledge bases, offline by default.", no_args_is_help=True)
-docs_app = typer.Typer(help="List and delete documents of a knowledge base.", no_args_is_help=True)
+docs_app = typer.Typer(help="List and delete documents of a knowledge base, and set who may read them.",
+                       no_args_is_help=True)
 eval_app = typer.Typer(help="Measure retrieval and answering quality.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect and benchmark the model providers.", no_args_is_help=True)
 nl2sql_app = typer.Typer(help="Guarded SQL over the document metadata.", no_args_is_help=True)
@@ -500,6 +501,7 @@ def docs_list(kb: KbOpt, tenant: TenantOpt = None, as_json: JsonOpt = False) -> 
     """List the searchable documents of a knowledge base."""
     from sqlalchemy import select
 
+    from sieve.stores.acl import acls_of
     from sieve.stores.metadata import Document, DocumentStatus
 
     with _open_stack() as stack:
@@ -510,6 +512,7 @@ def docs_list(kb: KbOpt, tenant: TenantOpt = None, as_json: JsonOpt = False) -> 
                 .where(Document.kb_id == flt.kb, Document.tenant_id == flt.tenant, Document.status == DocumentStatus.READY)
                 .order_by(Document.filename)
             ).all()
+            acls = acls_of(session, [d.id for d in docs])
     rows = [
         {
             "doc_id": d.id,
@@ -520,16 +523,67 @@ def docs_list(kb: KbOpt, tenant: TenantOpt = None, as_json: JsonOpt = False) -> 
             "chunks": d.chunk_count,
             "created_at": d.created_at.isoformat() if d.created_at else None,
             "source_uri": d.source_uri,
+            "acl": list(acls[d.id]),
         }
         for d in docs
     ]
     if as_json:
         _print_json(rows)
         return
-    table = Table("doc_id", "filename", "title", "owner", "chunks")
+    table = Table("doc_id", "filename", "title", "owner", "chunks", "acl")
     for r in rows:
-        table.add_row(r["doc_id"], r["filename"], r["title"], r["owner"], str(r["chunks"]))
+        table.add_row(r["doc_id"], r["filename"], r["title"], r["owner"], str(r["chunks"]), escape(",".join(r["acl"])))
     out.print(table)
+
+
+@docs_app.command("acl")
+@friendly_errors
+def docs_acl(
+    doc_id: Annotated[str, typer.Argument(help="Document id (see `sieve docs list`).")],
+    kb: KbOpt,
+    set_: Annotated[str | None, typer.Option("--set", help=(
+        "New access list: user:<id> and group:<name> entries, comma-separated, or `tenant` (everyone in it)."))] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show who may read a document, or replace that (--set) without embedding anything again."""
+    from sieve.stores.acl import acl_of, parse_acl
+
+    entries = None if set_ is None else parse_acl(set_)
+    if (served := _served_home()) is not None:
+        _through_server_only(tenant)
+        path = f"/v1/knowledge-bases/{kb}/documents/{doc_id}/acl"
+        with served:
+            acl = (served._call("GET", path) if entries is None else
+                   served._call("PUT", path, json={"acl": list(entries)}))["acl"]
+    else:
+        from sieve.ingest.pipeline import Ingestor
+
+        with _open_stack() as stack:
+            flt = _kb_filter(stack, _tenant(tenant), kb)
+            if entries is None:
+                with stack.sessions() as session:
+                    found = _ready_document(session, flt, doc_id)
+                    acl = list(acl_of(session, doc_id)) if found else None
+            else:
+                stored = Ingestor(stack).set_acl(flt.tenant, flt.kb, doc_id, entries)
+                acl = None if stored is None else list(stored)
+        if acl is None:
+            raise ValueError(f"document {doc_id!r} does not exist in knowledge base {kb!r} (see `sieve docs list`)")
+    if as_json:
+        _print_json({"doc_id": doc_id, "acl": acl})
+    else:
+        out.print(escape(",".join(acl)))
+
+
+def _ready_document(session, flt, doc_id: str) -> bool:
+    from sqlalchemy import select
+
+    from sieve.stores.metadata import Document, DocumentStatus
+
+    return session.scalar(select(Document.id).where(
+        Document.id == doc_id, Document.tenant_id == flt.tenant, Document.kb_id == flt.kb,
+        Document.status == DocumentStatus.READY)) is not None
 
 
 @docs_app.command("delete")
@@ -780,6 +834,74 @@ def eval_calibrate(
         return
     _print_refusal([report], f"{kb}: relevance by {kind}")
     out.print(f"relevance_threshold {threshold:g} {'(dry run, not stored)' if dry_run else 'stored in the profile'}")
+
+
+@eval_app.command("tune")
+@friendly_errors
+def eval_tune(
+    kb: KbOpt,
+    data: Annotated[Path, typer.Option("--data", help="BEIR folder whose corpus ids are the KB's document filenames.")],
+    split: Annotated[str | None, typer.Option("--split", help="qrels split (default: the only one in qrels/).")] = None,
+    tenant: TenantOpt = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, max=20, help="Cross-validation folds.")] = 5,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N queries.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the winner without storing it.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search fusion mode, normalisation, path weights and rrf_k on the KB's labelled queries (nDCG@10,
+    k-fold cross-validated); store the winner in the KB's profile."""
+    from sqlalchemy import func, select
+
+    from sieve.evals.beir import load_split
+    from sieve.evals.tune import FusionSetting, collect_runs, tune
+    from sieve.retrievers.hybrid import HybridRetriever
+    from sieve.retrievers.profile import RetrievalProfile
+    from sieve.stores.catalog import get_kb
+    from sieve.stores.metadata import Document
+
+    if split is None:
+        splits = sorted(p.stem for p in (data / "qrels").glob("*.tsv"))
+        if len(splits) != 1:
+            raise ValueError(f"{data / 'qrels'} holds {len(splits)} splits ({', '.join(splits) or 'none'}): pick one with --split")
+        split = splits[0]
+    beir = load_split(data, split)
+    if limit:
+        beir.queries = dict(list(beir.queries.items())[:limit])
+    progress = not as_json and sys.stderr.isatty()
+    with _open_stack() as stack:
+        flt = _kb_filter(stack, _tenant(tenant), kb)
+        labelled = {d for rel in beir.qrels.values() for d in rel}
+        with stack.sessions() as session:
+            known = session.scalar(select(func.count()).select_from(Document).where(
+                Document.kb_id == flt.kb, Document.filename.in_(labelled)))
+        if not known:
+            raise ValueError(f"no document of knowledge base {kb!r} is named by {data.name}'s labels (corpus ids are "
+                             "matched to filenames): ingest that corpus into it first")
+        retriever = HybridRetriever(stack)
+        try:
+            profile = retriever.load_profile(flt.kb)
+            paths = [p for p in profile.paths if p != "image"]
+            if len(paths) < 2:
+                raise ValueError(f"the profile searches {', '.join(profile.paths)}: fusion needs two text paths "
+                                 "(`sieve profile set paths=bm25,dense`)")
+            runs = asyncio.run(collect_runs(retriever, flt, beir, paths, profile, progress=progress))
+        finally:
+            retriever.close()
+        report = tune(runs, beir, FusionSetting.of(profile, paths), folds)
+        if not dry_run:
+            with stack.sessions.begin() as session:
+                record = get_kb(session, _tenant(tenant), kb)
+                record.profile = RetrievalProfile.from_stored(record.profile).merged(
+                    **report.winner).model_dump(mode="json")
+    if as_json:
+        _print_json({"stored": not dry_run, **dataclasses.asdict(report)})
+        return
+    table = Table("run", "setting", "nDCG@10", "held-out nDCG@10",
+                  title=f"{kb}: {report.queries} labelled queries ({data.name}/{split}), {folds}-fold cross-validation")
+    for row in report.rows:
+        table.add_row(row.name, row.setting, f"{row.ndcg:.4f}", "" if row.heldout_ndcg is None else f"{row.heldout_ndcg:.4f}")
+    out.print(table)
+    out.print(f"{report.winner_label}: {'dry run, not stored' if dry_run else 'stored in the profile'}")
 
 
 @eval_app.command("rewrite")
@@ -1100,7 +1222,8 @@ def models_bench_embed(
 
 # ---- serving ----------------------------------------------------------------------------
 
-keys_app = typer.Typer(help="API keys: each maps to one tenant; stored hashed.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: each maps to one tenant (and a user with groups); stored hashed.",
+                       no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
@@ -1153,12 +1276,18 @@ def _any_api_key() -> bool:
 def keys_create(
     tenant: Annotated[str, typer.Option("--tenant", help="The tenant this key acts as.")],
     name: Annotated[str, typer.Option("--name", help="A note to recognise the key by.")] = "",
+    user: Annotated[str | None, typer.Option("--user", help=(
+        "The user the key speaks for: it reads only documents whose access list names the user, one of its "
+        "groups, or the whole tenant, and changes nothing. Without --user and --groups the key reads and "
+        "manages the whole tenant."))] = None,
+    groups: Annotated[str, typer.Option("--groups", help="The user's groups, comma-separated.")] = "",
 ) -> None:
     """Create an API key and print it once: only its hash is stored."""
     from sieve.stores.api_keys import create_api_key
 
+    group_names = [g.strip() for g in groups.split(",") if g.strip()]
     with _open_stack() as stack, stack.sessions.begin() as session:
-        key = create_api_key(session, tenant, name)
+        key = create_api_key(session, tenant, name, user, group_names)
     sys.stdout.write(key + "\n")
     err.print("store it now: it cannot be shown again")
 
@@ -1172,13 +1301,14 @@ def keys_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     with _open_stack() as stack, stack.sessions() as session:
         keys = list_api_keys(session, tenant)
     rows = [{"prefix": k.prefix, "tenant": k.tenant, "name": k.name, "created_at": k.created_at.isoformat(),
-             "revoked": k.revoked} for k in keys]
+             "revoked": k.revoked, "user": k.user, "groups": list(k.groups)} for k in keys]
     if as_json:
         _print_json(rows)
         return
-    table = Table("prefix", "tenant", "name", "created", "revoked")
+    table = Table("prefix", "tenant", "user", "groups", "name", "created", "revoked")
     for r in rows:
-        table.add_row(r["prefix"], r["tenant"], r["name"], r["created_at"][:19], "yes" if r["revoked"] else "")
+        table.add_row(r["prefix"], r["tenant"], r["user"] or "", ",".join(r["groups"]), r["name"], r["created_at"][:19],
+                      "yes" if r["revoked"] else "")
     out.print(table)
 
 
@@ -1226,13 +1356,14 @@ async def _mcp_in_process(settings: Settings, tenant: str) -> None:
     from sieve.api.knowledge import TenantKnowledge
     from sieve.api.metrics import Metrics
     from sieve.api.state import AppState
+    from sieve.stores.acl import Principal
     from sieve.stores.stack import Stack
     from sieve.tools.mcp_server import build_mcp_server
 
     with Stack(settings) as stack:
         state = await AppState.open(settings, stack, Metrics())
         try:
-            await build_mcp_server(TenantKnowledge(state, tenant)).run_stdio_async()
+            await build_mcp_server(TenantKnowledge(state, Principal(tenant))).run_stdio_async()
         finally:
             await state.close()
 

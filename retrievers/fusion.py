@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -10,10 +11,29 @@ from sieve.stores.types import ScoredChunk
 
 
 class FusionMode(str, Enum):
-    """RRF needs no score calibration; weighted fusion min-max normalises each path's scores first."""
+    """RRF needs no score calibration; weighted fusion normalises each path's scores first (`FusionNorm`)."""
 
     RRF = "rrf"
     WEIGHTED = "weighted"
+
+
+class FusionNorm(str, Enum):
+    """How weighted fusion puts each path's scores on one scale, per query: min-max (the path's best and
+    worst candidates set the scale) or z-scores (its standard deviation does, so a score counts by how far
+    it stands out from all the path's candidates)."""
+
+    MINMAX = "minmax"
+    ZSCORE = "zscore"
+
+
+def _normalised(scores: Sequence[float], norm: FusionNorm) -> list[float]:
+    """Each score on the path's common scale, shifted so the path's lowest is 0: a chunk a path did not
+    return then counts as that path's lowest (a z-score of 0 would rank it above the path's weaker hits)."""
+    if len(scores) < 2:
+        return [1.0] * len(scores)  # a single hit gets full weight
+    lo = min(scores)
+    spread = max(scores) - lo if norm is FusionNorm.MINMAX else statistics.pstdev(scores)
+    return [(s - lo) / spread if spread > 0 else 1.0 for s in scores]
 
 
 @dataclass
@@ -30,6 +50,7 @@ def fuse(
     mode: FusionMode = FusionMode.RRF,
     weights: Mapping[str, float] | None = None,
     rrf_k: int = 60,
+    norm: FusionNorm = FusionNorm.MINMAX,
 ) -> list[FusedChunk]:
     """Combine per-path results (each best first) into one list, best first.
 
@@ -40,10 +61,8 @@ def fuse(
     fused: dict[str, FusedChunk] = {}
     for path, hits in results.items():
         weight = weights.get(path, 1.0)
-        if mode is FusionMode.WEIGHTED and hits:
-            scores = [h.score for h in hits]
-            lo, hi = min(scores), max(scores)
-            span = hi - lo
+        if mode is FusionMode.WEIGHTED:
+            scaled = _normalised([h.score for h in hits], norm)
         for rank, hit in enumerate(hits, start=1):
             entry = fused.setdefault(hit.chunk_id, FusedChunk(hit.chunk_id, hit.doc_id, 0.0))
             entry.ranks[path] = rank
@@ -51,6 +70,5 @@ def fuse(
             if mode is FusionMode.RRF:
                 entry.score += weight / (rrf_k + rank)
             else:
-                # a single-hit path (span 0) gives its hit full weight
-                entry.score += weight * ((hit.score - lo) / span if span > 0 else 1.0)
+                entry.score += weight * scaled[rank - 1]
     return sorted(fused.values(), key=lambda f: f.score, reverse=True)

@@ -32,6 +32,7 @@ from sieve.retrievers.graph_path import graph_search
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.retrievers.rerank import LocalReranker, Reranker, RerankerKind, build_reranker, reranked_order
 from sieve.retrievers.types import Hit, RetrievalResult
+from sieve.stores.acl import document_scope
 from sieve.stores.embedding_cache import text_hash
 from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
 from sieve.stores.stack import Stack
@@ -201,7 +202,9 @@ class HybridRetriever:
 
         def graph() -> list[ScoredChunk]:
             nonlocal graph_empty
-            found = graph_search(self.faults.wrap("graph", self.stack.graph, ("match_entities", "expand")), query, flt,
+            with self.stack.sessions() as session:  # the graph holds no access lists: readable documents by id
+                graph_flt = document_scope(session, flt)
+            found = graph_search(self.faults.wrap("graph", self.stack.graph, ("match_entities", "expand")), query, graph_flt,
                                  profile.graph_hops, self.stack.settings.graph_fanout, profile.path_top_k)
             # nothing found because nothing was ever extracted is worth saying (turn extraction on, build it)
             graph_empty = not found and not self.stack.graph.has_entities(flt.tenant, flt.kb)
@@ -232,7 +235,7 @@ class HybridRetriever:
             degraded.append(Degraded.GRAPH_EMPTY)
 
         t0 = time.perf_counter()
-        fused = fuse(per_path, profile.fusion, profile.weights, profile.rrf_k)
+        fused = fuse(per_path, profile.fusion, profile.weights, profile.rrf_k, profile.fusion_norm)
         timings["fuse"] = _ms(t0)
 
         t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sieve.retrievers.fusion import FusionMode
+from sieve.retrievers.fusion import FusionMode, FusionNorm
 from sieve.retrievers.rerank import RerankerKind, RerankMode
 
 PathName = Literal["bm25", "dense", "graph", "image"]
@@ -33,6 +33,8 @@ class RetrievalProfile(BaseModel):
 
     paths: list[PathName] = Field(default_factory=lambda: ["bm25", "dense"], min_length=1)
     fusion: FusionMode = FusionMode.RRF
+    fusion_norm: FusionNorm = Field(FusionNorm.MINMAX, description="weighted fusion: each path's scores scaled by "
+                                    "minmax or zscore first (`sieve eval tune` picks mode, norm, weights, rrf_k)")
     rrf_k: int = Field(60, ge=1, le=10_000)
     weights: dict[str, Weight] = Field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0},
                                        description="per path, 0-1000 (weighted fusion and RRF)")

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sieve.evals.metrics import dedupe, hit_at, mrr_at, ndcg_at, percentile, recall_at
-from sieve.retrievers.fusion import FusionMode, fuse
+from sieve.retrievers.fusion import FusionMode, FusionNorm, fuse
 from sieve.stores.types import ScoredChunk
 
 
@@ -37,6 +37,28 @@ def test_weighted_fusion_normalises_each_path():
     assert [f.chunk_id for f in fused] == ["b", "a"]
     assert fused[0].score == pytest.approx(1.5)
     assert fused[1].score == pytest.approx(1.0)
+
+
+def test_zscore_and_minmax_weigh_the_paths_differently():
+    bm25 = chunks(("a", 30.0), ("b", 12.0), ("c", 11.0), ("d", 10.0))
+    dense = chunks(("b", 0.80), ("c", 0.79), ("a", 0.60), ("d", 0.59))
+    minmax = fuse({"bm25": bm25, "dense": dense}, FusionMode.WEIGHTED, norm=FusionNorm.MINMAX)
+    zscore = fuse({"bm25": bm25, "dense": dense}, FusionMode.WEIGHTED, norm=FusionNorm.ZSCORE)
+    # min-max: dense's near-tie at the top spans its whole range, so b wins; z-scores: a stands out in BM25
+    assert [f.chunk_id for f in minmax][:2] == ["b", "a"]
+    assert [f.chunk_id for f in zscore][:2] == ["a", "b"]
+    # the worst candidate of both paths adds nothing under either scale
+    assert minmax[-1].chunk_id == zscore[-1].chunk_id == "d" and minmax[-1].score == zscore[-1].score == 0.0
+
+
+def test_a_chunk_one_path_missed_counts_as_that_paths_lowest():
+    # x and y tie in BM25; dense returned y (below its mean), not x. Read as a z-score of 0 (the mean),
+    # the missing score would lift x above y
+    fused = fuse({"bm25": chunks(("a", 5.0), ("x", 3.0), ("y", 3.0)),
+                  "dense": chunks(("a", 0.9), ("b", 0.85), ("y", 0.5), ("c", 0.1))},
+                 FusionMode.WEIGHTED, norm=FusionNorm.ZSCORE)
+    order = [f.chunk_id for f in fused]
+    assert order.index("y") < order.index("x")
 
 
 def test_fusion_of_nothing_is_empty():
