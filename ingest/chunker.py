@@ -1,7 +1,8 @@
 """Cut a loaded document into chunks by tokens of the embedding model's tokenizer.
 
 Text: consecutive text sections under the same heading are joined (with a blank line, as in
-`plain_text()`) into one run, so small neighbouring sections share chunks. A run is cut into windows of at most `max_tokens`
+`plain_text()`) into one run, so small neighbouring sections share chunks; regions read by OCR start
+a new run on a new page. A run is cut into windows of at most `max_tokens`
 tokens. When the run goes on past a window, the window ends at the last sentence or line boundary
 in its final 20% if there is one (never so early that it would not advance past the overlap).
 The next window always starts exactly `overlap` tokens before the previous one ended, so
@@ -65,7 +66,7 @@ def chunk_document(
     base = 0
     run: list[TextSection] = []
     for section in [*doc.sections, None]:  # None flushes the last text run
-        if isinstance(section, TextSection) and (not run or run[0].heading == section.heading):
+        if isinstance(section, TextSection) and (not run or _continues(run, section)):
             run.append(section)
             continue
         if run:
@@ -76,6 +77,14 @@ def chunk_document(
         elif isinstance(section, TableSection):
             base = _chunk_table(section, tokenizer, max_tokens, overlap, base, pieces)
     return [ChunkSpan(i, text, start, end, where) for i, (text, start, end, where) in enumerate(pieces)]
+
+
+def _continues(run: list[TextSection], section: TextSection) -> bool:
+    """Whether `section` joins the run: same heading, and no page turn between regions read by OCR
+    (a scan's chunk then cites one page; text-layer pages still share chunks across page breaks)."""
+    last = run[-1]
+    turned = section.page != last.page and bool(section.boxes or last.boxes)
+    return section.heading == run[0].heading and not turned
 
 
 def _chunk_text(

@@ -190,3 +190,18 @@ def test_table_rows_stay_whole_when_tokens_carry_the_line_break() -> None:
 def test_empty_document_gives_no_chunks() -> None:
     assert chunk_document(doc(), TOK) == []
     assert chunk_document(doc(TextSection("   \n ")), TOK) == []
+
+
+def test_ocr_regions_keep_their_pages_apart_and_repeat_their_heading() -> None:
+    box = (0.1, 0.1, 0.9, 0.2)
+    scan = LoadedDocument("scan", [
+        TextSection("Handbook, edition 3", page=1),  # a text-layer page: no boxes
+        TextSection("Fire drills happen monthly.", heading="Safety", page=2, boxes=(box,)),
+        TextSection("Exits are marked green.", heading="Safety", page=3, boxes=(box,)),
+    ], "application/pdf")
+    spans = chunk_document(scan, TOK, max_tokens=64, overlap=8)
+    assert [(s.text, [page for page, _ in s.locations]) for s in spans] == [
+        ("Handbook, edition 3", [1]),
+        ("Safety\nFire drills happen monthly.", [2]),  # a chunk under a heading opens with it
+        ("Safety\nExits are marked green.", [3]),
+    ]
