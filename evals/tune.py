@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from sieve.evals.beir import BeirSplit
 from sieve.evals.metrics import dedupe, ndcg_at
+from sieve.retrievers.crosslingual import language_aligned
 from sieve.retrievers.fusion import FusionMode, FusionNorm, fuse
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.profile import RetrievalProfile
@@ -63,6 +64,7 @@ class PathRuns:
     paths: list[str]
     ranked: dict[str, dict[str, list[ScoredChunk]]]  # query id -> path -> chunks best first
     filename: dict[str, str]  # chunk id -> filename
+    unseen: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # query id -> what fusion is told per path
     degraded: int = 0  # queries where a path reported degradation (their lists may be short)
 
 
@@ -97,6 +99,10 @@ async def collect_runs(retriever: HybridRetriever, flt: SearchFilter, split: Bei
             runs.degraded += bool(result.degraded)
             runs.ranked[qid][path] = [ScoredChunk(h.chunk_id, h.doc_id, h.path_scores[path]) for h in result.hits]
             runs.filename.update((h.chunk_id, h.filename) for h in result.hits)
+            if path == "dense":  # as retrieval fuses them: scores aligned across scripts, BM25 blind to the other
+                other = retriever.other_script_chunks(text, [h.chunk_id for h in result.hits])
+                runs.ranked[qid][path] = language_aligned(runs.ranked[qid][path], other)
+                runs.unseen[qid] = {"bm25": other}
     return runs
 
 
@@ -115,7 +121,7 @@ def per_query_scores(runs: PathRuns, split: BeirSplit, setting: FusionSetting) -
     scores = {}
     for qid, lists in runs.ranked.items():
         fused = fuse({p: lists[p] for p in runs.paths if weights.get(p, 0) > 0}, setting.fusion, weights,
-                     setting.rrf_k, setting.fusion_norm)
+                     setting.rrf_k, setting.fusion_norm, runs.unseen.get(qid))
         scores[qid] = ndcg_at(dedupe([runs.filename[f.chunk_id] for f in fused]), split.qrels[qid], 10)
     return scores
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -51,14 +51,19 @@ def fuse(
     weights: Mapping[str, float] | None = None,
     rrf_k: int = 60,
     norm: FusionNorm = FusionNorm.MINMAX,
+    unseen: Mapping[str, Collection[str]] | None = None,
 ) -> list[FusedChunk]:
     """Combine per-path results (each best first) into one list, best first.
 
     Paths missing from `weights` weigh 1.0. Ties keep the order of first appearance, so the
-    result is deterministic for equal inputs.
+    result is deterministic for equal inputs. `unseen` names, per path, chunks that path could not
+    have returned (BM25 and a passage in another script than the query): such a chunk gets that
+    path's weight times its best share from the paths that did return it, instead of nothing.
     """
     weights = weights or {}
+    unseen = unseen or {}
     fused: dict[str, FusedChunk] = {}
+    shares: dict[str, float] = {}  # chunk id -> its best unweighted share from one path
     for path, hits in results.items():
         weight = weights.get(path, 1.0)
         if mode is FusionMode.WEIGHTED:
@@ -67,8 +72,15 @@ def fuse(
             entry = fused.setdefault(hit.chunk_id, FusedChunk(hit.chunk_id, hit.doc_id, 0.0))
             entry.ranks[path] = rank
             entry.path_scores[path] = hit.score
-            if mode is FusionMode.RRF:
-                entry.score += weight / (rrf_k + rank)
-            else:
-                entry.score += weight * scaled[rank - 1]
+            share = 1 / (rrf_k + rank) if mode is FusionMode.RRF else scaled[rank - 1]
+            entry.score += weight * share
+            shares[hit.chunk_id] = max(share, shares.get(hit.chunk_id, 0.0))
+    for path, blind in unseen.items():
+        if path not in results:
+            continue
+        weight = weights.get(path, 1.0)
+        for chunk_id in blind:
+            entry = fused.get(chunk_id)
+            if entry is not None and path not in entry.ranks:
+                entry.score += weight * shares[chunk_id]
     return sorted(fused.values(), key=lambda f: f.score, reverse=True)

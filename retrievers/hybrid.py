@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from sieve.degraded import Degraded
 from sieve.models.guarded_embedder import BreakerPolicy, EmbedderUnavailable, GuardedEmbedder
+from sieve.retrievers.crosslingual import language_aligned, other_script
 from sieve.retrievers.faults import Faults
 from sieve.retrievers.fusion import fuse
 from sieve.retrievers.graph_path import graph_search
@@ -235,7 +236,17 @@ class HybridRetriever:
             degraded.append(Degraded.GRAPH_EMPTY)
 
         t0 = time.perf_counter()
-        fused = fuse(per_path, profile.fusion, profile.weights, profile.rrf_k, profile.fusion_norm)
+        # BM25 cannot match a passage in another script than the query; the dense path stands in for it there
+        unseen, cosines = None, {}
+        if "dense" in per_path:
+            other = await self._run(self.other_script_chunks, query, [c.chunk_id for c in per_path["dense"]])
+            cosines = {c.chunk_id: c.score for c in per_path["dense"]}
+            per_path["dense"] = language_aligned(per_path["dense"], other)
+            unseen = {"bm25": other} if "bm25" in per_path else None
+        fused = fuse(per_path, profile.fusion, profile.weights, profile.rrf_k, profile.fusion_norm, unseen)
+        for f in fused:  # the aligned score ranks; the cosine stays what hits report (relevance, thresholds)
+            if "dense" in f.path_scores:
+                f.path_scores["dense"] = cosines[f.chunk_id]
         timings["fuse"] = _ms(t0)
 
         t0 = time.perf_counter()
@@ -271,6 +282,13 @@ class HybridRetriever:
         threshold = profile.relevance_threshold if reranked or profile.reranker is RerankerKind.NONE else None
         timings["total"] = _ms(started)
         return RetrievalResult(hits, degraded, timings, relevance_threshold=threshold)
+
+    def other_script_chunks(self, query: str, chunk_ids: list[str]) -> set[str]:
+        """The chunks among `chunk_ids` written in another script than the query."""
+        if not chunk_ids:
+            return set()
+        with self.stack.sessions() as session:
+            return other_script(query, session.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(chunk_ids))))
 
     def _hydrate(self, fused: list, flt: SearchFilter, k: int) -> list[Hit]:
         if not fused:

@@ -1,0 +1,49 @@
+"""Which candidates a lexical path cannot see: chunks written in another script than the query.
+
+BM25 matches tokens, so a Chinese query can never match an English passage (and the reverse), while
+a multilingual embedder can. In fusion such a passage would lose every BM25 vote to same-script
+passages that merely share a word (苹果 the fruit outranking Apple Inc. for 苹果公司), so fusion lets
+the dense path stand in for BM25 on exactly those passages (`fuse(..., unseen=...)`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Collection, Iterable, Sequence
+
+from sieve.stores.types import ScoredChunk
+
+MIN_GROUP = 3  # candidates per script for a median worth aligning
+CJK_SHARE = 0.2  # a passage this share of whose letters are CJK is Chinese/Japanese, whatever else it quotes
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return 0x3400 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0x3040 <= code <= 0x30FF or 0xAC00 <= code <= 0xD7AF
+
+
+def script_of(text: str) -> str:
+    """"cjk" or "latin" (every other alphabet: BM25 tokenises both the same way there)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return "latin"
+    return "cjk" if sum(map(_is_cjk, letters)) >= CJK_SHARE * len(letters) else "latin"
+
+
+def other_script(query: str, chunks: Iterable[tuple[str, str]]) -> set[str]:
+    """Ids of the (id, text) chunks written in another script than the query."""
+    mine = script_of(query)
+    return {chunk_id for chunk_id, text in chunks if script_of(text) != mine}
+
+
+def language_aligned(hits: Sequence[ScoredChunk], other: Collection[str]) -> list[ScoredChunk]:
+    """Dense hits re-scored so the other script's candidates have the same median as the query's own:
+    a multilingual embedder scores any passage in the query's language a little higher, and that
+    offset otherwise outranks the right passage in the other language (华为 above Tesla for 特斯拉公司)."""
+    mine = [h.score for h in hits if h.chunk_id not in other]
+    theirs = [h.score for h in hits if h.chunk_id in other]
+    if len(mine) < MIN_GROUP or len(theirs) < MIN_GROUP:
+        return list(hits)
+    offset = statistics.median(mine) - statistics.median(theirs)
+    shifted = [ScoredChunk(h.chunk_id, h.doc_id, h.score + offset) if h.chunk_id in other else h for h in hits]
+    return sorted(shifted, key=lambda h: h.score, reverse=True)
