@@ -27,6 +27,7 @@ from sieve.stores.embedding_cache import embed_passages_cached, text_hash
 from sieve.stores.graph import ChunkTriples, Triple
 from sieve.stores.metadata import Base, Chunk, Document, DocumentStatus, GraphEntity, GraphRelation, Tenant
 from sieve.stores.stack import Stack
+from sieve.stores.acl import acls_of, store_acl
 from sieve.stores.types import IndexedChunk, SearchFilter
 
 M = TypeVar("M", bound=Base)
@@ -123,12 +124,15 @@ def _copy_batch(
             select(Chunk).where(Chunk.doc_id.in_(doc_ids)).order_by(Chunk.doc_id, Chunk.ordinal)
         ).all()
         triples = _graph_triples(session, doc_ids)
+        acls = acls_of(session, list(doc_ids))
     with target.sessions.begin() as session:
         _add_copies(session, docs, status=DocumentStatus.INDEXING)
         _add_copies(session, chunks)
+        for doc_id, acl in acls.items():
+            store_acl(session, doc_id, acl)
     vectors, embedded = embed_passages_cached(source.embedder, source.embedding_cache, [c.text for c in chunks])
     target.embedding_cache.put_many({c.text_hash: v for c, v in zip(chunks, vectors)})
-    indexed = [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text) for c in chunks]
+    indexed = [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text, acls[c.doc_id]) for c in chunks]
     target.text.add(indexed)
     target.vectors.add(indexed, vectors)
     relations = 0

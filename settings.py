@@ -154,6 +154,17 @@ class Settings(BaseSettings):
     server_url: str | None = Field(
         None, description="This server's base URL, recorded in SIEVE_HOME/server.json for CLI commands on the home."
     )
+    # callers from the deployment's identity provider: `Authorization: Bearer <JWT>` beside API keys
+    jwt_public_key_file: Path | None = Field(None, description="PEM public key that signs accepted JWTs.")
+    jwt_jwks_file: Path | None = Field(None, description="JWKS file (the IdP's keys, by `kid`) that sign accepted JWTs.")
+    jwt_audience: str | None = Field(None, description="Required `aud` of accepted JWTs.")
+    jwt_issuer: str | None = Field(None, description="Required `iss` of accepted JWTs.")
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="Accepted JWT signature algorithms, comma-separated."
+    )
+    jwt_user_claim: str = Field("sub", description="JWT claim naming the user.")
+    jwt_groups_claim: str = Field("groups", description="JWT claim listing the user's groups.")
+    jwt_tenant_claim: str = Field("tenant", description="JWT claim naming the tenant; absent = the default tenant.")
     max_question_chars: int = Field(4000, ge=1, description="Longer questions are refused with 413.")
     max_embedding_chars: int = Field(32000, ge=1, description="Longer `/v1/embeddings` inputs are refused with 413.")
     link_secret: SecretStr | None = Field(
@@ -170,7 +181,7 @@ class Settings(BaseSettings):
         "localhost and ::1 under --dev, any host otherwise (every request then carries a key).",
     )
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "jwt_algorithms", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value

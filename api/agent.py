@@ -12,7 +12,7 @@ from sse_starlette import EventSourceResponse
 
 from sieve.api.chat import SSE_HEADERS
 from sieve.api.conversation import as_sse, check_kb, check_question, run_turn
-from sieve.api.deps import StateDep, TenantDep
+from sieve.api.deps import PrincipalDep, StateDep
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 
@@ -27,9 +27,9 @@ class AgentRequest(BaseModel):
 
 
 @router.post("/stream", response_class=EventSourceResponse)
-async def agent_stream(request: AgentRequest, state: StateDep, tenant: TenantDep) -> EventSourceResponse:
+async def agent_stream(request: AgentRequest, state: StateDep, caller: PrincipalDep) -> EventSourceResponse:
     question = check_question(request.question, state.settings.max_question_chars)
-    await check_kb(state, tenant, request.kb)
+    await check_kb(state, caller.tenant, request.kb)
 
-    events = run_turn(state, tenant, question, request.kb, thread_id=request.thread_id)
+    events = run_turn(state, caller, question, request.kb, thread_id=request.thread_id)
     return EventSourceResponse(as_sse(events, "run"), headers=SSE_HEADERS)

@@ -29,7 +29,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from sieve.api.citations import citation_url, link_secret
 from sieve.api.conversation import ask_once, check_kb, check_question, research_once, run_research, run_turn
-from sieve.api.deps import StateDep, TenantDep
+from sieve.api.deps import PrincipalDep, StateDep, TenantDep
 from sieve.api.knowledge import TenantKnowledge
 from sieve.api.openai_types import (
     Annotation,
@@ -48,6 +48,7 @@ from sieve.api.openai_types import (
 )
 from sieve.api.state import AppState
 from sieve.graphs.state import Citation
+from sieve.stores.acl import Principal
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -139,9 +140,9 @@ async def _usage(state: AppState, prompt_tokens: int, content: str) -> Usage:
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion, total_tokens=prompt_tokens + completion)
 
 
-async def _reply(state: AppState, request: Request, tenant: str, kb: str, done: dict[str, Any], footnote: bool) -> Reply:
+async def _reply(state: AppState, request: Request, caller: Principal, kb: str, done: dict[str, Any], footnote: bool) -> Reply:
     secret = await asyncio.to_thread(link_secret, state.settings)
-    urls = [citation_url(str(request.base_url), secret, tenant, kb, c) for c in done.get("citations") or []]
+    urls = [citation_url(str(request.base_url), secret, caller, kb, c) for c in done.get("citations") or []]
     return Reply(done, urls, footnote)
 
 
@@ -168,21 +169,21 @@ def _dialogue(request: ChatCompletionRequest) -> tuple[str, list[BaseMessage]]:
                                              "`chat.completion.chunk`s ending with `data: [DONE]`.",
                               "content": {"text/event-stream": {"schema": ChatCompletionChunk.model_json_schema()}}}})
 async def chat_completions(
-    request: ChatCompletionRequest, http: Request, state: StateDep, tenant: TenantDep
+    request: ChatCompletionRequest, http: Request, state: StateDep, caller: PrincipalDep
 ) -> ChatCompletion | EventSourceResponse:
     question, history = _dialogue(request)
     question = check_question(question, state.settings.max_question_chars)
     # `research:<kb>` runs deep research on the last message (the history is not used)
     kb = request.model.removeprefix(RESEARCH_PREFIX)
     research = kb != request.model
-    await check_kb(state, tenant, kb)
+    await check_kb(state, caller.tenant, kb)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     footnote = state.settings.chat_sources_footnote if request.sources_footnote is None else request.sources_footnote
     prompt_tokens = await asyncio.to_thread(_count_tokens, state, [m.text() for m in request.messages])
     if not request.stream:
-        done = await (research_once(state, tenant, question, kb) if research
-                      else ask_once(state, tenant, question, kb, history=history))
-        reply = await _reply(state, http, tenant, kb, done, footnote)
+        done = await (research_once(state, caller, question, kb) if research
+                      else ask_once(state, caller, question, kb, history=history))
+        reply = await _reply(state, http, caller, kb, done, footnote)
         message = AssistantMessage(content=reply.content, refusal=reply.refusal, annotations=reply.annotations)
         return ChatCompletion(id=completion_id, created=created, model=request.model, choices=[Choice(message=message)],
                               usage=await _usage(state, prompt_tokens, reply.content), sieve=reply.sieve)
@@ -195,13 +196,13 @@ async def chat_completions(
     async def chunks() -> AsyncIterator[ServerSentEvent]:
         yield chunk(Delta(role="assistant", content=""))
         try:
-            events = (run_research(state, tenant, question, kb) if research
-                      else run_turn(state, tenant, question, kb, history=history))
+            events = (run_research(state, caller, question, kb) if research
+                      else run_turn(state, caller, question, kb, history=history))
             async for event in events:
                 if event.type == "token":
                     yield chunk(Delta(content=event.data["text"]))
                 elif event.type == "done":
-                    reply = await _reply(state, http, tenant, kb, event.data, footnote)
+                    reply = await _reply(state, http, caller, kb, event.data, footnote)
                     if reply.footnote:
                         yield chunk(Delta(content=reply.footnote))
                     yield chunk(Delta(refusal=reply.refusal, annotations=reply.annotations), "stop", sieve=reply.sieve)
@@ -221,9 +222,9 @@ async def chat_completions(
 
 
 @router.get("/models")
-async def list_models(state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+async def list_models(state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
     """The knowledge bases this key may ask, as OpenAI models."""
-    kbs = await TenantKnowledge(state, tenant).knowledge_bases()
+    kbs = await TenantKnowledge(state, caller).knowledge_bases()
     return {"object": "list", "data": [
         {"id": kb["name"], "object": "model", "created": int(datetime.fromisoformat(kb["created_at"]).timestamp()),
          "owned_by": "sieve"} for kb in kbs

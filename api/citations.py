@@ -3,7 +3,9 @@
 A chat client shows a citation as a link the user clicks, and a browser sends no API key. So the
 links in answers carry `sig`, an HMAC of the tenant, knowledge base, document and chunk under the
 server's link secret: the link opens that one chunk and nothing else, for anyone who holds it (like
-the answer that quotes it). Without `sig` the route takes the API key as every other route does.
+the answer that quotes it). A link made for a caller with access lists carries its readers (`as`,
+signed too) and opens only while the document's access list still admits them. Without `sig` the
+route takes the API key as every other route does.
 The body is JSON, or a small HTML page for a browser (`Accept: text/html`).
 """
 
@@ -27,11 +29,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
-from sieve.api.auth import authenticate
+from sieve.api.auth import authenticate_principal
 from sieve.api.deps import StateDep
 from sieve.api.state import AppState
 from sieve.graphs.state import Citation
 from sieve.settings import Settings
+from sieve.stores.acl import Principal, where_readable
 from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
 
 router = APIRouter(prefix="/v1/knowledge-bases/{kb}/documents", tags=["documents"])
@@ -59,28 +62,38 @@ def link_secret(settings: Settings) -> bytes:
     return _secret_file((settings.home / "link.key").resolve())
 
 
-def signature(secret: bytes, tenant: str, kb: str, doc_id: str, chunk_id: str) -> str:
-    message = "\0".join((tenant, kb, doc_id, chunk_id)).encode()
+def signature(secret: bytes, tenant: str, kb: str, doc_id: str, chunk_id: str, readers: str = "") -> str:
+    message = "\0".join((tenant, kb, doc_id, chunk_id, readers)).encode()
     return base64.urlsafe_b64encode(hmac.new(secret, message, hashlib.sha256).digest()[:18]).decode()
 
 
-def citation_url(base_url: str, secret: bytes, tenant: str, kb: str, citation: Citation) -> str:
+def readers_param(caller: Principal) -> str:
+    """The caller's readers as a link carries them; empty for a tenant-wide caller."""
+    return "" if caller.readers is None else ",".join(sorted(caller.readers))
+
+
+def citation_url(base_url: str, secret: bytes, caller: Principal, kb: str, citation: Citation) -> str:
     """Where a citation opens: a web result's own URL, else this server's signed link to the chunk."""
     if citation["doc_id"].startswith(("http://", "https://")):
         return citation["doc_id"]
-    sig = signature(secret, tenant, kb, citation["doc_id"], citation["chunk_id"])
+    readers = readers_param(caller)
+    sig = signature(secret, caller.tenant, kb, citation["doc_id"], citation["chunk_id"], readers)
     return (f"{base_url.rstrip('/')}/v1/knowledge-bases/{quote(kb, safe='')}/documents/"
-            f"{quote(citation['doc_id'], safe='')}/chunks/{quote(citation['chunk_id'], safe='')}?sig={sig}")
+            f"{quote(citation['doc_id'], safe='')}/chunks/{quote(citation['chunk_id'], safe='')}?sig={sig}"
+            + (f"&as={quote(readers, safe='')}" if readers else ""))
 
 
-def _load(state: AppState, kb: str, doc_id: str, chunk_id: str) -> dict[str, Any] | None:
+def _load(
+    state: AppState, kb: str, doc_id: str, chunk_id: str, readers: frozenset[str] | None
+) -> dict[str, Any] | None:
     with state.stack.sessions() as session:
-        row = session.execute(
+        row = session.execute(where_readable(
             select(Chunk.text, Chunk.ordinal, Chunk.meta, Document.tenant_id, Document.filename, Document.title)
             .join(Document, Document.id == Chunk.doc_id)
             .join(KnowledgeBase, KnowledgeBase.id == Document.kb_id)
             .where(Chunk.id == chunk_id, Document.id == doc_id, KnowledgeBase.name == kb,
-                   KnowledgeBase.tenant_id == Document.tenant_id, Document.status == DocumentStatus.READY)
+                   KnowledgeBase.tenant_id == Document.tenant_id, Document.status == DocumentStatus.READY),
+            readers)
         ).first()
     if row is None:
         return None
@@ -107,18 +120,21 @@ async def get_chunk(
     kb: str, doc_id: str, chunk_id: str, request: Request, state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     sig: Annotated[str | None, Query(description="The signature of a link from an answer's citations.")] = None,
+    readers: Annotated[str, Query(alias="as", description="The readers a link was made for (signed with it).")] = "",
 ) -> Any:
     """One cited chunk: its text, document, position (and page for scans); HTML for a browser."""
-    chunk = await asyncio.to_thread(_load, state, kb, doc_id, chunk_id)
     missing = HTTPException(404, f"chunk {chunk_id!r} of document {doc_id!r} does not exist in knowledge base {kb!r}")
     if sig is not None:
+        entries = frozenset(readers.split(",")) if readers else None
+        chunk = await asyncio.to_thread(_load, state, kb, doc_id, chunk_id, entries)
         secret = await asyncio.to_thread(link_secret, state.settings)
-        expected = chunk and signature(secret, chunk["tenant"], kb, doc_id, chunk_id)
+        expected = chunk and signature(secret, chunk["tenant"], kb, doc_id, chunk_id, readers)
         if not expected or not hmac.compare_digest(expected, sig):
             raise missing  # a wrong signature learns nothing about what exists
     else:
-        tenant = await authenticate(request, state, credentials)
-        if chunk is None or chunk["tenant"] != tenant:
+        caller = await authenticate_principal(request, state, credentials)
+        chunk = await asyncio.to_thread(_load, state, kb, doc_id, chunk_id, caller.readers)
+        if chunk is None or chunk["tenant"] != caller.tenant:
             raise missing
     body = {key: value for key, value in chunk.items() if key != "tenant"}
     if "text/html" in request.headers.get("accept", ""):

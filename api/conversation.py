@@ -1,4 +1,4 @@
-"""One turn of the query graph for a tenant: checked input, tenant-scoped threads, metrics.
+"""One turn of the query graph for a caller: checked input, caller-scoped threads, metrics.
 
 History arrives two ways. Our own clients name a `thread_id` and the server keeps the dialogue.
 OpenAI-style clients resend the whole dialogue on every request; the server then treats the
@@ -26,6 +26,7 @@ from sieve.graphs.agentic_rag import graph as agentic_rag
 from sieve.graphs.deep_research.runner import stream_research
 from sieve.graphs.runner import StreamEvent, stream_answer, stream_turn
 from sieve.graphs.wiring import resolve_kb_id
+from sieve.stores.acl import Principal
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,18 @@ async def check_kb(state: AppState, tenant: str, kb: str) -> str:
     return await asyncio.to_thread(resolve_kb_id, state.stack, tenant, kb)
 
 
-def tenant_thread(tenant: str, thread_id: str) -> str:
-    """Thread ids are scoped to the tenant: one tenant can never continue (or read) another's thread."""
-    return json.dumps([tenant, thread_id], ensure_ascii=False)
+def caller_thread(caller: Principal, thread_id: str) -> str:
+    """Thread ids are scoped to the caller: one tenant can never continue (or read) another's thread,
+    nor one user another's, nor the same user after its groups changed (the thread's answers were
+    found with the old ones)."""
+    if caller.readers is None:
+        return json.dumps([caller.tenant, thread_id], ensure_ascii=False)
+    return json.dumps([caller.tenant, sorted(caller.readers), thread_id], ensure_ascii=False)
 
 
 async def run_turn(
     state: AppState,
-    tenant: str,
+    caller: Principal,
     question: str,
     kb: str,
     *,
@@ -59,14 +64,15 @@ async def run_turn(
     history: Sequence[BaseMessage] = (),
 ) -> AsyncIterator[StreamEvent]:
     """The turn's events, ending with `done`; the question and KB must already be checked."""
-    thread = tenant_thread(tenant, thread_id) if thread_id else None
+    tenant, readers = caller.tenant, caller.readers
+    thread = caller_thread(caller, thread_id) if thread_id else None
     if history:
-        thread = tenant_thread(tenant, f"history:{uuid.uuid4().hex}")
+        thread = caller_thread(caller, f"history:{uuid.uuid4().hex}")
         await _seed(state.threads, thread, history, tenant, kb)
     events = (
-        stream_turn(state.threads, question, kb, thread, tenant, state.context)
+        stream_turn(state.threads, question, kb, thread, tenant, state.context, readers)
         if thread
-        else stream_answer(question, kb=kb, tenant=tenant, context=state.context)
+        else stream_answer(question, kb=kb, tenant=tenant, context=state.context, readers=readers)
     )
     route = "none"
     try:
@@ -88,10 +94,11 @@ async def run_turn(
                 await state.threads.adelete_thread(thread)
 
 
-async def run_research(state: AppState, tenant: str, question: str, kb: str) -> AsyncIterator[StreamEvent]:
+async def run_research(state: AppState, caller: Principal, question: str, kb: str) -> AsyncIterator[StreamEvent]:
     """Deep research's events, ending with `done`; the question and KB must already be checked."""
     try:
-        async for event in stream_research(question, kb=kb, tenant=tenant, context=state.context):
+        async for event in stream_research(question, kb=kb, tenant=caller.tenant, context=state.context,
+                                           readers=caller.readers):
             if event.type == "done":
                 state.observe_run(event.data)
             yield event
@@ -103,10 +110,10 @@ async def run_research(state: AppState, tenant: str, question: str, kb: str) -> 
         raise
 
 
-async def research_once(state: AppState, tenant: str, question: str, kb: str) -> dict[str, Any]:
+async def research_once(state: AppState, caller: Principal, question: str, kb: str) -> dict[str, Any]:
     """The `done` data of deep research (what `sieve research --json` prints)."""
     done: dict[str, Any] = {}
-    async for event in run_research(state, tenant, question, kb):
+    async for event in run_research(state, caller, question, kb):
         if event.type == "done":
             done = event.data
     return done
@@ -125,7 +132,7 @@ async def as_sse(events: AsyncIterator[StreamEvent], what: str) -> AsyncIterator
 
 async def ask_once(
     state: AppState,
-    tenant: str,
+    caller: Principal,
     question: str,
     kb: str,
     *,
@@ -134,7 +141,7 @@ async def ask_once(
 ) -> dict[str, Any]:
     """The `done` data of one turn (what `sieve ask --json` prints)."""
     done: dict[str, Any] = {}
-    async for event in run_turn(state, tenant, question, kb, thread_id=thread_id, history=history):
+    async for event in run_turn(state, caller, question, kb, thread_id=thread_id, history=history):
         if event.type == "done":
             done = event.data
     return done

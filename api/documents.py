@@ -1,5 +1,8 @@
-"""Documents of a knowledge base: upload (a background job), list, get, delete, re-index, and the page
-image a chunk of an image or a scan was read from."""
+"""Documents of a knowledge base: upload (a background job), list, get, delete, re-index, the access
+list, and the page image a chunk of an image or a scan was read from.
+
+A caller with access lists (a user's key or token) sees only the documents it may read; any other
+document answers 404 exactly like one that does not exist. Changing documents takes a tenant-wide key."""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from sieve.api.deps import StateDep, TenantDep
+from sieve.api.deps import PrincipalDep, StateDep, WriterDep
 from sieve.api.ingest_jobs import UPLOAD_SCHEME, discard_unused_original, ingest_upload, reindex_document, source_path
 from sieve.api.job_queue import JobFailed, JobProgress
 from sieve.api.jobs import accepted
@@ -22,6 +26,7 @@ from sieve.api.state import AppState
 from sieve.api.uploads import receive_upload
 from sieve.ingest.loaders import LoaderError
 from sieve.ingest.ocr import OcrLimits, crop, page_image
+from sieve.stores.acl import InvalidAcl, acls_of, parse_acl, where_readable
 from sieve.stores.catalog import get_kb
 from sieve.stores.metadata import Chunk, Document, DocumentStatus
 
@@ -32,12 +37,16 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.replace(tzinfo=when.tzinfo or timezone.utc).isoformat()
 
 
-def doc_json(doc: Document) -> dict[str, Any]:
+def doc_json(doc: Document, acl: tuple[str, ...]) -> dict[str, Any]:
     return {
         "doc_id": doc.id, "filename": doc.filename, "title": doc.title, "owner": doc.owner, "tags": doc.tags,
         "meta": doc.meta, "mime_type": doc.mime_type, "source_uri": doc.source_uri, "chunks": doc.chunk_count,
-        "created_at": _iso(doc.created_at), "updated_at": _iso(doc.updated_at),
+        "created_at": _iso(doc.created_at), "updated_at": _iso(doc.updated_at), "acl": list(acl),
     }
+
+
+class AclBody(BaseModel):
+    acl: list[str] = Field(min_length=1, description="Entries `user:<id>`, `group:<name>`, or `tenant` alone.")
 
 
 def _kb_id(state: AppState, tenant: str, kb: str) -> str:
@@ -45,13 +54,14 @@ def _kb_id(state: AppState, tenant: str, kb: str) -> str:
         return get_kb(session, tenant, kb).id
 
 
-def _document(state: AppState, tenant: str, kb: str, doc_id: str) -> Document:
-    """The tenant's ready document in that KB; 404 for anything else (including other tenants')."""
+def _document(state: AppState, tenant: str, kb: str, doc_id: str, readers: frozenset[str] | None = None) -> Document:
+    """The tenant's ready document in that KB that `readers` may read; 404 for anything else (including
+    other tenants' and hidden ones)."""
     with state.stack.sessions() as session:
-        doc = session.scalar(select(Document).where(
+        doc = session.scalar(where_readable(select(Document).where(
             Document.id == doc_id, Document.tenant_id == tenant, Document.kb_id == get_kb(session, tenant, kb).id,
             Document.status == DocumentStatus.READY,
-        ))
+        ), readers))
     if doc is None:
         raise HTTPException(404, f"document {doc_id!r} does not exist in knowledge base {kb!r}")
     return doc
@@ -59,8 +69,11 @@ def _document(state: AppState, tenant: str, kb: str, doc_id: str) -> Document:
 
 @router.post("", status_code=202)
 async def upload_document(kb: str, request: Request, response: Response, state: StateDep,
-                          tenant: TenantDep) -> dict[str, Any]:
-    """Multipart `file` (and optional `metadata`, a JSON object: owner, tags, created_at ...).
+                          tenant: WriterDep) -> dict[str, Any]:
+    """Multipart `file` (and optional `metadata`, a JSON object: owner, tags, created_at, acl ...).
+
+    `acl` (a list, or a comma-separated string like `group:hr,user:zhang.wei`) says who may read the
+    document; without it the whole tenant may (a new version keeps its predecessor's list).
 
     A file with the name of one already in the KB replaces it once the new version is indexed.
     Poll the returned job (`GET /v1/jobs/{id}`) for the outcome; for an image or a scan, its
@@ -68,6 +81,11 @@ async def upload_document(kb: str, request: Request, response: Response, state: 
     """
     await asyncio.to_thread(_kb_id, state, tenant, kb)  # 404 before reading the body
     upload = await receive_upload(request, state.uploads / ".incoming", state.settings.max_upload_bytes)
+    if "acl" in upload.meta:
+        try:
+            parse_acl(upload.meta["acl"])
+        except (InvalidAcl, TypeError) as exc:
+            raise HTTPException(422, f"metadata.acl: {exc}") from None
     progress = JobProgress()  # pages read so far, for images and scans (OCR takes seconds a page)
     job = await state.jobs.submit(tenant, kb, "ingest", upload.filename,
                                   partial(ingest_upload, state, tenant, kb, upload, progress), progress)
@@ -75,25 +93,31 @@ async def upload_document(kb: str, request: Request, response: Response, state: 
 
 
 @router.get("")
-async def list_documents(kb: str, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+async def list_documents(kb: str, state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
+    tenant = caller.tenant
+
     def rows() -> list[dict[str, Any]]:
         with state.stack.sessions() as session:
-            docs = session.scalars(select(Document).where(
+            docs = session.scalars(where_readable(select(Document).where(
                 Document.tenant_id == tenant, Document.kb_id == get_kb(session, tenant, kb).id,
                 Document.status == DocumentStatus.READY,
-            ).order_by(Document.filename)).all()
-            return [doc_json(d) for d in docs]
+            ), caller.readers).order_by(Document.filename)).all()
+            acls = acls_of(session, [d.id for d in docs])
+            return [doc_json(d, acls[d.id]) for d in docs]
 
     return {"data": await asyncio.to_thread(rows)}
 
 
 @router.get("/{doc_id}")
-async def get_document(kb: str, doc_id: str, state: StateDep, tenant: TenantDep,
+async def get_document(kb: str, doc_id: str, state: StateDep, caller: PrincipalDep,
                        chunks: Annotated[bool, Query(description="Include the indexed chunks' text.")] = False
                        ) -> dict[str, Any]:
+    tenant = caller.tenant
+
     def load() -> dict[str, Any]:
-        doc = _document(state, tenant, kb, doc_id)
-        body = doc_json(doc)
+        doc = _document(state, tenant, kb, doc_id, caller.readers)
+        with state.stack.sessions() as session:
+            body = doc_json(doc, acls_of(session, [doc.id])[doc.id])
         if chunks:
             with state.stack.sessions() as session:
                 body["chunk_texts"] = list(session.scalars(
@@ -105,7 +129,7 @@ async def get_document(kb: str, doc_id: str, state: StateDep, tenant: TenantDep,
 
 
 @router.delete("/{doc_id}", status_code=204)
-async def delete_document(kb: str, doc_id: str, state: StateDep, tenant: TenantDep) -> Response:
+async def delete_document(kb: str, doc_id: str, state: StateDep, tenant: WriterDep) -> Response:
     """Removes the document from the metadata DB, BM25 and vectors before answering."""
     doc = await asyncio.to_thread(_document, state, tenant, kb, doc_id)
     deleted = await state.jobs.write(state.ingestor.delete_documents, tenant, doc.kb_id, [doc.id])
@@ -117,7 +141,7 @@ async def delete_document(kb: str, doc_id: str, state: StateDep, tenant: TenantD
 
 
 @router.post("/{doc_id}/reindex", status_code=202)
-async def reindex(kb: str, doc_id: str, response: Response, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+async def reindex(kb: str, doc_id: str, response: Response, state: StateDep, tenant: WriterDep) -> dict[str, Any]:
     """Chunks, embeds and indexes the document again from its original (after a chunking or model change).
 
     The re-indexed version gets a new `doc_id` (in the job's report); its metadata is kept.
@@ -131,14 +155,43 @@ async def reindex(kb: str, doc_id: str, response: Response, state: StateDep, ten
     return accepted(job, response)
 
 
+@router.get("/{doc_id}/acl")
+async def get_acl(kb: str, doc_id: str, state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
+    """Who may read the document: `*` (the whole tenant), `user:<id>` and `group:<name>` entries."""
+    def load() -> dict[str, Any]:
+        doc = _document(state, caller.tenant, kb, doc_id, caller.readers)
+        with state.stack.sessions() as session:
+            return {"doc_id": doc.id, "acl": list(acls_of(session, [doc.id])[doc.id])}
+
+    return await asyncio.to_thread(load)
+
+
+@router.put("/{doc_id}/acl")
+async def put_acl(kb: str, doc_id: str, body: AclBody, state: StateDep, tenant: WriterDep) -> dict[str, Any]:
+    """Replaces who may read the document, in the metadata DB and in every engine's payload (nothing is
+    embedded again); the next query sees the change."""
+    try:
+        entries = parse_acl(body.acl)
+    except InvalidAcl as exc:
+        raise HTTPException(422, f"acl: {exc}") from None
+    doc = await asyncio.to_thread(_document, state, tenant, kb, doc_id)
+    stored = await state.jobs.write(state.ingestor.set_acl, tenant, doc.kb_id, doc.id, entries)
+    if stored is None:  # deleted or replaced meanwhile
+        raise HTTPException(404, f"document {doc_id!r} does not exist in knowledge base {kb!r}")
+    return {"doc_id": doc.id, "acl": list(stored)}
+
+
 @router.get("/{doc_id}/chunks/{chunk_id}/image", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-async def chunk_image(kb: str, doc_id: str, chunk_id: str, state: StateDep, tenant: TenantDep) -> Response:
+async def chunk_image(kb: str, doc_id: str, chunk_id: str, state: StateDep, caller: PrincipalDep) -> Response:
     """The part of the page a chunk of an image or a scan was read from (JPEG), cut from the original.
 
-    404 for a chunk not read from a page (plain text), 409 when the original is gone or has changed."""
+    404 for a chunk not read from a page (plain text) or of a document the caller may not read, 409
+    when the original is gone or has changed."""
+    tenant = caller.tenant
+
     def render() -> bytes:
-        doc = _document(state, tenant, kb, doc_id)
+        doc = _document(state, tenant, kb, doc_id, caller.readers)
         with state.stack.sessions() as session:
             meta = session.scalar(select(Chunk.meta).where(
                 Chunk.id == chunk_id, Chunk.doc_id == doc.id, Chunk.tenant_id == tenant))

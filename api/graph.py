@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
-from sieve.api.deps import StateDep, TenantDep
+from sieve.api.deps import StateDep, WriterDep
 from sieve.api.job_queue import JobFailed, JobProgress
 from sieve.api.jobs import accepted
 from sieve.api.state import AppState
@@ -43,7 +43,7 @@ def _build(state: AppState, tenant: str, kb: str, rebuild: bool, progress: JobPr
 
 
 @router.post("/build", status_code=202)
-async def build(kb: str, response: Response, state: StateDep, tenant: TenantDep,
+async def build(kb: str, response: Response, state: StateDep, tenant: WriterDep,
                 body: GraphBuildRequest | None = None) -> dict[str, Any]:
     """Extracts entities and relations of the KB's documents that have none yet (all with `rebuild`).
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 
-from sieve.api.deps import StateDep, TenantDep
+from sieve.api.deps import StateDep, WriterDep
 from sieve.api.job_queue import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -30,7 +30,7 @@ def accepted(job: Job, response: Response) -> dict[str, Any]:
 
 
 @router.get("/{job_id}")
-async def get_job(job_id: str, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+async def get_job(job_id: str, state: StateDep, tenant: WriterDep) -> dict[str, Any]:
     job = await state.jobs.get(tenant, job_id)
     if job is None:
         raise HTTPException(404, f"job {job_id!r} does not exist")

@@ -1,4 +1,4 @@
-"""The knowledge-base operations of one tenant, in the server's process: the tools' backend."""
+"""The knowledge-base operations of one caller, in the server's process: the tools' backend."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from sieve.api.conversation import ask_once, check_kb, check_question, research_once
 from sieve.api.state import AppState
 from sieve.retrievers.types import Hit
+from sieve.stores.acl import Principal
 from sieve.stores.catalog import kbs_with_counts
 from sieve.stores.metadata import KnowledgeBase
 from sieve.stores.types import SearchFilter
@@ -36,16 +37,17 @@ def kb_json(kb: KnowledgeBase, documents: int) -> dict[str, Any]:
 
 
 class TenantKnowledge:
-    """`KnowledgeTools` for one tenant: the tenant comes from the caller's key, never from arguments."""
+    """`KnowledgeTools` for one caller: tenant and readers come from its key or token, never from arguments."""
 
-    def __init__(self, state: AppState, tenant: str):
+    def __init__(self, state: AppState, caller: Principal):
         self.state = state
-        self.tenant = tenant
+        self.caller = caller
+        self.tenant = caller.tenant
 
     async def knowledge_bases(self) -> list[dict[str, Any]]:
         def summaries() -> list[dict[str, Any]]:
             with self.state.stack.sessions() as session:
-                return [kb_json(kb, documents) for kb, documents in kbs_with_counts(session, self.tenant)]
+                return [kb_json(kb, documents) for kb, documents in kbs_with_counts(session, self.tenant, self.caller.readers)]
 
         return await asyncio.to_thread(summaries)
 
@@ -55,15 +57,16 @@ class TenantKnowledge:
     async def search_knowledge_base(self, args: SearchArgs) -> dict[str, Any]:
         query = check_question(args.query, self.state.settings.max_question_chars, "query")
         kb_id = await check_kb(self.state, self.tenant, args.kb)
-        result = await self.state.retriever.retrieve(query, SearchFilter(self.tenant, kb_id), args.k)
+        result = await self.state.retriever.retrieve(query, SearchFilter(self.tenant, kb_id, readers=self.caller.readers),
+                                                     args.k)
         return {"hits": [hit_json(h) for h in result.hits], "degraded": result.degraded}
 
     async def ask(self, args: AskArgs) -> dict[str, Any]:
         question = check_question(args.question, self.state.settings.max_question_chars)
         await check_kb(self.state, self.tenant, args.kb)
-        return await ask_once(self.state, self.tenant, question, args.kb, thread_id=args.thread_id)
+        return await ask_once(self.state, self.caller, question, args.kb, thread_id=args.thread_id)
 
     async def research_knowledge_base(self, args: ResearchArgs) -> dict[str, Any]:
         question = check_question(args.question, self.state.settings.max_question_chars)
         await check_kb(self.state, self.tenant, args.kb)
-        return await research_once(self.state, self.tenant, question, args.kb)
+        return await research_once(self.state, self.caller, question, args.kb)

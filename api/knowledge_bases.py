@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from sieve.api.conversation import check_question
-from sieve.api.deps import StateDep, TenantDep
+from sieve.api.deps import PrincipalDep, StateDep, TenantDep, WriterDep
 from sieve.api.ingest_jobs import UPLOAD_SCHEME, discard_unused_original
 from sieve.api.knowledge import TenantKnowledge, kb_json
 from sieve.api.state import AppState
 from sieve.retrievers.profile import RetrievalProfile
+from sieve.stores.acl import Principal, where_readable
 from sieve.stores.catalog import KnowledgeBaseNotEmpty, find_kb, get_kb, get_or_create_kb
 from sieve.stores.metadata import Document, DocumentStatus
 from sieve.stores.names import RULE, InvalidKnowledgeBaseName
@@ -33,17 +34,17 @@ class SearchRequest(BaseModel):
     k: int = Field(5, ge=1, le=50)
 
 
-def _summary(state: AppState, tenant: str, name: str) -> dict[str, Any]:
+def _summary(state: AppState, caller: Principal, name: str) -> dict[str, Any]:
     with state.stack.sessions() as session:
-        kb = get_kb(session, tenant, name)
-        documents = session.scalar(
-            select(func.count()).where(Document.kb_id == kb.id, Document.status == DocumentStatus.READY)
-        )
+        kb = get_kb(session, caller.tenant, name)
+        documents = session.scalar(where_readable(
+            select(func.count()).where(Document.kb_id == kb.id, Document.status == DocumentStatus.READY),
+            caller.readers))
         return kb_json(kb, documents or 0)
 
 
 @router.post("", status_code=201)
-async def create_knowledge_base(body: KnowledgeBaseCreate, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+async def create_knowledge_base(body: KnowledgeBaseCreate, state: StateDep, tenant: WriterDep) -> dict[str, Any]:
     def create() -> dict[str, Any]:
         with state.stack.sessions.begin() as session:
             if find_kb(session, tenant, body.name) is not None:  # before the rule: an older name still answers 409
@@ -59,17 +60,17 @@ async def create_knowledge_base(body: KnowledgeBaseCreate, state: StateDep, tena
 
 
 @router.get("")
-async def list_knowledge_bases(state: StateDep, tenant: TenantDep) -> dict[str, Any]:
-    return {"data": await TenantKnowledge(state, tenant).knowledge_bases()}
+async def list_knowledge_bases(state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
+    return {"data": await TenantKnowledge(state, caller).knowledge_bases()}
 
 
 @router.get("/{kb}")
-async def get_knowledge_base(kb: str, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
-    return await asyncio.to_thread(_summary, state, tenant, kb)
+async def get_knowledge_base(kb: str, state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
+    return await asyncio.to_thread(_summary, state, caller, kb)
 
 
 @router.delete("/{kb}", status_code=204)
-async def delete_knowledge_base(kb: str, state: StateDep, tenant: TenantDep) -> Response:
+async def delete_knowledge_base(kb: str, state: StateDep, tenant: WriterDep) -> Response:
     """Deletes the knowledge base with its documents (metadata DB, BM25, vectors, graph), its profile,
     and uploaded originals no other document uses, before answering."""
     try:
@@ -83,10 +84,10 @@ async def delete_knowledge_base(kb: str, state: StateDep, tenant: TenantDep) -> 
 
 
 @router.post("/{kb}/search")
-async def search(kb: str, body: SearchRequest, state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+async def search(kb: str, body: SearchRequest, state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
     """Hybrid search under the KB's retrieval profile; hits best first, with what degraded."""
     query = check_question(body.query, state.settings.max_question_chars, "query")
-    return await TenantKnowledge(state, tenant).search_knowledge_base(SearchArgs(query=query, kb=kb, k=body.k))
+    return await TenantKnowledge(state, caller).search_knowledge_base(SearchArgs(query=query, kb=kb, k=body.k))
 
 
 @router.get("/{kb}/profile")
@@ -99,7 +100,7 @@ async def get_profile(kb: str, state: StateDep, tenant: TenantDep) -> RetrievalP
 
 
 @router.put("/{kb}/profile")
-async def put_profile(kb: str, profile: RetrievalProfile, state: StateDep, tenant: TenantDep) -> RetrievalProfile:
+async def put_profile(kb: str, profile: RetrievalProfile, state: StateDep, tenant: WriterDep) -> RetrievalProfile:
     """Replaces the profile; the next search or question uses it (no restart, no cache).
 
     `RetrievalProfile` validates the body (the same checks as `sieve profile set`)."""

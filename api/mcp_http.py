@@ -1,12 +1,13 @@
 """MCP over streamable HTTP at `/mcp`: the knowledge-base tools and resources for agents that speak MCP.
 
 The same tools as `sieve mcp` (stdio), with the API's authentication: this ASGI wrapper checks the
-caller's key (or `--dev`'s loopback rule) before the MCP app sees the request, and hands the
-tenant on in a header of its own, which it first strips from what the client sent.
+caller's key or token (or `--dev`'s loopback rule) before the MCP app sees the request, and hands the
+caller (tenant, user, groups) on in a header of its own, which it first strips from what the client sent.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,29 +17,31 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from sieve.api.auth import authenticate
+from sieve.api.auth import authenticate_principal
 from sieve.api.errors import error_response
 from sieve.api.hosts import ANY
 from sieve.api.knowledge import TenantKnowledge
 from sieve.api.state import AppState
+from sieve.stores.acl import Principal
 from sieve.tools.graph_tool import KnowledgeTools
 from sieve.tools.mcp_server import build_mcp_server_per_call
 
-TENANT_HEADER = "x-sieve-authenticated-tenant"
+CALLER_HEADER = "x-sieve-authenticated-caller"
 _bearer = HTTPBearer(auto_error=False)
 
 
 class AuthenticatedMcp:
-    """The MCP app behind the API's key check; the tenant travels in `TENANT_HEADER`."""
+    """The MCP app behind the API's key check; the caller travels in `CALLER_HEADER`."""
 
     def __init__(self, app: FastAPI, hosts: list[str]):
         self.app = app
 
         async def tools_for(headers: Mapping[str, str] | None) -> KnowledgeTools:
-            tenant = (headers or {}).get(TENANT_HEADER)
-            if not tenant:  # unreachable through `__call__`, which always sets it
+            caller = (headers or {}).get(CALLER_HEADER)
+            if not caller:  # unreachable through `__call__`, which always sets it
                 raise PermissionError("unauthenticated MCP call")
-            return TenantKnowledge(self._state, tenant)
+            fields = json.loads(caller)
+            return TenantKnowledge(self._state, Principal(fields["tenant"], fields["user"], frozenset(fields["groups"])))
 
         # stateless and JSON: each POST is one exchange, so any worker restart loses no session
         self.mcp: Starlette = build_mcp_server_per_call(tools_for).streamable_http_app(
@@ -56,12 +59,14 @@ class AuthenticatedMcp:
             return
         request = Request(scope, receive)
         try:
-            tenant = await authenticate(request, self._state, await _bearer(request))
+            caller = await authenticate_principal(request, self._state, await _bearer(request))
         except HTTPException as exc:
             await error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))(scope, receive, send)
             return
-        headers: list[tuple[bytes, bytes]] = [(k, v) for k, v in scope["headers"] if k.lower() != TENANT_HEADER.encode()]
-        scope = {**scope, "headers": [*headers, (TENANT_HEADER.encode(), tenant.encode())]}
+        headers: list[tuple[bytes, bytes]] = [(k, v) for k, v in scope["headers"] if k.lower() != CALLER_HEADER.encode()]
+        # ASCII JSON: a header value must be latin-1
+        value = json.dumps({"tenant": caller.tenant, "user": caller.user, "groups": sorted(caller.groups)})
+        scope = {**scope, "headers": [*headers, (CALLER_HEADER.encode(), value.encode())]}
         await self.mcp(scope, receive, send)
 
     def lifespan(self) -> Any:

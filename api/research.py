@@ -13,7 +13,7 @@ from sse_starlette import EventSourceResponse
 
 from sieve.api.chat import SSE_HEADERS
 from sieve.api.conversation import as_sse, check_kb, check_question, run_research
-from sieve.api.deps import StateDep, TenantDep
+from sieve.api.deps import PrincipalDep, StateDep
 
 router = APIRouter(prefix="/v1/research", tags=["research"])
 
@@ -24,8 +24,8 @@ class ResearchRequest(BaseModel):
 
 
 @router.post("/stream", response_class=EventSourceResponse)
-async def research_stream(request: ResearchRequest, state: StateDep, tenant: TenantDep) -> EventSourceResponse:
+async def research_stream(request: ResearchRequest, state: StateDep, caller: PrincipalDep) -> EventSourceResponse:
     question = check_question(request.question, state.settings.max_question_chars)
-    await check_kb(state, tenant, request.kb)
-    return EventSourceResponse(as_sse(run_research(state, tenant, question, request.kb), "research"),
+    await check_kb(state, caller.tenant, request.kb)
+    return EventSourceResponse(as_sse(run_research(state, caller, question, request.kb), "research"),
                                headers=SSE_HEADERS)

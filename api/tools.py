@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import ValidationError
 
-from sieve.api.deps import StateDep, TenantDep
+from sieve.api.deps import PrincipalDep, StateDep
 from sieve.api.knowledge import TenantKnowledge
 from sieve.tools.graph_tool import TOOLS, invoke, openai_tools
 
@@ -15,19 +15,19 @@ router = APIRouter(prefix="/v1/tools", tags=["tools"])
 
 
 @router.get("")
-async def list_tools(state: StateDep, tenant: TenantDep) -> dict[str, Any]:
+async def list_tools(state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
     """The knowledge-base tools as OpenAI `tools=` entries; `kb` lists this key's knowledge bases."""
-    kbs = await TenantKnowledge(state, tenant).knowledge_bases()
+    kbs = await TenantKnowledge(state, caller).knowledge_bases()
     return {"tools": openai_tools([kb["name"] for kb in kbs])}
 
 
 @router.post("/{name}/invoke")
-async def invoke_tool(name: str, state: StateDep, tenant: TenantDep,
+async def invoke_tool(name: str, state: StateDep, caller: PrincipalDep,
                       arguments: dict[str, Any] = Body(description="The tool call's arguments.")) -> dict[str, Any]:
     if name not in TOOLS:
         raise HTTPException(404, f"unknown tool {name!r}; tools: {', '.join(TOOLS)}")
     try:
-        return await invoke(TenantKnowledge(state, tenant), name, arguments)
+        return await invoke(TenantKnowledge(state, caller), name, arguments)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise HTTPException(422, f"bad arguments for {name}: {problems}") from None

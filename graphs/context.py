@@ -46,8 +46,8 @@ class Narrowing(Protocol):
     reason: str
 
 
-NarrowFn = Callable[[str, str, str], Awaitable[Narrowing]]
-"""`(question, tenant, kb) -> Narrowing`; wire NL2SQL as `functools.partial(anarrow, bind=engine, llm=llm)`."""
+NarrowFn = Callable[[str, str, str, frozenset[str] | None], Awaitable[Narrowing]]
+"""`(question, tenant, kb, readers) -> Narrowing`; only documents `readers` may read (None: all) may match."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class NoNarrowing:
     reason: str = "no metadata narrowing configured"
 
 
-async def no_narrowing(question: str, tenant: str, kb: str) -> Narrowing:
+async def no_narrowing(question: str, tenant: str, kb: str, readers: frozenset[str] | None) -> Narrowing:
     return NoNarrowing(content_query=question)
 
 
@@ -160,6 +160,8 @@ def build_default_context(settings: Settings) -> GraphContext:
 
 
 def search_filter(state: State, doc_ids: list[str] | None = None) -> SearchFilter:
-    """The store filter of this turn: the state's tenant (settings' default when unset) and KB."""
+    """The store filter of this turn: the state's tenant (settings' default when unset), KB and readers."""
     tenant = state.get("tenant") or get_settings().default_tenant
-    return SearchFilter(tenant=tenant, kb=state.get("kb", ""), doc_ids=None if doc_ids is None else frozenset(doc_ids))
+    readers = state.get("readers")
+    return SearchFilter(tenant=tenant, kb=state.get("kb", ""), doc_ids=None if doc_ids is None else frozenset(doc_ids),
+                        readers=None if readers is None else frozenset(readers))

@@ -100,10 +100,12 @@ async def ask(
     tenant: str | None = None,
     context: GraphContext | None = None,
     settings: Settings | None = None,
+    readers: frozenset[str] | None = None,
 ) -> AskResult:
     """Answer one question (continuing `thread_id` when given)."""
     result: AskResult | None = None
-    async for event in stream_answer(question, kb=kb, thread_id=thread_id, tenant=tenant, context=context, settings=settings):
+    async for event in stream_answer(question, kb=kb, thread_id=thread_id, tenant=tenant, context=context, settings=settings,
+                                     readers=readers):
         if event.type == "done":
             result = AskResult(**event.data)
     assert result is not None  # stream_answer always ends with `done`
@@ -118,14 +120,16 @@ async def stream_answer(
     tenant: str | None = None,
     context: GraphContext | None = None,
     settings: Settings | None = None,
+    readers: frozenset[str] | None = None,
 ) -> AsyncIterator[StreamEvent]:
-    """Run one turn and yield its events as they happen, ending with `done`."""
+    """Run one turn and yield its events as they happen, ending with `done`; only documents `readers`
+    may read are searched (None: every document of the tenant)."""
     if thread_id is None:
-        async for event in stream_turn(InMemorySaver(), question, kb, str(uuid.uuid4()), tenant, context):
+        async for event in stream_turn(InMemorySaver(), question, kb, str(uuid.uuid4()), tenant, context, readers):
             yield event
         return
     async with open_threads(settings) as saver:
-        async for event in stream_turn(saver, question, kb, thread_id, tenant, context):
+        async for event in stream_turn(saver, question, kb, thread_id, tenant, context, readers):
             yield event
 
 
@@ -136,6 +140,7 @@ async def stream_turn(
     thread_id: str,
     tenant: str | None,
     context: GraphContext | None,
+    readers: frozenset[str] | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """One turn on a thread store the caller owns (the server keeps one open for its lifetime)."""
     graph = agentic_rag.copy(update={"checkpointer": saver})  # compiling again costs ~10 ms
@@ -143,6 +148,8 @@ async def stream_turn(
     inputs = {
         "messages": [HumanMessage(question)],
         "tenant": tenant or get_settings().default_tenant,
+        # set on every turn: a thread never keeps the readers of an earlier turn
+        "readers": None if readers is None else sorted(readers),
         "kb": kb,
     }
     context = context or await asyncio.to_thread(default_context)  # may open stores: off the loop

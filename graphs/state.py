@@ -70,6 +70,10 @@ class InputState(TypedDict, total=False):
         "messages, so a persisted thread carries its own history for follow-up rewriting."
     )), add_messages]
     tenant: Annotated[str, Field(description="Tenant every store call is scoped to.")]
+    readers: Annotated[list[str] | None, Field(description=(
+        "The caller's access-list entries (`*`, `user:<id>`, `group:<name>`); only documents whose access "
+        "list shares one are searched. Unset: every document of the tenant."
+    ))]
     kb: Annotated[str, Field(description="Knowledge base the question is asked against.")]
 
 

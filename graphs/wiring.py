@@ -53,9 +53,9 @@ class NamedKnowledgeBaseNarrowing:
         self.stack = stack
         self.llm = llm
 
-    async def __call__(self, question: str, tenant: str, kb: str) -> NarrowResult:
+    async def __call__(self, question: str, tenant: str, kb: str, readers: frozenset[str] | None) -> NarrowResult:
         kb_id = await asyncio.to_thread(resolve_kb_id, self.stack, tenant, kb)
-        return await anarrow(question, tenant, kb_id, self.stack.engine, llm=self.llm)
+        return await anarrow(question, tenant, kb_id, self.stack.engine, llm=self.llm, readers=readers)
 
 
 def build_context(stack: Stack) -> GraphContext:

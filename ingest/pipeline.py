@@ -25,6 +25,7 @@ from sieve.ingest.document import LoadedDocument, PageImage, TextSection
 from sieve.ingest.extraction import extract_into_graph
 from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
 from sieve.ingest.ocr import PageProgress, page_progress
+from sieve.stores.acl import DEFAULT_ACL, acl_of, indexed_chunks, parse_acl, store_acl
 from sieve.stores.catalog import KnowledgeBaseNotEmpty, get_kb, get_or_create_kb
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
 from sieve.stores.metadata import Chunk, Document, DocumentStatus, IngestJournal, KnowledgeBase, utcnow
@@ -285,19 +286,49 @@ class Ingestor:
             self._purge(tenant, kb_id, doc_ids, reconciled=True)
         return len(stale)
 
+    def set_acl(self, tenant: str, kb_id: str, doc_id: str, acl: Sequence[str]) -> tuple[str, ...] | None:
+        """Replace a ready document's access list in the DB and in every engine's payload (nothing is
+        embedded again); visible to the next query. None when the tenant's KB has no such document."""
+        entries = parse_acl(acl)
+        with self.stack.sessions.begin() as session:
+            doc = session.scalar(select(Document).where(
+                Document.id == doc_id, Document.tenant_id == tenant, Document.kb_id == kb_id,
+                Document.status == DocumentStatus.READY))
+            if doc is None:
+                return None
+            store_acl(session, doc.id, entries)
+            chunks = indexed_chunks(session, doc, entries)
+            # the engines first, inside the DB transaction: a failure leaves the old list everywhere it is read
+            self.stack.text.set_acl(chunks)
+            self.stack.vectors.set_acl(chunks)
+            if self.stack.settings.image_embedder_model_path is not None:
+                self.stack.image_vectors.set_acl(chunks)
+        return entries
+
     # ---- internals ----------------------------------------------------------------------
 
     def _ingest_batch(self, batch: list[Source], tenant: str, kb_id: str, report: IngestReport) -> None:
         settings = self.stack.settings
         tokenizer = self.stack.embedder.tokenizer
         new_docs: list[tuple[Document, str | None, list[Chunk]]] = []  # (doc, replaced doc id, chunks)
+        acls: dict[str, tuple[str, ...]] = {}  # new document id -> its access list
+        changed_acls: list[tuple[str, tuple[str, ...]]] = []  # unchanged documents given a new list
         pictures: list[tuple[Chunk, PageImage]] = []  # for the `image` path, each with the chunk it belongs to
         with self.stack.sessions.begin() as session:
             for source in batch:
                 current = self._current_version(session, kb_id, source.source_uri)
+                meta = dict(source.meta)
+                try:
+                    # a new version keeps its predecessor's access list unless the upload names one
+                    acl = parse_acl(meta.pop("acl")) if "acl" in meta else None
+                except ValueError as exc:
+                    report.failed.append((source.source_uri, str(exc)))
+                    continue
                 if current is not None and current.content_hash == source.content_hash:
-                    if source.meta:
-                        _apply_meta(current, source.meta)
+                    if meta:
+                        _apply_meta(current, meta)
+                    if acl is not None and acl != acl_of(session, current.id):
+                        changed_acls.append((current.id, acl))
                     report.unchanged += 1
                     report.doc_ids.append(current.id)
                     continue
@@ -313,7 +344,7 @@ class Ingestor:
                         content_hash=source.content_hash,
                         status=DocumentStatus.INDEXING,
                     )
-                    _apply_meta(doc, {**(source.loaded.meta or {}), **source.meta})
+                    _apply_meta(doc, {**(source.loaded.meta or {}), **meta})
                 except ValueError as exc:
                     report.failed.append((source.source_uri, str(exc)))
                     continue
@@ -322,6 +353,8 @@ class Ingestor:
                     continue
                 session.add(doc)
                 session.flush()
+                acls[doc.id] = acl or (acl_of(session, current.id) if current is not None else DEFAULT_ACL)
+                store_acl(session, doc.id, acls[doc.id])
                 chunks = [
                     Chunk(
                         doc_id=doc.id,
@@ -351,6 +384,8 @@ class Ingestor:
                 new_docs.append((doc, replaced, chunks))
                 if settings.image_embedder_model_path is not None:
                     pictures.extend(_pictures_of(chunks, source.loaded.images))
+        for doc_id, acl in changed_acls:
+            self.set_acl(tenant, kb_id, doc_id, acl)
         if not new_docs:
             return
 
@@ -361,12 +396,12 @@ class Ingestor:
             [c.text for c in all_chunks],
             batch_size=settings.embedder_batch_size,
         )
-        indexed = [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text) for c in all_chunks]
+        indexed = [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text, acls[c.doc_id]) for c in all_chunks]
         self.stack.text.add(indexed)
         self.stack.vectors.add(indexed, vectors)
         extract_into_graph(self.stack, tenant, kb_id, indexed)
         if pictures:
-            self._index_pictures(pictures, tenant, kb_id)
+            self._index_pictures(pictures, tenant, kb_id, acls)
 
         new_ids = [d.id for d, _, _ in new_docs]
         replaced_ids = [r for _, r, _ in new_docs if r]
@@ -392,7 +427,9 @@ class Ingestor:
         report.embedded += embedded
         report.doc_ids.extend(new_ids)
 
-    def _index_pictures(self, pictures: list[tuple[Chunk, PageImage]], tenant: str, kb_id: str) -> None:
+    def _index_pictures(
+        self, pictures: list[tuple[Chunk, PageImage]], tenant: str, kb_id: str, acls: dict[str, tuple[str, ...]]
+    ) -> None:
         """One image vector per chunk (its first picture): an image path hit is that chunk."""
         embedder = self.stack.image_embedder
         assert embedder is not None
@@ -401,7 +438,8 @@ class Ingestor:
         for start in range(0, len(first), step):
             batch = first[start : start + step]
             vectors = embedder.embed_images([picture.image for _, picture in batch])
-            self.stack.image_vectors.add([IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text) for c, _ in batch], vectors)
+            self.stack.image_vectors.add(
+                [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text, acls[c.doc_id]) for c, _ in batch], vectors)
 
     @staticmethod
     def _current_version(session: Session, kb_id: str, source_uri: str) -> Document | None:

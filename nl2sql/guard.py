@@ -9,7 +9,7 @@ another tenant. Comments are dropped because the SQL is regenerated from the syn
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -39,12 +39,14 @@ class TableRule:
 
     `columns` are the only columns exposed (in this order for `SELECT *`); `tenant_column` names the
     column compared with the caller's tenant (None: the table is not tenant-scoped); `filters` are
-    further fixed equality predicates (e.g. status = 'ready') applied the same way.
+    further fixed equality predicates (e.g. status = 'ready') applied the same way; `acl_column` names
+    the document id whose access list must admit the caller's readers (None: no document rows).
     """
 
     columns: tuple[str, ...]
     tenant_column: str | None = None
     filters: Mapping[str, str] = field(default_factory=dict)
+    acl_column: str | None = None
 
 
 Allowlist = Mapping[str, TableRule]
@@ -79,18 +81,25 @@ def guard(
     allowlist: Allowlist,
     *,
     tenant: str | None,
+    readers: Collection[str] | None = None,
     dialect: Dialect = "sqlite",
     max_rows: int = DEFAULT_MAX_ROWS,
     max_chars: int = DEFAULT_MAX_CHARS,
 ) -> str:
-    """Check `sql` and return it rewritten as it will run, or raise `SQLRejected` with the reason."""
+    """Check `sql` and return it rewritten as it will run, or raise `SQLRejected` with the reason.
+
+    `readers` are the caller's access-list entries: rows of documents none of them may read are
+    removed next to the tenant predicate (None: a tenant-wide caller)."""
     try:
-        return _guard(sql, allowlist, tenant, dialect, max_rows, max_chars)
+        return _guard(sql, allowlist, tenant, readers, dialect, max_rows, max_chars)
     except RecursionError:  # sqlglot is recursive; deep nesting must be a refusal, not a crash
         raise SQLRejected("statement is nested too deeply") from None
 
 
-def _guard(sql: str, allowlist: Allowlist, tenant: str | None, dialect: Dialect, max_rows: int, max_chars: int) -> str:
+def _guard(
+    sql: str, allowlist: Allowlist, tenant: str | None, readers: Collection[str] | None, dialect: Dialect,
+    max_rows: int, max_chars: int,
+) -> str:
     tree = _parse_single(sql, dialect, max_chars)
     _check_syntax(tree)
     rules = {name.lower(): rule for name, rule in allowlist.items()}
@@ -100,7 +109,7 @@ def _guard(sql: str, allowlist: Allowlist, tenant: str | None, dialect: Dialect,
     cte_names = _check_ctes(tree, rules)
     physical, cte_refs = _resolve(tree, rules)
     for table in physical:
-        table.replace(_filtered_source(table, rules[table.name], tenant))
+        table.replace(_filtered_source(table, rules[table.name], tenant, readers))
     for table, cte in cte_refs:
         if not table.args.get("alias"):  # keep the name the query uses for it
             table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
@@ -307,7 +316,9 @@ def _selected(scope: Scope) -> list[exp.Table | Scope]:
     return [source for _node, source in scope.selected_sources.values()]
 
 
-def _filtered_source(table: exp.Table, rule: TableRule, tenant: str | None) -> exp.Subquery:
+def _filtered_source(
+    table: exp.Table, rule: TableRule, tenant: str | None, readers: Collection[str] | None
+) -> exp.Subquery:
     """The replacement for one physical table: its allowed columns, only the tenant's (and filtered) rows."""
     predicates: list[exp.Expression] = []
     if rule.tenant_column is not None:
@@ -315,6 +326,11 @@ def _filtered_source(table: exp.Table, rule: TableRule, tenant: str | None) -> e
             raise SQLRejected(f"table {table.name} needs a tenant and none was given")
         predicates.append(exp.column(rule.tenant_column, quoted=True).eq(exp.Literal.string(tenant)))
     predicates += [exp.column(col, quoted=True).eq(exp.Literal.string(val)) for col, val in rule.filters.items()]
+    if readers is not None and rule.acl_column is not None:
+        readable = exp.select(exp.column("doc_id", quoted=True)).from_(
+            exp.Table(this=exp.to_identifier("document_acl", quoted=True))
+        ).where(exp.column("entry", quoted=True).isin(*([exp.Literal.string(r) for r in sorted(readers)] or [exp.null()])))
+        predicates.append(exp.column(rule.acl_column, quoted=True).isin(query=readable))
     inner = exp.select(*(exp.column(c, quoted=True) for c in rule.columns)).from_(
         exp.Table(this=exp.to_identifier(table.name, quoted=True))
     )

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, Table, select
 
 from sieve.nl2sql.guard import TableRule
+from sieve.stores.acl import readable
 from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase
 
 _DOCUMENTS: Table = Document.__table__  # type: ignore[assignment]
@@ -36,7 +37,7 @@ def metadata_allowlist(kb_id: str | None = None) -> dict[str, TableRule]:
     """The guard's allow-list for the metadata DB: ready documents of the tenant, optionally of one KB."""
     doc_filters = {"status": DocumentStatus.READY} | ({"kb_id": kb_id} if kb_id else {})
     return {
-        "documents": TableRule(_public_columns(_DOCUMENTS), "tenant_id", doc_filters),
+        "documents": TableRule(_public_columns(_DOCUMENTS), "tenant_id", doc_filters, acl_column="id"),
         "knowledge_bases": TableRule(_public_columns(_KBS), "tenant_id", {"id": kb_id} if kb_id else {}),
     }
 
@@ -56,10 +57,15 @@ class MetadataValues:
     meta: dict[str, tuple[str, ...]] = field(default_factory=dict)  # user-defined key -> sample values
 
 
-def read_values(engine: Engine, tenant: str, kb_id: str | None = None, *, limit: int = MAX_SLOT_VALUES) -> MetadataValues:
-    """Read the distinct owners, filenames, tags, KB names and meta keys visible to `tenant`."""
+def read_values(
+    engine: Engine, tenant: str, kb_id: str | None = None, *, limit: int = MAX_SLOT_VALUES,
+    readers: frozenset[str] | None = None,
+) -> MetadataValues:
+    """Read the distinct owners, filenames, tags, KB names and meta keys visible to `tenant` (and `readers`)."""
     docs = _DOCUMENTS.c
     visible = [docs.tenant_id == tenant, docs.status == DocumentStatus.READY]
+    if readers is not None:
+        visible.append(readable(readers, docs.id))
     if kb_id:
         visible.append(docs.kb_id == kb_id)
 

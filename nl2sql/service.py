@@ -92,21 +92,23 @@ def narrow(
     now: datetime | None = None,
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    readers: frozenset[str] | None = None,
 ) -> NarrowResult:
-    """Find the metadata conditions of `question` and the documents of `tenant` (in `kb_id`) meeting them."""
+    """Find the metadata conditions of `question` and the documents of `tenant` (in `kb_id`, readable
+    with `readers`) meeting them."""
     engine = _engine(bind)
     now = now or datetime.now(timezone.utc)
-    values = read_values(engine, tenant, kb_id)
+    values = read_values(engine, tenant, kb_id, readers=readers)
     fallback_reason = ""
     if llm is not None:
         try:
-            return _narrow_llm(question, tenant, kb_id, engine, llm, values, now, timeout_s)
+            return _narrow_llm(question, tenant, kb_id, engine, llm, values, now, timeout_s, readers)
         except (SQLRejected, SQLExecutionError) as err:
             fallback_reason = f"model SQL not used: {err.reason}; "
         except Exception as err:  # noqa: BLE001 - any model failure means: answer without the model
             fallback_reason = f"model SQL not used: {type(err).__name__}: {err}; "
     try:
-        result = _narrow_slots(question, tenant, kb_id, engine, values, now, timeout_s)
+        result = _narrow_slots(question, tenant, kb_id, engine, values, now, timeout_s, readers)
     except (SQLRejected, SQLExecutionError) as err:  # e.g. a timeout: retrieve without narrowing
         return NarrowResult(sql=None, content_query=question, reason=f"{fallback_reason}not narrowed: {err.reason}")
     return replace(result, reason=fallback_reason + result.reason)
@@ -121,18 +123,20 @@ async def anarrow(
     now: datetime | None = None,
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    readers: frozenset[str] | None = None,
 ) -> NarrowResult:
-    return await asyncio.to_thread(narrow, question, tenant, kb_id, bind, llm, now, timeout_s=timeout_s)
+    return await asyncio.to_thread(narrow, question, tenant, kb_id, bind, llm, now, timeout_s=timeout_s, readers=readers)
 
 
 def _narrow_slots(
-    question: str, tenant: str, kb_id: str | None, engine: Engine, values: MetadataValues, now: datetime, timeout_s: float
+    question: str, tenant: str, kb_id: str | None, engine: Engine, values: MetadataValues, now: datetime, timeout_s: float,
+    readers: frozenset[str] | None,
 ) -> NarrowResult:
     slots = fill_slots(question, values, now, match_kb_names=kb_id is None)
     if not slots.has_conditions and not slots.metadata_question:
         return NarrowResult(sql=None, content_query=slots.content_query, reason="no metadata condition found")
     sql = compile_slots(slots, dialect=_dialect(engine))
-    guarded, result = _run(sql, tenant, kb_id, engine, timeout_s)
+    guarded, result = _run(sql, tenant, kb_id, engine, timeout_s, readers)
     narrowed = _result(guarded, result, slots.metadata_question, slots.content_query, "deterministic", "slot filling")
     # "列出所有文档" lists documents but sets no condition: nothing to narrow retrieval by.
     return narrowed if slots.has_conditions else replace(narrowed, doc_ids=None)
@@ -147,6 +151,7 @@ def _narrow_llm(
     values: MetadataValues,
     now: datetime,
     timeout_s: float,
+    readers: frozenset[str] | None,
 ) -> NarrowResult:
     dialect = _dialect(engine)
     prompt = NL2SQL_PROMPT.format(schema=describe_schema(values, dialect=dialect), today=now.date().isoformat())
@@ -154,14 +159,17 @@ def _narrow_llm(
     draft = reply if isinstance(reply, SQLDraft) else SQLDraft.model_validate(reply)
     if not draft.sql or not draft.sql.strip():
         return NarrowResult(sql=None, content_query=draft.content_query or question, reason="model: no metadata condition", mode="llm")
-    guarded, result = _run(draft.sql, tenant, kb_id, engine, timeout_s)
+    guarded, result = _run(draft.sql, tenant, kb_id, engine, timeout_s, readers)
     if not draft.metadata_answer and _id_column(result) is None:
         raise SQLRejected("the query must return documents.id to narrow retrieval")
     return _result(guarded, result, draft.metadata_answer, draft.content_query, "llm", "model SQL")
 
 
-def _run(sql: str, tenant: str, kb_id: str | None, engine: Engine, timeout_s: float) -> tuple[str, QueryResult]:
-    guarded = guard(sql, metadata_allowlist(kb_id), tenant=tenant, dialect=_dialect(engine), max_rows=MAX_NARROW_IDS)
+def _run(
+    sql: str, tenant: str, kb_id: str | None, engine: Engine, timeout_s: float, readers: frozenset[str] | None
+) -> tuple[str, QueryResult]:
+    guarded = guard(sql, metadata_allowlist(kb_id), tenant=tenant, readers=readers, dialect=_dialect(engine),
+                    max_rows=MAX_NARROW_IDS)
     return guarded, execute(engine, guarded, max_rows=MAX_NARROW_IDS, timeout_s=timeout_s)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sieve.stores.acl import where_readable
 from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase, Tenant
 from sieve.stores.names import check_kb_name
 
@@ -56,12 +57,14 @@ def get_or_create_kb(session: Session, tenant: str, name: str) -> KnowledgeBase:
     return kb
 
 
-def kbs_with_counts(session: Session, tenant: str) -> list[tuple[KnowledgeBase, int]]:
-    """The tenant's knowledge bases by name, each with its number of ready documents."""
-    counts = dict(session.execute(
+def kbs_with_counts(
+    session: Session, tenant: str, readers: frozenset[str] | None = None
+) -> list[tuple[KnowledgeBase, int]]:
+    """The tenant's knowledge bases by name, each with its number of ready documents `readers` may read."""
+    counts = dict(session.execute(where_readable(
         select(Document.kb_id, func.count())
         .where(Document.tenant_id == tenant, Document.status == DocumentStatus.READY)
-        .group_by(Document.kb_id)
+        .group_by(Document.kb_id), readers)
     ).all())
     return [(kb, counts.get(kb.id, 0)) for kb in list_kbs(session, tenant)]
 

@@ -111,6 +111,17 @@ class Chunk(Base):
     document: Mapped[Document] = relationship(back_populates="chunks")
 
 
+class DocumentAcl(Base):
+    """One access-list entry of a document (`*`, `user:<id>` or `group:<name>`); see `sieve.stores.acl`."""
+
+    __tablename__ = "document_acl"
+    # a caller's readers are few: the planner finds readable documents from the entry side
+    __table_args__ = (Index("ix_document_acl_entry", "entry", "doc_id"),)
+
+    doc_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    entry: Mapped[str] = mapped_column(String(210), primary_key=True)
+
+
 class IngestJournal(Base):
     """One row per ingest operation; `finished_at` stays empty if the process died mid-way."""
 
@@ -167,6 +178,9 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16), doc="the key's first characters, to recognise it in listings")
     name: Mapped[str] = mapped_column(String(200), default="")
+    # the principal the key speaks for; no user and no groups reads the whole tenant
+    user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    groups: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -52,7 +52,7 @@ def index_template(pattern: str, zh: ChineseAnalysis, knn_dim: int | None = None
             "analyzer": {"sieve_pretokenised": {"type": "custom", "tokenizer": "whitespace", "filter": ["lowercase"]}}
         }
     properties: dict[str, Any] = {
-        **{field: {"type": "keyword"} for field in ("chunk_id", "doc_id", "tenant", "kb")},
+        **{field: {"type": "keyword"} for field in ("chunk_id", "doc_id", "tenant", "kb", "acl")},
         "text": {"type": "text", "analyzer": "standard"},
         "text_zh": {"type": "text", **_ZH_FIELD[zh]},
     }
@@ -79,6 +79,8 @@ def filter_query(flt: SearchFilter) -> dict[str, Any]:
     clauses: list[dict[str, Any]] = [{"term": {"tenant": flt.tenant}}, {"term": {"kb": flt.kb}}]
     if flt.doc_ids is not None:
         clauses.append({"terms": {"doc_id": sorted(flt.doc_ids)}})
+    if flt.readers is not None:
+        clauses.append({"terms": {"acl": sorted(flt.readers)}})
     return {"bool": {"filter": clauses}}
 
 
@@ -103,6 +105,13 @@ def delete_body(tenant: str, kb: str, doc_ids: Sequence[str]) -> dict[str, Any]:
     return {"query": filter_query(SearchFilter(tenant, kb, frozenset(doc_ids)))}
 
 
+def acl_actions(index: str, chunks: Sequence[IndexedChunk]) -> list[dict[str, Any]]:
+    """Partial updates that rewrite only the chunks' access lists (text and vectors stay)."""
+    return [
+        {"_op_type": "update", "_index": index, "_id": document_id(c), "doc": {"acl": list(c.acl)}} for c in chunks
+    ]
+
+
 def document_id(chunk: IndexedChunk) -> str:
     # chunk ids are only unique inside a knowledge base; the index holds every tenant's
     return hashlib.blake2b("\0".join((chunk.tenant, chunk.kb, chunk.chunk_id)).encode(), digest_size=16).hexdigest()
@@ -121,6 +130,7 @@ def bulk_actions(
             "doc_id": chunk.doc_id,
             "tenant": chunk.tenant,
             "kb": chunk.kb,
+            "acl": list(chunk.acl),
             "text": chunk.text,
             "text_zh": pretokenize(chunk.text) if zh == "jieba" else chunk.text,
         }
@@ -199,6 +209,9 @@ class OpenSearchTextIndex:
 
     def add(self, chunks: Sequence[IndexedChunk], vectors: np.ndarray | None = None) -> None:
         helpers.bulk(self.client, self._actions(chunks, vectors), **_BULK)
+
+    def set_acl(self, chunks: Sequence[IndexedChunk]) -> None:
+        helpers.bulk(self.client, acl_actions(self.index, chunks), **_BULK)
 
     def delete_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> None:
         if doc_ids:  # an empty list must delete nothing, not match everything

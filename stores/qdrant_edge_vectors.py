@@ -27,6 +27,8 @@ _PAYLOAD_INDEXES = {
     "kb": qe.KeywordIndexParams(),
     # allow-lists are small: they are served by the keyword index, never by a payload-aware graph
     "doc_id": qe.KeywordIndexParams(enable_hnsw=False),
+    # a caller's access-list entries match a large share of the tenant: the graph may use this index
+    "acl": qe.KeywordIndexParams(),
 }
 _RETURNED_PAYLOAD = ["chunk_id", "doc_id"]
 # Our filter is an AND (tenant, kb, maybe doc ids) and Qdrant's payload-aware graph links only cover
@@ -44,13 +46,17 @@ def point_id(chunk_id: str) -> uuid.UUID:
     return uuid.uuid5(_CHUNK_NAMESPACE, chunk_id)
 
 
-def _scope(tenant: str, kb: str, doc_ids: Collection[str] | None) -> qe.Filter:
+def _scope(
+    tenant: str, kb: str, doc_ids: Collection[str] | None, readers: Collection[str] | None = None
+) -> qe.Filter:
     must: list[qe.FieldCondition] = [
         qe.FieldCondition(key="tenant", match=qe.MatchValue(tenant)),
         qe.FieldCondition(key="kb", match=qe.MatchValue(kb)),
     ]
     if doc_ids is not None:
         must.append(qe.FieldCondition(key="doc_id", match=qe.MatchAny(sorted(doc_ids))))
+    if readers is not None:
+        must.append(qe.FieldCondition(key="acl", match=qe.MatchAny(sorted(readers))))
     return qe.Filter(must=must)
 
 
@@ -113,7 +119,7 @@ class QdrantEdgeVectorIndex:
                     qe.Point(
                         point_id(c.chunk_id),
                         row,
-                        {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "tenant": c.tenant, "kb": c.kb},
+                        {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "tenant": c.tenant, "kb": c.kb, "acl": list(c.acl)},
                     )
                     for c, row in zip(chunks[start : start + _UPSERT_BATCH], rows, strict=True)
                 ]
@@ -128,6 +134,15 @@ class QdrantEdgeVectorIndex:
             shard.update(qe.UpdateOperation.delete_points_by_filter(_scope(tenant, kb, doc_ids)))
             shard.flush()
 
+    def set_acl(self, chunks: Sequence[IndexedChunk]) -> None:
+        """The chunks' access lists changed: the payload is rewritten in place, per document."""
+        by_doc = {(c.tenant, c.kb, c.doc_id): list(c.acl) for c in chunks}
+        with self._write_lock:
+            shard = self._open()
+            for (tenant, kb, doc_id), acl in by_doc.items():
+                shard.update(qe.UpdateOperation.set_payload_by_filter(_scope(tenant, kb, [doc_id]), {"acl": acl}))
+            shard.flush()
+
     def search(self, vector: np.ndarray, flt: SearchFilter, k: int) -> list[ScoredChunk]:
         """Cosine top-k, best first (score is the cosine similarity)."""
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -139,7 +154,7 @@ class QdrantEdgeVectorIndex:
             qe.QueryRequest(
                 limit=k,
                 query=qe.Query.Nearest(query.tolist()),
-                filter=_scope(flt.tenant, flt.kb, flt.doc_ids),
+                filter=_scope(flt.tenant, flt.kb, flt.doc_ids, flt.readers),
                 with_payload=_RETURNED_PAYLOAD,
                 params=_SEARCH_PARAMS,
             )
@@ -149,7 +164,7 @@ class QdrantEdgeVectorIndex:
     def count(self, flt: SearchFilter) -> int:
         if flt.allows_nothing():
             return 0
-        return self._open().count(qe.CountRequest(exact=True, filter=_scope(flt.tenant, flt.kb, flt.doc_ids)))
+        return self._open().count(qe.CountRequest(exact=True, filter=_scope(flt.tenant, flt.kb, flt.doc_ids, flt.readers)))
 
     def optimize(self) -> bool:
         """Build HNSW graphs and merge segments; blocking, and it holds the GIL throughout.

@@ -60,6 +60,8 @@ def search_filter(flt: SearchFilter) -> qm.Filter:
     ]
     if flt.doc_ids is not None:
         must.append(qm.FieldCondition(key="doc_id", match=qm.MatchAny(any=sorted(flt.doc_ids))))
+    if flt.readers is not None:
+        must.append(qm.FieldCondition(key="acl", match=qm.MatchAny(any=sorted(flt.readers))))
     return qm.Filter(must=must)
 
 
@@ -69,7 +71,7 @@ def payload_indexes(layout: Layout) -> dict[str, qm.KeywordIndexParams]:
     partition = {"shared": "tenant", "per_tenant": "kb", "per_kb": None}[layout]
     return {
         field: qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True if field == partition else None)
-        for field in ("tenant", "kb", "doc_id")
+        for field in ("tenant", "kb", "doc_id", "acl")
     }
 
 
@@ -180,7 +182,8 @@ class QdrantServerVectorIndex:
             named: dict[str, object] = {DENSE: vector.tolist()}
             if self.bm25:
                 named[SPARSE] = bm25_document_vector(chunk.text, self.bm25_avg_len)
-            payload = {"chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "tenant": chunk.tenant, "kb": chunk.kb}
+            payload = {"chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "tenant": chunk.tenant, "kb": chunk.kb,
+                       "acl": list(chunk.acl)}
             grouped[self.collection(chunk.tenant, chunk.kb)].append(
                 qm.PointStruct(id=point_id(chunk), vector=named, payload=payload)
             )
@@ -216,6 +219,14 @@ class QdrantServerVectorIndex:
         if doc_ids and self._exists(name):
             selector = qm.FilterSelector(filter=search_filter(SearchFilter(tenant, kb, frozenset(doc_ids))))
             self.client.delete(name, points_selector=selector, wait=True)
+
+    def set_acl(self, chunks: Sequence[IndexedChunk]) -> None:
+        """The chunks' access lists changed: the payload is rewritten in place, per document."""
+        for (tenant, kb, doc_id), acl in {(c.tenant, c.kb, c.doc_id): list(c.acl) for c in chunks}.items():
+            name = self.collection(tenant, kb)
+            if self._exists(name):
+                selector = qm.FilterSelector(filter=search_filter(SearchFilter(tenant, kb, frozenset([doc_id]))))
+                self.client.set_payload(name, payload={"acl": acl}, points=selector, wait=True)
 
     def search(self, vector: np.ndarray, flt: SearchFilter, k: int) -> list[ScoredChunk]:
         return self._query(flt, self.dense_query(vector, flt, k))

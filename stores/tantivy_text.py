@@ -27,6 +27,8 @@ def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     for name, stored in (("chunk_id", True), ("doc_id", True), ("tenant", False), ("kb", False)):
         builder.add_text_field(name, stored=stored, tokenizer_name="raw", index_option="basic")
+    # one value per access-list entry of the chunk's document
+    builder.add_text_field("acl", stored=False, tokenizer_name="raw", index_option="basic")
     # BM25 needs term frequencies, not positions: we never run phrase queries
     builder.add_text_field("text", tokenizer_name=_ANALYZER, index_option="freq")
     return builder.build()
@@ -79,9 +81,15 @@ class TantivyTextIndex:
                         doc_id=chunk.doc_id,
                         tenant=chunk.tenant,
                         kb=chunk.kb,
+                        acl=list(chunk.acl),
                         text=pretokenize(chunk.text),
                     )
                 )
+
+    def set_acl(self, chunks: Sequence[IndexedChunk]) -> None:
+        """The chunks' access lists changed: tantivy updates no field in place, so each chunk is
+        written again from its text (analysis only, nothing is embedded)."""
+        self.add(chunks)
 
     def delete_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> None:
         if not doc_ids:
@@ -144,6 +152,8 @@ class TantivyTextIndex:
         ]
         if flt.doc_ids is not None:
             clauses.append(tantivy.Query.term_set_query(self._schema, "doc_id", sorted(flt.doc_ids)))
+        if flt.readers is not None:
+            clauses.append(tantivy.Query.term_set_query(self._schema, "acl", sorted(flt.readers)))
         return tantivy.Query.const_score_query(
             tantivy.Query.boolean_query([(tantivy.Occur.Must, c) for c in clauses]), 0.0
         )

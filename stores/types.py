@@ -9,16 +9,19 @@ from dataclasses import dataclass
 class SearchFilter:
     """What a search may see. Backends apply it inside the engine, never by post-filtering.
 
-    `doc_ids` is an optional allow-list (from NL2SQL or ACLs); `None` means every document of the
-    knowledge base, an empty set means nothing.
+    `doc_ids` is an optional allow-list (from NL2SQL); `None` means every document of the
+    knowledge base, an empty set means nothing. `readers` are the caller's access-list entries
+    (`sieve.stores.acl`): a chunk matches when its document's access list shares one of them; `None`
+    (a tenant-wide key, `--dev`) reads every document of the tenant.
     """
 
     tenant: str
     kb: str
     doc_ids: frozenset[str] | None = None
+    readers: frozenset[str] | None = None
 
     def allows_nothing(self) -> bool:
-        return self.doc_ids is not None and not self.doc_ids
+        return (self.doc_ids is not None and not self.doc_ids) or (self.readers is not None and not self.readers)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class IndexedChunk:
     tenant: str
     kb: str
     text: str
+    # the document's access-list entries (`sieve.stores.acl`); the default is the whole tenant
+    acl: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True)

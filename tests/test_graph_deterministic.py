@@ -98,7 +98,7 @@ async def test_web_route_answers_from_search_results_with_url_citations():
 
 
 async def test_narrowing_restricts_retrieval_to_the_allowed_documents():
-    async def only_huawei(question, tenant, kb):
+    async def only_huawei(question, tenant, kb, readers):
         return NoNarrowing(sql="SELECT id FROM documents WHERE title LIKE '%华为%'", doc_ids=frozenset({"huawei.md"}),
                            content_query=question, reason="title mentions 华为")
 
@@ -109,7 +109,7 @@ async def test_narrowing_restricts_retrieval_to_the_allowed_documents():
 
 
 async def test_narrowing_that_matches_nothing_refuses_with_its_reason():
-    async def nothing(question, tenant, kb):
+    async def nothing(question, tenant, kb, readers):
         return NoNarrowing(sql="SELECT id FROM documents WHERE year = 1900", doc_ids=frozenset(), content_query=question,
                            reason="no document from 1900")
 
@@ -118,7 +118,7 @@ async def test_narrowing_that_matches_nothing_refuses_with_its_reason():
 
 
 async def test_metadata_rows_answer_the_question_directly():
-    async def count(question, tenant, kb):
+    async def count(question, tenant, kb, readers):
         return NoNarrowing(sql="SELECT count(*) AS documents FROM documents", rows=[(8,)], columns=["documents"],
                            metadata_answer=True, content_query=question, reason="a count over metadata")
 

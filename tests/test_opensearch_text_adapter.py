@@ -134,6 +134,7 @@ def test_bulk_actions_overwrite_per_tenant_and_carry_jieba_terms():
         "doc_id": "d1",
         "tenant": "acme",
         "kb": "hr",
+        "acl": ["*"],
         "text": "年假政策",
         "text_zh": "年 假 政策",
     }

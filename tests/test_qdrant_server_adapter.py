@@ -234,7 +234,7 @@ def test_hybrid_request_filters_every_prefetch_and_fuses_by_rrf():
 )
 def test_payload_indexes_are_keywords_with_the_partition_field_marked_tenant(layout, tenant_field):
     indexes = payload_indexes(layout)
-    assert set(indexes) == {"tenant", "kb", "doc_id"}
+    assert set(indexes) == {"tenant", "kb", "doc_id", "acl"}
     assert all(p.type == qm.KeywordIndexType.KEYWORD for p in indexes.values())
     assert {f for f, p in indexes.items() if p.is_tenant} == ({tenant_field} if tenant_field else set())
 

@@ -27,7 +27,7 @@ async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
     flt = search_filter(state)
 
     async def call(q: str) -> Narrowing:
-        return await ctx.narrow(q, flt.tenant, flt.kb)
+        return await ctx.narrow(q, flt.tenant, flt.kb, flt.readers)
 
     # run as a tagged child run so the narrowing function's own LLM calls stay out of the stream
     try:
