@@ -216,3 +216,15 @@ def test_server_upload_reports_pages_and_serves_the_cited_region_to_its_tenant_o
         assert missing.status_code == 404 and "was not read from a page image" in missing.text
         other = client.get(image_url, headers={"Authorization": f"Bearer {keys['other']}"})
         assert other.status_code == 404 and "/" + str(tmp_path).strip("/") not in other.text
+
+
+def test_sieve_ask_cites_the_page_of_a_scanned_pdf(sieve, tmp_path):
+    scan = page(["The fire drill takes place", "every second Tuesday at ten."], title="Fire Drills", size=(700, 360))
+    writer = PdfWriter()
+    for source in (make_pdf("Safety handbook, edition 3"), encoded(scan, "PDF", resolution=100)):
+        writer.append(PdfReader(io.BytesIO(source)))
+    (tmp_path / "safety.pdf").write_bytes(encoded_pdf(writer))
+    home = tmp_path / "home"
+    sieve(home, "ingest", str(tmp_path / "safety.pdf"), "--kb", "safety")
+    text = sieve(home, "ask", "When does the fire drill take place?", "--kb", "safety").stdout
+    assert "second Tuesday" in text and "safety.pdf (page 2)" in text
