@@ -116,6 +116,7 @@ PLANS: dict[str, Run | Help] = {
     # evaluation on small stand-ins of the shared data sets
     "sieve eval retrieval --data ../shared/data/scifact --split train --reranker embedding --no-budgets": Run(
         "sieve eval retrieval --data {beir} --split train --reranker embedding --no-budgets"),
+    "sieve eval tune --kb eval-scifact --data ../shared/data/scifact": Run("sieve eval tune --kb eval-scifact --data {beir}"),
     "sieve eval refusal --data ../shared/data/rgb-zh/answer_or_refuse.jsonl": Run("sieve eval refusal --data {refusal}"),
     "sieve eval calibrate --kb handbook --data ../shared/data/rgb-zh/answer_or_refuse.jsonl": Run(
         "sieve eval calibrate --kb handbook --data {refusal}"),
