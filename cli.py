@@ -784,14 +784,16 @@ def eval_refusal(
     """Answer-or-refuse accuracy of the grade node's decision, fitted on one half, reported on the other."""
     from sieve.evals.refusal import evaluate_refusal, gather, load_rows
     from sieve.graphs.context import Thresholds
+    from sieve.prompts.language import detect
 
     rows = load_rows(data, limit)
     with _open_stack() as stack:
         provider = _relevance(stack, reranker)
-        evidence = gather(rows, provider.score)
+        evidence = gather(rows, provider.score, vectors=stack.embedder.embed_passages)
         provider.close()
-    # the shipped constants are calibrated for the embedding cosine only
-    reports = evaluate_refusal(rows, evidence, fixed=Thresholds().grade_limits("zh") if reranker == "embedding" else None)
+    # the shipped relevance floor is calibrated for the embedding cosine only
+    shipped = Thresholds().relevance(detect(rows[0].query)) if rows and reranker == "embedding" else None
+    reports = evaluate_refusal(rows, evidence, fixed=shipped)
     if as_json:
         _print_json([dataclasses.asdict(r) for r in reports])
         return
@@ -808,9 +810,11 @@ def eval_calibrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the threshold without storing it.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit the relevance threshold of the KB profile's reranker on the calibration half; store it in the profile."""
+    """Fit the relevance threshold of the KB profile's reranker on the calibration half; store it in the profile.
+
+    The evidence model reads relevance relative to this threshold, so it also carries the model onto the reranker's scale.
+    """
     from sieve.evals.refusal import calibrate_threshold, gather, load_rows
-    from sieve.graphs.context import Thresholds
     from sieve.retrievers.profile import RetrievalProfile
     from sieve.stores.catalog import get_kb
 
@@ -820,9 +824,9 @@ def eval_calibrate(
             profile = RetrievalProfile.from_stored(get_kb(session, _tenant(tenant), kb).profile)
         kind = profile.reranker.value if profile.reranker.value != "none" else "embedding"  # none = cosine relevance
         provider = _relevance(stack, kind)
-        evidence = gather(rows, provider.score)
+        evidence = gather(rows, provider.score, vectors=stack.embedder.embed_passages)
         provider.close()
-        report = calibrate_threshold(rows, evidence, Thresholds().grade_limits("zh"))
+        report = calibrate_threshold(rows, evidence)
         threshold = report.limits["min_relevance"]
         if not dry_run:
             with stack.sessions.begin() as session:

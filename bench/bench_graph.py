@@ -121,13 +121,14 @@ def bench_refusal(args: argparse.Namespace) -> None:
     embed_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    evidence = gather(rows, lambda query, docs: [float(passages[d] @ queries[query]) for d in docs], "zh")
+    evidence = gather(rows, lambda query, docs: [float(passages[d] @ queries[query]) for d in docs], "zh",
+                      vectors=lambda words: cache.get(embedder, "passage", words))
     evidence_ms = (time.perf_counter() - t0) * 1000 / len(rows)
     cal = sum(calibration_half(r) for r in rows)
     print(f"rgb-zh answer_or_refuse: {len(rows)} rows ({cal} calibration / {len(rows) - cal} test), "
           f"embedder {name} ({embed_s:.0f} s embedding incl. cache), evidence {evidence_ms:.1f} ms/row\n")
-    reports = evaluate_refusal(rows, evidence, fixed=Thresholds().grade_limits("zh"))
-    reports[-1].name = "shipped Thresholds"
+    reports = evaluate_refusal(rows, evidence, fixed=Thresholds().relevance("zh"))
+    reports[-1].name = "shipped Thresholds + evidence model"
     print_reports(reports)
 
 

@@ -2,15 +2,15 @@
 
 Rows (`answer_or_refuse.jsonl`) hold a question, the passages retrieval would have found, and whether
 they answer it. The decision is the grade node's (`graphs/grading.py`): answer when some passage is
-kept. Relevance comes from one reranker provider, so the threshold is fitted for that provider's
-scale: on the calibration half (split by a hash of the question id, both variants of a question
-on the same side), reported on the other half.
+kept. Relevance comes from one reranker provider, so the relevance threshold is fitted for that
+provider's scale on the calibration half and reported on the held-out half. The split is by a hash
+of the question id (both variants of a question on the same side); the evidence model was trained
+on calibration halves only, so held-out figures are on rows no fitting has seen.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,15 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sieve.graphs.grading import Evidence, GradeLimits, decide, gather_evidence
+from sieve.graphs.evidence_model import evidence_model
+from sieve.graphs.grading import Evidence, WordVectors, gather_evidence, with_synonyms
 from sieve.graphs.state import Passage
 from sieve.prompts.language import Lang, detect
 
 Relevance = Callable[[str, list[str]], list[float]]
 """`(query, passages) -> relevance per passage`, e.g. a reranker's `score`."""
-
-EVIDENCE_GRID = list(itertools.product([0.3, 0.4, 0.5, 0.6, 0.7, 0.8], [0.6, 0.7, 0.8, 0.9, 1.0]))
-
 
 @dataclass(frozen=True)
 class Row:
@@ -34,6 +32,7 @@ class Row:
     query: str
     docs: list[str]
     answerable: bool
+    titles: list[str] = field(default_factory=list)  # each passage's document title, where the file has them
 
     @property
     def question_id(self) -> str:
@@ -42,7 +41,7 @@ class Row:
 
 def load_rows(path: Path, limit: int | None = None) -> list[Row]:
     """Rows of a labelled file; `limit` keeps the first N questions with both their variants."""
-    rows = [Row(str(r["id"]), r["query"], list(r["docs"]), bool(r["answerable"]))
+    rows = [Row(str(r["id"]), r["query"], list(r["docs"]), bool(r["answerable"]), list(r.get("titles", [])))
             for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r]
     if limit:
         keep = set(sorted({r.question_id for r in rows})[:limit])
@@ -50,26 +49,57 @@ def load_rows(path: Path, limit: int | None = None) -> list[Row]:
     return rows
 
 
+def row_passage(row: Row, index: int, relevance: float) -> Passage:
+    passage = Passage(chunk_id=f"{row.id}#{index}", doc_id=f"{row.id}#{index}", filename="", text=row.docs[index],
+                      score=0.0, relevance=float(relevance), path_scores={})
+    if row.titles:
+        passage["title"] = row.titles[index]
+    return passage
+
+
+def held_out(row: Row) -> bool:
+    """Never used for fitting: questions whose id hashes odd."""
+    return int(hashlib.sha1(row.question_id.encode()).hexdigest(), 16) % 2 == 1
+
+
 def calibration_half(row: Row) -> bool:
-    return int(hashlib.sha1(row.question_id.encode()).hexdigest(), 16) % 2 == 0
+    return not held_out(row)
 
 
-def gather(rows: Sequence[Row], relevance: Relevance, lang: Lang | None = None) -> list[list[Evidence]]:
+@dataclass(frozen=True)
+class RowEvidence:
+    lang: Lang
+    passages: list[Evidence]
+
+
+def gather(rows: Sequence[Row], relevance: Relevance, lang: Lang | None = None,
+           vectors: WordVectors | None = None) -> list[RowEvidence]:
     """What each row's passages offer the grade node, with relevance from the given provider."""
-    evidence = []
+    gathered = []
     for row in rows:
         scores = relevance(row.query, row.docs)
-        passages = [Passage(chunk_id=f"{row.id}#{i}", doc_id=f"{row.id}#{i}", filename="", text=text, score=0.0,
-                            relevance=float(s), path_scores={}) for i, (text, s) in enumerate(zip(row.docs, scores))]
-        evidence.append(gather_evidence(row.query, passages, lang or detect(row.query)))
-    return evidence
+        passages = [row_passage(row, i, s) for i, s in enumerate(scores)]
+        row_lang = lang or detect(row.query)
+        evidence = gather_evidence(row.query, passages, row_lang)
+        if vectors is not None:
+            evidence = with_synonyms(evidence, row_lang, vectors)
+        gathered.append(RowEvidence(row_lang, evidence))
+    return gathered
 
 
-def decisions(evidence: Sequence[list[Evidence]], limits: GradeLimits, relevance_only: bool = False) -> list[bool]:
-    """Answer (True) or refuse, per row."""
-    if relevance_only:
-        return [max((e.relevance for e in ev), default=float("-inf")) >= limits.min_relevance for ev in evidence]
-    return [bool(decide(ev, limits)) for ev in evidence]
+def decisions(evidence: Sequence[RowEvidence], min_relevance: float, relevance_only: bool = False) -> list[bool]:
+    """Answer (True) or refuse, per row: some passage relevant enough that the evidence model keeps."""
+    model = evidence_model()
+    decided = []
+    for row in evidence:
+        relevant = [e.relevance >= min_relevance for e in row.passages]
+        if relevance_only or not any(relevant):
+            decided.append(any(relevant))
+            continue
+        threshold = model.threshold(row.lang)
+        probabilities = model.probabilities(row.passages, row.lang, min_relevance)
+        decided.append(any(ok and p >= threshold for ok, p in zip(relevant, probabilities)))
+    return decided
 
 
 @dataclass
@@ -90,38 +120,29 @@ class Scores:
         return cls(len(truth), round(accuracy, 4), cells)
 
 
-def threshold_grid(evidence: Sequence[list[Evidence]], points: int = 40) -> list[float]:
+def threshold_grid(evidence: Sequence[RowEvidence], points: int = 40) -> list[float]:
     """Candidate thresholds on the provider's own scale: quantiles of the rows' best relevance."""
-    best = np.array([max((e.relevance for e in ev), default=0.0) for ev in evidence])
+    best = np.array([max((e.relevance for e in row.passages), default=0.0) for row in evidence])
     return sorted({round(float(q), 4) for q in np.quantile(best, np.linspace(0, 1, points))})
 
 
-def fit(
-    evidence: Sequence[list[Evidence]],
-    truth: Sequence[bool],
-    evidence_grid: Sequence[tuple[float, float]] = EVIDENCE_GRID,
-    relevance_only: bool = False,
-) -> tuple[GradeLimits, float]:
-    """The limits with the best accuracy, by the one-standard-error rule.
+def fit(evidence: Sequence[RowEvidence], truth: Sequence[bool], relevance_only: bool = False) -> tuple[float, float]:
+    """The relevance threshold with the best accuracy, by the one-standard-error rule.
 
-    Of the settings within one SE of the best, the most permissive relevance floor, then the
-    strictest evidence: a single best point on a hundred-odd questions is mostly noise.
+    Of the thresholds within one SE of the best, the most permissive: a single best point on a
+    hundred-odd questions is mostly noise. The evidence model takes relevance relative to this
+    threshold, so it also moves the model onto the provider's scale.
     """
-    grid = [(1.0, 1.0)] if relevance_only else evidence_grid
-    scored = []
-    for threshold, (ev, strong) in itertools.product(threshold_grid(evidence), grid):
-        limits = GradeLimits(threshold, ev, strong)
-        scored.append((Scores.of(decisions(evidence, limits, relevance_only), truth).accuracy, limits))
+    scored = [(Scores.of(decisions(evidence, t, relevance_only), truth).accuracy, t) for t in threshold_grid(evidence)]
     best = max(score for score, _ in scored)
     band = best - (best * (1 - best) / max(1, len(truth))) ** 0.5
-    score, limits = min(((s, lim) for s, lim in scored if s >= band),
-                        key=lambda pair: (pair[1].min_relevance, -pair[1].strong_evidence, -pair[1].evidence))
-    return limits, score
+    score, threshold = min(((s, t) for s, t in scored if s >= band), key=lambda pair: pair[1])
+    return threshold, score
 
 
 @dataclass
 class RefusalReport:
-    """One decision rule fitted on the calibration half and scored on the test half."""
+    """One decision rule fitted on the calibration half and scored on the held-out half."""
 
     name: str
     limits: dict[str, float]
@@ -129,37 +150,36 @@ class RefusalReport:
     test: Scores
 
 
-def evaluate_refusal(
-    rows: Sequence[Row],
-    evidence: Sequence[list[Evidence]],
-    fixed: GradeLimits | None = None,
-) -> list[RefusalReport]:
-    """Relevance alone, relevance + evidence (both fitted), and `fixed` limits when given (e.g. shipped ones)."""
-    cal = [i for i, r in enumerate(rows) if calibration_half(r)]
-    test = [i for i in range(len(rows)) if i not in set(cal)]
-    truth = [r.answerable for r in rows]
+def _halves(rows: Sequence[Row]) -> tuple[list[int], list[int]]:
+    return [i for i, r in enumerate(rows) if calibration_half(r)], [i for i, r in enumerate(rows) if held_out(r)]
 
-    def part(idx: list[int], limits: GradeLimits, relevance_only: bool = False) -> Scores:
-        return Scores.of(decisions([evidence[i] for i in idx], limits, relevance_only), [truth[i] for i in idx])
 
+def _report(name: str, rows: Sequence[Row], evidence: Sequence[RowEvidence], threshold: float,
+            relevance_only: bool = False) -> RefusalReport:
+    cal, test = _halves(rows)
+
+    def part(idx: list[int]) -> Scores:
+        return Scores.of(decisions([evidence[i] for i in idx], threshold, relevance_only), [rows[i].answerable for i in idx])
+
+    return RefusalReport(name, {"min_relevance": threshold}, part(cal), part(test))
+
+
+def evaluate_refusal(rows: Sequence[Row], evidence: Sequence[RowEvidence], fixed: float | None = None) -> list[RefusalReport]:
+    """Relevance alone and relevance + evidence model (thresholds fitted), and the `fixed` relevance
+    threshold when given (e.g. the shipped one)."""
+    cal, _ = _halves(rows)
+    truth = [rows[i].answerable for i in cal]
     reports = []
-    for name, relevance_only in (("relevance only", True), ("relevance + evidence", False)):
-        limits, _ = fit([evidence[i] for i in cal], [truth[i] for i in cal], relevance_only=relevance_only)
-        reports.append(RefusalReport(name, limits.__dict__, part(cal, limits, relevance_only),
-                                     part(test, limits, relevance_only)))
+    for name, relevance_only in (("relevance only", True), ("relevance + evidence model", False)):
+        threshold, _ = fit([evidence[i] for i in cal], truth, relevance_only)
+        reports.append(_report(name, rows, evidence, threshold, relevance_only))
     if fixed is not None:
-        reports.append(RefusalReport("fixed limits", fixed.__dict__, part(cal, fixed), part(test, fixed)))
+        reports.append(_report("evidence model, shipped threshold", rows, evidence, fixed))
     return reports
 
 
-def calibrate_threshold(rows: Sequence[Row], evidence: Sequence[list[Evidence]], base: GradeLimits) -> RefusalReport:
-    """The relevance threshold for the grade node's evidence constants `base`, fitted on the calibration half."""
-    cal = [i for i, r in enumerate(rows) if calibration_half(r)]
-    test = [i for i in range(len(rows)) if i not in set(cal)]
-    truth = [r.answerable for r in rows]
-    limits, _ = fit([evidence[i] for i in cal], [truth[i] for i in cal], [(base.evidence, base.strong_evidence)])
-
-    def part(idx: list[int]) -> Scores:
-        return Scores.of(decisions([evidence[i] for i in idx], limits), [truth[i] for i in idx])
-
-    return RefusalReport("calibrated threshold", limits.__dict__, part(cal), part(test))
+def calibrate_threshold(rows: Sequence[Row], evidence: Sequence[RowEvidence]) -> RefusalReport:
+    """The relevance threshold for a knowledge base's provider, fitted on the calibration half."""
+    cal, _ = _halves(rows)
+    threshold, _ = fit([evidence[i] for i in cal], [rows[i].answerable for i in cal])
+    return _report("calibrated threshold", rows, evidence, threshold)

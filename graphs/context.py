@@ -69,19 +69,17 @@ async def no_narrowing(question: str, tenant: str, kb: str, readers: frozenset[s
 class Thresholds:
     """Calibrated constants of deterministic mode (relevance = e5 query-passage cosine).
 
-    The grading constants were picked on one half of rgb-zh answer_or_refuse (one-SE rule) and
-    reported on the other (bench/bench_graph.py refusal). English has no such set here and shares
-    them until one is measured. A dict (Studio's context form) is validated into this class.
+    The relevance floors gate grading; the evidence model behind it (graphs/evidence_model.json)
+    was trained on the fitting halves of rgb-zh and the English answer-or-refuse set
+    (evals/train_evidence.py). A dict (Studio's context form) is validated into this class.
     """
 
     relevance_zh: float = 0.80
     """Below it a Chinese passage is off topic (also the routing probe's bar)."""
     relevance_en: float = 0.80
     """Below it an English passage is off topic."""
-    evidence: float = Field(0.3, ge=0, le=1)
-    """Key-term coverage of a sentence whose answer candidates may corroborate."""
-    strong_evidence: float = Field(1.0, ge=0, le=1)
-    """Key-term coverage of one typed sentence that answers on its own."""
+    evidence: float | None = Field(None, ge=0, le=1)
+    """Probability of stating the answer a passage must reach (evidence model); None = the model's per-language one."""
     exemplar_margin: float = 0.02
     """Routing: a chat/web exemplar must beat the best kb exemplar by this much to leave the KB."""
     top_k: int = Field(8, ge=1)
@@ -97,7 +95,7 @@ class Thresholds:
         return self.relevance_zh if lang == "zh" else self.relevance_en
 
     def grade_limits(self, lang: Lang) -> GradeLimits:
-        return GradeLimits(self.relevance(lang), self.evidence, self.strong_evidence)
+        return GradeLimits(self.relevance(lang), self.evidence)
 
 
 class GraphContext(BaseModel):

@@ -1,30 +1,37 @@
 """Deterministic grading: keep a passage when it is relevant enough *and* states an answer.
 
 Relevance alone cannot tell a passage that answers from one that is merely on topic (news about
-the same event, the same company in another year). So a kept passage must also hold evidence:
+the same event, the same company in another year). So each passage is described by evidence:
 
-- strong: one sentence holding all of the question's key terms plus something of the kind
-  the question asks for (a number for "多少/how many", a date for "什么时候/when", a name for
-  "谁/who", a place for "哪里/where"), and every number of the question (years) in the passage; or
-- corroborated: an answer candidate of that kind, stated next to key terms (at least two) in
-  two passages from different sources.
+- how much of the question's key terms its best sentence holds, weighted by how rare a term is
+  among the retrieved passages (passages that share the topic words but miss the one constraint
+  that tells the answer apart, 全球 in "宝马全球销量", do not cover the question); the document's
+  title and the passage's opening sentence count as context of every sentence ("it"), and the
+  subjects of the question (names, codes, years) must all be there;
+- whether a sentence states something of the kind the question asks for (a number for
+  "多少/how many", a date for "什么时候/when", a person for "谁/who", a place for "哪里/where");
+- whether the question's numbers (years) occur, whether another source states the same answer;
+- in English, question words a sentence paraphrases, by e5 word vectors ("launched" for
+  "released", "chief executive" for "CEO").
 
-Coverage of key terms is weighted by how rare a term is among the retrieved passages: passages
-that share the topic words but miss the one constraint that tells the answer apart (全球 in
-"宝马全球销量") do not cover the question.
-
-`bench/bench_graph.py` calibrates the constants (`Thresholds`) on rgb-zh answer_or_refuse.
+A learned model (`evidence_model.py`, trained by `evals/train_evidence.py`) turns the evidence
+into the probability that the passage states the answer; passages reaching the language's
+calibrated threshold are kept, and a refusal names the evidence that decided it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+import numpy as np
 import rjieba
 
+from sieve.graphs.evidence_model import evidence_model
 from sieve.graphs.state import Passage
 from sieve.graphs.text import EN_STOPWORDS, ZH_FUNCTION_CHARS, ZH_STOP_TOKENS, singular, split_sentences
 from sieve.prompts.language import Lang
@@ -48,11 +55,19 @@ _KINDS_ZH: list[tuple[Kind, re.Pattern[str]]] = [
 _KINDS_EN: list[tuple[Kind, re.Pattern[str]]] = [
     ("work", re.compile(r"\bwhich (?:movie|film|book|song|album|show|series)\b|\bbest (?:picture|film|movie)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|day|month)\b|\bwhich year\b", re.I)),
-    ("number", re.compile(r"\bhow (?:many|much|long|old|tall|big|far|high)\b|\bwhat (?:percentage|number|amount)\b", re.I)),
+    ("number", re.compile(r"\bhow (?:many|much|long|old|tall|big|far|high|heavy|loud|fast|hot|often|large|strong)\b|"
+                            r"\bwhat (?:percentage|number|amount)\b|\bwhat is the (?:price|weight|length|height|size|capacity|range|cost)\b", re.I)),
     ("name", re.compile(r"\bwhich (?:team|club|company|firm|party)\b|\bchampion\b|\bwinner\b", re.I)),
     ("person", re.compile(r"\bwho\b|\bwhom\b|\bwhose\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\bwhich (?:country|countries|city|place)\b", re.I)),
 ]
+# synonym matching embeds the words of a few sentences: bounded, as it is most of grading's cost
+SYNONYM_SENTENCES = 6
+SYNONYM_WORDS = 24
+SYNONYM_COSINE = 0.9  # e5 passage-side cosine of two English words that mean the same here
+WordVectors = Callable[[list[str]], np.ndarray]
+"""`texts -> L2-normalised e5 vectors` (passage side), one row per text."""
+_CORROBORATION = 0.3  # key-term coverage of a sentence whose answer candidates may corroborate another source's
 _ZH_PROPER_TAGS = {"nr", "nrfg", "nrt", "nz", "ns", "nt", "eng"}
 _ZH_KIND_TAGS: dict[Kind, set[str]] = {"person": {"nr", "nrfg", "nrt"}, "place": {"ns"}, "work": set()}
 # a quantity carries a unit (or a decimal point): bare integers are mostly dates, times and phone numbers
@@ -60,10 +75,15 @@ _NUMBER = re.compile(
     r"\d+(?:[.,]\d+)*\s*(?:%|％|万|亿|元|美元|人|次|个|名|辆|吨|斤|公斤|千克|公里|米|分|秒|座|家|所|项|件|场|届|倍|岁|天|年|枚|块|台|部|张|位|架|艘|只|户|支|席|强|"
     r"percent|million|billion|thousand|people|times)|\d+\.\d+|[一二三四五六七八九十两]+(?:次|届|名|个|位|座|强)|冠军|亚军|季军|第[一二三四五六七八九十\d]+名"
 )
+# in English a quantity is a number (digits or a word) followed by its unit, whatever the unit
+_EN_NUMBER = re.compile(
+    r"\b(?:\d+(?:[.,]\d+)*\s*(?:%|[A-Za-z]+\b)|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"fifteen|twenty|thirty|forty|fifty|sixty|hundred|a dozen|no)\s+(?:and a half\s+)?[a-z]+)", re.I)
+_EN_NOT_UNIT = {"and", "or", "to", "of", "the", "in", "on", "at", "by", "for", "with", "from", "a", "an", "is", "was"}
 _YEAR = re.compile(r"(?:19|20)\d\d年?")
 _DATE = re.compile(
     r"\d{1,2}月\d{1,2}[日号]|\d{4}年\d{1,2}月|\d{1,2}月|[一二三四五六七八九十]{1,3}月|"
-    r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2}\b|\b(?:19|20)\d\d\b"
+    r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2}\b|\b(?:1[5-9]|20)\d\d\b"
 )
 _QUOTED = re.compile(r"《([^》]{1,20})》|“([^”]{1,20})”|\"([^\"]{1,30})\"")
 _EN_WORD = re.compile(r"[A-Za-z0-9]+")
@@ -76,10 +96,17 @@ _EN_NAME = re.compile(r"\b[A-Z][a-zA-Z\-]+(?:\s+[A-Z][a-zA-Z\-]+)*")
 
 
 class Sentence(NamedTuple):
-    coverage: float  # share of the question's key terms the sentence holds
+    text: str
+    coverage: float  # weighted share of the question's key terms the sentence (with its title) holds
     matched: int  # how many key terms it holds
     candidates: frozenset[str]  # things of the asked-for kind it states that the question does not
     typed: bool  # it states something of the asked-for kind (always, for open questions)
+    missing: tuple[str, ...]  # the key terms it lacks
+    anchored: bool  # it (with its context) names every subject of the question ("Lumen X1", 2022年)
+    predicate: float  # weighted coverage of the question's other key terms (what is asked about the subject)
+    asked: int  # how many such other key terms the question has
+    unmatched: tuple[str, ...]  # those of them the sentence does not repeat
+    paraphrased: float  # share of them it repeats or paraphrases (repeats only, until `with_synonyms`)
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,9 @@ class Evidence:
     has_numbers: bool  # every number of the question (a year, a line number) occurs in the passage
     sentences: list[Sentence]
     group: int  # near-duplicate passages share a group and do not corroborate each other
+    corroborated: bool  # an answer candidate it states is stated by another source too
+    open_question: bool  # the question asks for no particular kind of thing
+    synonyms: bool = False  # sentences were checked for paraphrased question words (`with_synonyms`)
 
 
 @dataclass(frozen=True)
@@ -97,13 +127,13 @@ class Graded:
     kept: list[Passage]
     outcome: Outcome
     best_relevance: float
+    explanation: str = ""  # for a refusal: the evidence that decided it, in the question's language
 
 
 @dataclass(frozen=True)
 class GradeLimits:
-    min_relevance: float
-    evidence: float  # coverage at which a sentence's candidates count toward corroboration
-    strong_evidence: float  # coverage at which one typed sentence is enough on its own
+    min_relevance: float  # below it a passage is off topic, whatever it says
+    evidence: float | None = None  # probability an answering passage reaches; None = the model's, per language
 
 
 def answer_kind(question: str, lang: Lang) -> Kind:
@@ -126,54 +156,148 @@ def key_terms(question: str, lang: Lang) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+def subject_terms(question: str, terms: list[str], lang: Lang) -> set[str]:
+    """The key terms naming what the question is about: names, codes and numbers ("Lumen X1", RCEP,
+    2022), as opposed to what it asks about them."""
+    if lang == "zh":
+        named = {w for w, tag in rjieba.tag(question) if tag in _ZH_PROPER_TAGS or tag == "m" or w.isascii()}
+        return {t for t in terms if t in named or any(ch.isdigit() for ch in t)}
+    words = _EN_WORD.findall(question)
+    named = {singular(w.lower()) for i, w in enumerate(words)
+             if any(ch.isdigit() for ch in w) or (i > 0 and w[0].isupper() and not w.isupper())}
+    return {t for t in terms if t in named}
+
+
 def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[Evidence]:
+    """Each passage's sentences scored against the question's key terms and asked-for kind."""
     kind = answer_kind(question, lang)
     terms = key_terms(question, lang)
+    subjects = subject_terms(question, terms, lang)
     numbers = set(re.findall(r"\d+", question))
     groups = _distinct(passages)
     weights = _term_weights(terms, [f"{p.get('title', '')}\n{p['text']}" for p in passages], lang)
-    evidence: list[Evidence] = []
-    for passage, group in zip(passages, groups):
+    rest = sum(w for t, w in zip(terms, weights) if t not in subjects)
+    per_passage: list[list[Sentence]] = []
+    for passage in passages:
         sentences = []
-        title = passage.get("title", "")
-        for text in split_sentences(passage["text"]) or [passage["text"]]:
+        # the document's title is context every sentence of it shares ("2023年工作总结"); so is the
+        # passage's opening sentence, which names the subject that later sentences call "it"
+        split = split_sentences(passage["text"]) or [passage["text"]]
+        context = f"{passage.get('title', '')}\n{split[0]}"
+        for text in split:
             found = frozenset(answer_candidates(text, kind, question, lang))
-            # an open question ("what does X do") asks for no particular kind: any sentence may answer;
-            # the document's title is context every sentence of it shares ("2023年工作总结")
-            hits = _hits(terms, f"{title}\n{text}", lang)
-            matched = sum(hits)
+            hits = _hits(terms, f"{context}\n{text}", lang)
             coverage = sum(w for w, hit in zip(weights, hits) if hit) / sum(weights) if terms else 0.0
-            sentences.append(Sentence(coverage, matched, found, kind == "other" or bool(found)))
-        evidence.append(Evidence(passage["relevance"] or 0.0, all(n in passage["text"] for n in numbers), sentences, group))
-    return evidence
+            missing = tuple(t for t, hit in zip(terms, hits) if not hit)
+            anchored = all(hit for t, hit in zip(terms, hits) if t in subjects)
+            predicate = sum(w for t, w, hit in zip(terms, weights, hits) if hit and t not in subjects) / rest if rest else 1.0
+            asked = [hit for t, hit in zip(terms, hits) if t not in subjects]
+            unmatched = tuple(t for t, hit in zip(terms, hits) if t not in subjects and not hit)
+            sentences.append(Sentence(text, coverage, sum(hits), found, kind == "other" or bool(found), missing,
+                                      anchored, predicate, len(asked), unmatched,
+                                      sum(asked) / len(asked) if asked else 1.0))
+        per_passage.append(sentences)
+
+    # a corroborating sentence holds a third of the key terms, and never just one of several
+    def stated(sentences: list[Sentence]) -> frozenset[str]:
+        return frozenset().union(*(s.candidates for s in sentences if s.coverage >= _CORROBORATION
+                                   and (s.matched >= 2 or s.coverage == 1.0)))
+
+    statements = [stated(s) for s in per_passage]
+    return [
+        Evidence(passage["relevance"] or 0.0, all(n in passage["text"] for n in numbers), sentences, group,
+                 bool(statements[i] & frozenset().union(*(statements[j] for j in range(len(passages))
+                                                          if groups[j] != group))), kind == "other")
+        for i, (passage, sentences, group) in enumerate(zip(passages, per_passage, groups))
+    ]
 
 
-def decide(evidence: list[Evidence], limits: GradeLimits) -> list[int]:
-    """Indices of the passages to keep: relevant enough, and strong or corroborated evidence."""
-    relevant = [i for i, e in enumerate(evidence) if e.relevance >= limits.min_relevance]
-    # a corroborating sentence holds the share `evidence` of the key terms, and never just one of several
-    def corroborating(s: Sentence) -> bool:
-        return s.coverage >= limits.evidence and (s.matched >= 2 or s.coverage == 1.0)
-
-    stated = {i: frozenset().union(*(s.candidates for s in evidence[i].sentences if corroborating(s))) for i in relevant}
-    kept = []
-    for i in relevant:
-        e = evidence[i]
-        strong = e.has_numbers and any(s.typed and s.coverage >= limits.strong_evidence for s in e.sentences)
-        others = frozenset().union(*(stated[j] for j in relevant if evidence[j].group != e.group))
-        if strong or stated[i] & others:
-            kept.append(i)
-    return kept
+def _synonym_candidates(evidence: list[Evidence], lang: Lang) -> list[tuple[float, int, int]]:
+    # only English: single Chinese words embed too close to their neighbours in topic (销量 and 营收)
+    # to tell a synonym from a sibling
+    if lang != "en":
+        return []
+    return sorted(((e.relevance, i, j) for i, e in enumerate(evidence) for j, s in enumerate(e.sentences)
+                   if s.typed and s.anchored and s.unmatched), reverse=True)[:SYNONYM_SENTENCES]
 
 
-def grade_passages(question: str, passages: list[Passage], lang: Lang, limits: GradeLimits, max_kept: int) -> Graded:
-    """Which passages to keep (most relevant first), or why none: too irrelevant, or no stated answer."""
-    ranked = sorted(passages, key=lambda p: p["relevance"] or 0.0, reverse=True)
+def synonym_words(evidence: list[Evidence], lang: Lang) -> list[str]:
+    """The words `with_synonyms` needs vectors for: question words not repeated, then sentence words."""
+    candidates = _synonym_candidates(evidence, lang)
+    terms = sorted({t for _, i, j in candidates for t in evidence[i].sentences[j].unmatched})
+    words: dict[str, None] = {}
+    for _, i, j in candidates:
+        words.update(dict.fromkeys(w for w in _content_words(evidence[i].sentences[j].text) if w not in terms))
+    return terms + list(words)[:SYNONYM_WORDS] if words else []
+
+
+def with_synonyms(evidence: list[Evidence], lang: Lang, vectors: WordVectors) -> list[Evidence]:
+    """Evidence whose promising sentences also count question words they paraphrase ("launched" for
+    "released", "display" for "screen"), by the cosine of the two words' e5 vectors.
+
+    Only sentences that already name the subjects and state something of the asked-for kind are
+    looked at, and a bounded number of words is embedded (`synonym_words`).
+    """
+    candidates = _synonym_candidates(evidence, lang)
+    words = synonym_words(evidence, lang)
+    if not words:
+        return evidence
+    terms = sorted({t for _, i, j in candidates for t in evidence[i].sentences[j].unmatched})
+    others = words[len(terms):]
+    matrix = vectors(words)
+    close = (matrix[: len(terms)] @ matrix[len(terms):].T) >= SYNONYM_COSINE
+    synonyms = {t: {w for w, hit in zip(others, row) if hit} for t, row in zip(terms, close)}
+    updated = [list(e.sentences) for e in evidence]
+    for _, i, j in candidates:
+        sentence = updated[i][j]
+        present = set(_content_words(sentence.text))
+        found = sum(1 for t in sentence.unmatched if synonyms[t] & present)
+        updated[i][j] = sentence._replace(paraphrased=min(1.0, sentence.paraphrased + found / sentence.asked))
+    return [dataclasses.replace(e, sentences=updated[i], synonyms=True) for i, e in enumerate(evidence)]
+
+
+def grade_passages(question: str, passages: list[Passage], lang: Lang, limits: GradeLimits, max_kept: int,
+                   vectors: WordVectors | None = None) -> Graded:
+    """Which passages to keep (most likely answer first), or why none: too irrelevant, or no stated answer.
+
+    `vectors` embeds words for synonym matching; without it paraphrases go uncounted. (The grade
+    node runs the same steps with the embedder called asynchronously in between.)
+    """
+    ranked = ranked_by_relevance(passages)
     best = (ranked[0]["relevance"] or 0.0) if ranked else 0.0
     if best < limits.min_relevance:
         return Graded([], "below_threshold", best)
-    kept = [ranked[i] for i in decide(gather_evidence(question, ranked, lang), limits)]
-    return Graded(kept[:max_kept], "kept" if kept else "no_evidence", best)
+    evidence = gather_evidence(question, ranked, lang)
+    if vectors is not None:
+        evidence = with_synonyms(evidence, lang, vectors)
+    return grade_evidence(question, ranked, evidence, lang, limits, max_kept)
+
+
+def ranked_by_relevance(passages: list[Passage]) -> list[Passage]:
+    return sorted(passages, key=lambda p: p["relevance"] or 0.0, reverse=True)
+
+
+def grade_evidence(question: str, ranked: list[Passage], evidence: list[Evidence], lang: Lang, limits: GradeLimits,
+                   max_kept: int) -> Graded:
+    """Keep the passages the evidence model finds likely enough to state the answer, most likely first."""
+    best = (ranked[0]["relevance"] or 0.0) if ranked else 0.0
+    if best < limits.min_relevance:
+        return Graded([], "below_threshold", best)
+    model = evidence_model()
+    # unscored passages (no threshold to stand above): each is taken as just relevant enough
+    floor = limits.min_relevance if math.isfinite(limits.min_relevance) else best
+    probabilities = model.probabilities(evidence, lang, floor)
+    threshold = limits.evidence if limits.evidence is not None else model.threshold(lang)
+    order = sorted(range(len(ranked)), key=lambda i: -probabilities[i])
+    kept = [ranked[i] for i in order if probabilities[i] >= threshold and evidence[i].relevance >= limits.min_relevance]
+    if kept:
+        return Graded(kept[:max_kept], "kept", best)
+    return Graded([], "no_evidence", best, model.explain(evidence, order[0], question, lang, floor))
+
+
+def _content_words(sentence: str) -> list[str]:
+    return [singular(w.lower()) for w in _EN_WORD.findall(sentence)
+            if len(w) >= 3 and w.isalpha() and w.lower() not in EN_STOPWORDS]
 
 
 def _hits(terms: list[str], sentence: str, lang: Lang) -> list[bool]:
@@ -205,12 +329,18 @@ def _same_stem(a: str, b: str) -> bool:
     """A crude stemmer: "headquarter" matches "headquartered", "found" matches "founded", and the
     head of a compound its compounds ("phone" matches "smartphone")."""
     shorter, longer = sorted((a, b), key=len)
-    return shorter == longer or (len(shorter) >= 4 and (longer.startswith(shorter) or longer.endswith(shorter)))
+    if shorter == longer or (len(shorter) >= 4 and (longer.startswith(shorter) or longer.endswith(shorter))):
+        return True
+    # inflections of one stem: "assembly" / "assembled", "released" / "releases"
+    return len(shorter) >= 6 and longer.startswith(shorter[:-2]) and len(longer) - len(shorter) <= 2
 
 
 def answer_candidates(sentence: str, kind: Kind, question: str, lang: Lang) -> set[str]:
     """Things of the asked-for kind that the sentence states and the question does not."""
-    if kind == "number":
+    if kind == "number" and lang == "en":
+        found = {m.group(0).strip() for m in _EN_NUMBER.finditer(sentence)}
+        found = {n for n in found if not _YEAR.fullmatch(n) and n.split()[-1].lower() not in _EN_NOT_UNIT}
+    elif kind == "number":
         found = {m.group(0).strip() for m in _NUMBER.finditer(sentence)}
         found = {n for n in found if not _YEAR.fullmatch(n)}
     elif kind == "date":
@@ -221,7 +351,9 @@ def answer_candidates(sentence: str, kind: Kind, question: str, lang: Lang) -> s
         if kind in ("other", "work", "name"):
             found |= {q for groups in _QUOTED.findall(sentence) for q in groups if q}
     else:
-        found = {m.group(0) for m in _EN_NAME.finditer(sentence)}
+        # a capitalised sentence opening is grammar, not a name, unless the name runs on ("Tim Cook")
+        found = {re.sub(r"^(?:The|A|An|Its|It|In|On|At) ", "", m.group(0)) for m in _EN_NAME.finditer(sentence)
+                 if m.start() > 0 or " " in m.group(0)}
     return {c for c in found if c not in question}
 
 

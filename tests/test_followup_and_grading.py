@@ -6,7 +6,7 @@ import pytest
 
 from sieve.graphs.followup import rewrite_followup
 from sieve.graphs.context import Thresholds
-from sieve.graphs.grading import GradeLimits, answer_kind, grade_passages
+from sieve.graphs.grading import answer_kind, grade_passages
 from sieve.graphs.state import Passage
 
 
@@ -59,11 +59,20 @@ def test_the_years_asked_about_must_match():
     assert graded.outcome == "no_evidence"
 
 
-def test_two_sources_agreeing_on_an_answer_corroborate_each_other():
+def test_the_passage_that_names_the_asked_for_person_is_kept_first():
     first = passage("关于星河公司的创始人，报道称是李明远。", doc="a")
     second = passage("星河公司由李明远在杭州创办，他曾任工程师。", doc="b")
-    graded = grade_passages("星河公司的创始人是谁", [first, second], "zh", GradeLimits(0.8, 0.5, 1.1), 4)
-    assert {p["doc_id"] for p in graded.kept} == {"a", "b"}
+    graded = grade_passages("星河公司的创始人是谁", [second, first], "zh", LIMITS, 4)
+    assert graded.outcome == "kept" and graded.kept[0]["doc_id"] == "a"
+
+
+def test_a_refusal_names_the_missing_evidence():
+    text = "星河公司是一家位于杭州的软件企业。2022年星河公司发布了新的品牌标识。"
+    graded = grade_passages("2022年星河公司的营收是多少", [passage(text)], "zh", LIMITS, 4)
+    assert graded.outcome == "no_evidence" and ("营收" in graded.explanation or "数字" in graded.explanation)
+    text = "Northwind was founded in 1998 by Ana Lopez. Northwind sells maps."
+    graded = grade_passages("Where is Northwind headquartered?", [passage(text)], "en", Thresholds().grade_limits("en"), 4)
+    assert graded.outcome == "no_evidence" and ("headquartered" in graded.explanation or "place" in graded.explanation)
 
 
 def test_english_questions_need_their_key_terms_and_kind_of_answer():

@@ -633,16 +633,17 @@ def rows() -> list[dict]:
                 other = rng.choice(neighbours)
                 other_subject = rng.choice(list(other.intros))
                 other_doc = rng.choice(document(other, other_subject, random.Random(f"{qid}o"), None, False))
-                pos_docs = [answer_sentence_in[0], pos_b if answer_sentence_in[0] == pos_a else pos_a,
-                            sibling_same[0], sibling_same[1], other_doc]
-                neg_docs = [neg_a, neg_b, sibling_same[0], sibling_same[1], other_doc]
+                # (title, text): a chunk carries its document's title, as the knowledge base stores it
+                pos_docs = [(subject, answer_sentence_in[0]), (subject, pos_b if answer_sentence_in[0] == pos_a else pos_a),
+                            (siblings[0], sibling_same[0]), (siblings[1], sibling_same[1]), (other_subject, other_doc)]
+                neg_docs = [(subject, neg_a), (subject, neg_b), *pos_docs[2:]]
                 rng.shuffle(pos_docs)
                 rng.shuffle(neg_docs)
-                answers = [value]
-                out.append({"id": f"{qid}-pos", "query": query, "answers": answers, "docs": pos_docs,
-                            "answerable": True, "domain": family.domain})
-                out.append({"id": f"{qid}-neg", "query": query, "answers": [], "docs": [d for d in neg_docs if d],
-                            "answerable": False, "domain": family.domain})
+                neg_docs = [d for d in neg_docs if d[1]]
+                for suffix, docs, answers in (("pos", pos_docs, [value]), ("neg", neg_docs, [])):
+                    out.append({"id": f"{qid}-{suffix}", "query": query, "answers": answers,
+                                "docs": [text for _, text in docs], "titles": [title for title, _ in docs],
+                                "answerable": suffix == "pos", "domain": family.domain})
     return out
 
 

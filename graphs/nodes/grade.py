@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import OrderedDict
 
+import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve
-from sieve.graphs.grading import grade_passages
+from sieve.graphs.grading import gather_evidence, grade_evidence, ranked_by_relevance, synonym_words, with_synonyms
 from sieve.graphs.history import question
 from sieve.graphs.llm import LLMFailed, decide, llm_for
 from sieve.graphs.state import Passage, State
@@ -41,6 +43,19 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
         return {"kept": [], "refusal_reason": _reason(reason, lang, state)}
     passages, unscored = await _with_relevance(passages, query, ctx.embedder, ctx.embedder_timeout_s, degraded)
 
+    limits = ctx.thresholds.grade_limits(lang)
+    if (calibrated := state.get("relevance_threshold")) is not None:
+        # the knowledge base's reranker scores on its own scale, with its own calibrated threshold
+        limits = dataclasses.replace(limits, min_relevance=calibrated)
+    if unscored:
+        # no relevance to threshold (no embedder to score with): the evidence alone decides
+        degraded.append(Degraded.GRADE_UNSCORED)
+        limits = dataclasses.replace(limits, min_relevance=float("-inf"))
+    best = max((p["relevance"] or 0.0) for p in passages)
+    if best < limits.min_relevance:  # nothing on topic: no LLM call, no evidence to read
+        reason = _reason("below_threshold", lang, state, best=best, threshold=limits.min_relevance)
+        return {"passages": passages, "kept": [], "refusal_reason": reason, "degraded": degraded}
+
     if llm := llm_for(state, ctx):
         listing = "\n\n".join(f"[{i}] {p['text']}" for i, p in enumerate(passages, 1))
         messages = [
@@ -56,22 +71,38 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
         except LLMFailed as failure:
             degraded.append(failure.kind)
 
-    limits = ctx.thresholds.grade_limits(lang)
-    if (calibrated := state.get("relevance_threshold")) is not None:
-        # the knowledge base's reranker scores on its own scale, with its own calibrated threshold
-        limits = dataclasses.replace(limits, min_relevance=calibrated)
-    if unscored:
-        # no relevance to threshold (no embedder to score with): the evidence test alone decides
-        degraded.append(Degraded.GRADE_UNSCORED)
-        limits = dataclasses.replace(limits, min_relevance=float("-inf"))
     # sentence splitting and POS tagging of every passage: CPU work, off the event loop
-    graded = await asyncio.to_thread(grade_passages, query, passages, lang, limits, ctx.thresholds.max_kept)
+    ranked = ranked_by_relevance(passages)
+    evidence = await asyncio.to_thread(gather_evidence, query, ranked, lang)
+    if ctx.embedder is not None and not unscored and (words := synonym_words(evidence, lang)):
+        try:
+            vectors = await _word_vectors(ctx.embedder, words, ctx.embedder_timeout_s)
+            evidence = with_synonyms(evidence, lang, lambda texts: np.stack([vectors[t] for t in texts]))
+        except EmbedderUnavailable as unavailable:  # paraphrases go uncounted: the model refuses more, never less
+            degraded += unavailable.flags
+    graded = grade_evidence(query, ranked, evidence, lang, limits, ctx.thresholds.max_kept)
     reason = ""
-    if graded.outcome == "below_threshold":
-        reason = _reason("below_threshold", lang, state, best=graded.best_relevance, threshold=limits.min_relevance)
-    elif graded.outcome == "no_evidence":
-        reason = _reason("no_evidence", lang, state)
+    if graded.outcome == "no_evidence":
+        reason = _reason("no_evidence", lang, state) + (" " if lang == "en" else "") + graded.explanation
     return {"passages": passages, "kept": graded.kept, "refusal_reason": reason, "degraded": degraded}
+
+
+_WORDS: OrderedDict[str, np.ndarray] = OrderedDict()  # word vectors for synonym matching: a KB's words recur
+_WORD_CACHE = 20_000
+
+
+async def _word_vectors(embedder: GuardedEmbedder, words: list[str], timeout_s: float) -> dict[str, np.ndarray]:
+    missing = [w for w in words if w not in _WORDS]
+    if missing:
+        for word, vector in zip(missing, await embedder.aembed_passages(missing, timeout_s)):
+            _WORDS[word] = vector
+    found = {}
+    for word in words:
+        _WORDS.move_to_end(word)
+        found[word] = _WORDS[word]
+    while len(_WORDS) > _WORD_CACHE:
+        _WORDS.popitem(last=False)
+    return found
 
 
 async def _with_relevance(

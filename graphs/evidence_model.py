@@ -1,0 +1,162 @@
+"""The learned evidence model of deterministic grading: does this passage state the answer?
+
+Small gradient-boosted trees over a handful of features of a passage (`FEATURES`), trained by
+`evals/train_evidence.py` on answer-or-refuse development data and shipped as JSON
+(`evidence_model.json`: coefficients, per-language thresholds, the training report). Runtime needs
+nothing beyond the standard library. Where no embedder answers, paraphrases go uncounted and the
+model refuses more: the safe side.
+
+A refusal names the deciding evidence: the feature of the most promising passage whose
+replacement by what answering passages typically show (`reference`, their training means) would
+raise its probability most, said in words ("no sentence mentions 'CEO'").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from sieve.prompts.language import Lang
+
+MODEL_PATH = Path(__file__).with_name("evidence_model.json")
+FEATURES = (
+    "relevance",  # passage relevance above the knowledge base's relevance threshold
+    "relevance_gap",  # relevance below the best passage's (0 for the best)
+    "coverage",  # best weighted key-term coverage of a sentence (title and opening sentence as context)
+    "typed_coverage",  # the same, over sentences that state something of the asked-for kind
+    "typed",  # some sentence states something of the asked-for kind
+    "open",  # the question asks for no particular kind ("what does X do")
+    "numbers",  # every number of the question occurs in the passage
+    "anchored",  # a sentence of the asked-for kind names every subject of the question
+    "anchored_predicate",  # best coverage of the rest of the question by such a sentence
+    "zh",  # the question is Chinese
+    "zh_coverage",  # Chinese and English state things differently: coverage per language
+    "zh_typed_coverage",
+    "anchored_paraphrased",  # share of the rest it repeats or paraphrases
+)
+
+
+def features(evidence: list, index: int, lang: Lang, min_relevance: float) -> dict[str, float]:
+    """The feature values of passage `index` among the retrieved `evidence` (`grading.Evidence`)."""
+    e = evidence[index]
+    coverage = max((s.coverage for s in e.sentences), default=0.0)
+    typed_coverage = max((s.coverage for s in e.sentences if s.typed), default=0.0)
+    zh = float(lang == "zh")
+    values = {
+        "relevance": e.relevance - min_relevance,
+        "relevance_gap": e.relevance - max(x.relevance for x in evidence),
+        "coverage": coverage,
+        "typed_coverage": typed_coverage,
+        "typed": float(any(s.typed for s in e.sentences)),
+        "open": float(e.open_question),
+        "numbers": float(e.has_numbers),
+        "anchored": float(any(s.typed and s.anchored for s in e.sentences)),
+        "anchored_predicate": max((s.predicate for s in e.sentences if s.typed and s.anchored), default=0.0),
+        # paraphrases count only where `grading.with_synonyms` looked (English, with an embedder)
+        "anchored_paraphrased": max((s.paraphrased for s in e.sentences if s.typed and s.anchored), default=0.0),
+        "zh": zh,
+        "zh_coverage": zh * coverage,
+        "zh_typed_coverage": zh * typed_coverage,
+    }
+    return values
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One regression tree of the boosted ensemble, as parallel node arrays (sklearn's layout)."""
+
+    left: tuple[int, ...]  # -1 at a leaf
+    right: tuple[int, ...]
+    feature: tuple[int, ...]
+    threshold: tuple[float, ...]
+    value: tuple[float, ...]
+
+    def predict(self, x: list[float]) -> float:
+        node = 0
+        while self.left[node] != -1:
+            node = self.left[node] if x[self.feature[node]] <= self.threshold[node] else self.right[node]
+        return self.value[node]
+
+
+@dataclass(frozen=True)
+class EvidenceModel:
+    """Gradient-boosted trees over `features`: log-odds = init + rate * sum of the trees."""
+
+    version: str
+    features: tuple[str, ...]
+    init: float
+    rate: float
+    trees: tuple[Tree, ...]
+    thresholds: dict[str, float]  # per language: the probability a passage must reach to answer
+    reference: dict[str, float]  # mean feature values of answering passages in training
+
+    def probability(self, values: dict[str, float]) -> float:
+        x = [values[f] for f in self.features]
+        z = self.init + self.rate * sum(tree.predict(x) for tree in self.trees)
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def probabilities(self, evidence: list, lang: Lang, min_relevance: float) -> list[float]:
+        return [self.probability(features(evidence, i, lang, min_relevance)) for i in range(len(evidence))]
+
+    def threshold(self, lang: Lang) -> float:
+        return self.thresholds[lang]
+
+    def deciding_feature(self, evidence: list, index: int, lang: Lang, min_relevance: float) -> str:
+        """The feature whose typical answering value would raise passage `index`'s probability most."""
+        values = features(evidence, index, lang, min_relevance)
+        gain = {f: self.probability({**values, f: self.reference[f]}) for f in self.features if f in EXPLAINED}
+        return max(gain, key=gain.__getitem__)
+
+    def explain(self, evidence: list, index: int, question: str, lang: Lang, min_relevance: float) -> str:
+        """Why passage `index` (the most promising) does not answer, in the question's language."""
+        from sieve.graphs.grading import answer_kind  # grading imports this module
+
+        feature = self.deciding_feature(evidence, index, lang, min_relevance)
+        e = evidence[index]
+        best = max(e.sentences, key=lambda s: (s.anchored, s.coverage)) if e.sentences else None
+        kind = answer_kind(question, lang)
+        separator = "、" if lang == "zh" else ", "
+        if feature in _TERMS and best is not None and (best.missing or best.unmatched):
+            named = best.missing if feature != "anchored_paraphrased" else best.unmatched
+            missing = separator.join(f"“{t}”" if lang == "zh" else f"'{t}'" for t in (named or best.missing)[:3])
+            return _TEXT["missing"][lang].format(missing=missing)
+        if feature in ("typed", "typed_coverage", "zh_typed_coverage", "anchored") and kind != "other":
+            return _TEXT["kind"][lang].format(kind=_KIND_NAMES[kind][lang])
+        if feature == "numbers":
+            return _TEXT["numbers"][lang]
+        if feature in ("relevance", "relevance_gap"):
+            return _TEXT["relevance"][lang].format(relevance=e.relevance)
+        return _TEXT["statement"][lang]
+
+
+_TERMS = {"coverage", "zh_coverage", "anchored_predicate", "anchored_paraphrased", "anchored"}
+EXPLAINED = set(FEATURES) - {"open", "zh"}
+_KIND_NAMES = {
+    "number": {"zh": "数字", "en": "number"}, "date": {"zh": "时间", "en": "date"},
+    "person": {"zh": "人物", "en": "person"}, "place": {"zh": "地点", "en": "place"},
+    "name": {"zh": "名称", "en": "name"}, "work": {"zh": "作品", "en": "title"},
+}
+_TEXT = {
+    "missing": {"zh": "最接近的段落没有一句提到{missing}。", "en": "no sentence of the closest passage mentions {missing}."},
+    "kind": {"zh": "没有一句话给出所问的{kind}。", "en": "no sentence states the {kind} that was asked for."},
+    "numbers": {"zh": "段落没有提到问题中的年份或数字。", "en": "the passages do not mention the year or number in the question."},
+    "relevance": {"zh": "最接近的段落与问题关系不大（相关度 {relevance:.2f}）。",
+                  "en": "the closest passage is only loosely related (relevance {relevance:.2f})."},
+    "statement": {"zh": "没有一句话直接回答它。", "en": "no sentence answers it directly."},
+}
+
+
+def load(path: Path) -> EvidenceModel:
+    data = json.loads(path.read_text(encoding="utf-8"))
+
+    trees = tuple(Tree(*(tuple(t[k]) for k in ("left", "right", "feature", "threshold", "value"))) for t in data["trees"])
+    return EvidenceModel(data["version"], tuple(data["features"]), data["init"], data["rate"], trees,
+                         data["thresholds"], data["reference"])
+
+
+@lru_cache(maxsize=1)
+def evidence_model() -> EvidenceModel:
+    return load(MODEL_PATH)
