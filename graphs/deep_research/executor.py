@@ -31,11 +31,17 @@ from sieve.prompts.language import detect
 logger = logging.getLogger(__name__)
 # cancelled sub-queries get this long to unwind (a cancelled executor future returns at once)
 _UNWIND_S = 0.05
+# retrieved passages a bridge looks through for its entity when grading kept none
+_BRIDGE_CANDIDATES = 3
 
 
 async def search(sub: SubQuestion, query: str, state: ResearchState, runtime: Runtime[GraphContext]) -> tuple[
         list[Passage], str | None, list[str]]:
-    """One sub-query through narrow → retrieve → grade: (kept passages, narrowing SQL, new flags)."""
+    """One sub-query through narrow → retrieve → grade: (kept passages, narrowing SQL, new flags).
+
+    A bridge asks for an entity, not for an answer to quote: when grading keeps nothing, the best
+    retrieved passage that names the bridge's subject together with an entity of the kind it asks
+    for (张伟 with a company) is what the bridge found."""
     sub_state: State = {
         "messages": [HumanMessage(sub["question"])], "tenant": state.get("tenant", ""), "kb": state.get("kb", ""),
         "readers": state.get("readers"),
@@ -53,7 +59,18 @@ async def search(sub: SubQuestion, query: str, state: ResearchState, runtime: Ru
     if not sub_state.get("kept") and sub_state.get("allowed_doc_ids") != []:
         merge(await retrieve(sub_state, runtime))
         merge(await grade(sub_state, runtime))
-    return list(sub_state.get("kept", [])), sub_state.get("sql"), flags
+    kept = list(sub_state.get("kept", []))
+    if not kept and sub["kind"] == "bridge":
+        kept = await asyncio.to_thread(_naming_the_bridge, sub, sub_state.get("passages", []))
+    return kept, sub_state.get("sql"), flags
+
+
+def _naming_the_bridge(sub: SubQuestion, passages: list[Passage]) -> list[Passage]:
+    subject = sub.get("subject", "")
+    for passage in passages[:_BRIDGE_CANDIDATES]:
+        if subject and subject in passage["text"] and bridge_entities([passage], sub["question"], sub["entity_type"]):
+            return [passage]
+    return []
 
 
 def kept_by_sub_question(steps: list[Step]) -> dict[int, list[Passage]]:
@@ -163,13 +180,15 @@ def _follow_ups(plan: list[dict], kept: dict[int, list[Passage]], tried: list[st
                 if (nested := hop_of(filled)) is not None:
                     # another hop inside (…所在城市的…): this part now finds that bridge, a new hop asks about it
                     if add(sub, nested.question):
-                        sub.update(kind="bridge", question=nested.question)
+                        sub.update(kind="bridge", question=nested.question, subject=nested.subject,
+                                   entity_type=nested.entity_type)
                         sub.pop("template", None)
                         plan.append({"id": max(s["id"] for s in plan) + 1, "question": filled, "kind": "hop",
                                      "parent": sub["id"], "template": nested.template,
                                      "entity_type": nested.entity_type})
                     break  # one chain at a time: the best-supported entity
-                add(sub, filled, entity=entity)
+                if not add(sub, filled, entity=entity):  # asked already: a looser query about the same entity
+                    add(sub, keywords(filled, detect(filled)), entity=entity)
             continue
         lang = detect(sub["question"])
         if add(sub, keywords(sub["question"], lang)):

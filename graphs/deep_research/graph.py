@@ -23,7 +23,7 @@ from sieve.degraded import Degraded
 from sieve.graphs.agentic_rag import timed
 from sieve.graphs.context import GraphContext, resolve, search_filter
 from sieve.graphs.deep_research.executor import execute
-from sieve.graphs.deep_research.planner import MAX_PARTS, hop_of, split_parts
+from sieve.graphs.deep_research.planner import MAX_PARTS, asks_for_entity, hop_of, split_parts
 from sieve.graphs.deep_research.state import ResearchState, SubQuestion
 from sieve.graphs.deep_research.synthesis import synthesise
 from sieve.graphs.history import question
@@ -77,10 +77,15 @@ async def plan(state: ResearchState, runtime: Runtime[GraphContext]) -> Research
     for part in parts or split_parts(q):
         sub_id = len(sub_questions)
         if (hop := hop_of(part)) is not None:
-            sub_questions.append(SubQuestion(id=sub_id, question=hop.question, kind="bridge"))
+            sub_questions.append(SubQuestion(id=sub_id, question=hop.question, kind="bridge", subject=hop.subject,
+                                             entity_type=hop.entity_type))
             sub_questions.append(SubQuestion(id=sub_id + 1, question=part, kind="hop", parent=sub_id,
                                              template=hop.template, entity_type=hop.entity_type))
             pending.append({"sub_question": sub_id, "query": hop.question})
+        elif (asked := asks_for_entity(part)) is not None:
+            sub_questions.append(SubQuestion(id=sub_id, question=part, kind="bridge", subject=asked[0],
+                                             entity_type=asked[1]))
+            pending.append({"sub_question": sub_id, "query": part})
         else:
             sub_questions.append(SubQuestion(id=sub_id, question=part, kind="part"))
             pending.append({"sub_question": sub_id, "query": part})

@@ -29,6 +29,7 @@ class Hop:
     question: str  # e.g. 张伟在哪里工作？
     template: str  # e.g. {entity}的总部位于哪个城市？
     entity_type: str  # the kind of entity the bridge names (organization, place)
+    subject: str  # what the bridge question is about (张伟)
 
 
 # bridge phrases: (pattern naming the subject, the question that finds the bridge entity, its type)
@@ -45,12 +46,20 @@ _EN_BRIDGES: list[tuple[re.Pattern[str], str, str]] = [
      "Where is {x} headquartered?", "place"),
 ]
 
+# questions that ask for an entity (where someone works): a bridge on their own, whose kept passage may
+# name the entity without answering in a quotable way (张伟 → 星河科技)
+_ENTITY_QUESTIONS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(?P<x>[^，,。？?]{1,12}?)(?:在哪里|在哪家公司|在什么公司|在哪个公司|在哪儿)(?:工作|任职|就职|上班)"), "organization"),
+    (re.compile(r"^(?:which company|where|who) does (?P<x>.+?) work(?: for| at)?\W*$", re.I), "organization"),
+]
+
 _ZH_SEP = "和与及跟、"
 _EN_LIST = re.compile(r",\s*(?:and |or )?|\s+(?:and|or|vs\.?|versus)\s+", re.I)
 _ZH_LEAD = re.compile(r"^(?:请)?(?:比较|对比)(?:一下)?")
 _EN_LEAD = re.compile(r"^(?:please )?(?:compare|contrast)\s+", re.I)
-_ZH_RESPECTIVELY = re.compile(r"(?:各自|分别)")
-_EN_RESPECTIVELY = re.compile(r",?\s*(?:respectively|each)\b", re.I)
+# words that ask about the whole list: gone from each part's question
+_ZH_RESPECTIVELY = re.compile(r"各自|分别|一共|总共|合计")
+_EN_RESPECTIVELY = re.compile(r",?\s*\b(?:respectively|each|in total|altogether|combined)\b", re.I)
 
 
 def hop_of(question: str) -> Hop | None:
@@ -62,7 +71,15 @@ def hop_of(question: str) -> Hop | None:
             if lang == "en" and subject.lower().startswith("the "):
                 subject = subject[4:]
             template = question[: match.start()] + ENTITY + question[match.end():]
-            return Hop(asks.format(x=subject), template, entity_type)
+            return Hop(asks.format(x=subject), template, entity_type, subject)
+    return None
+
+
+def asks_for_entity(question: str) -> tuple[str, str] | None:
+    """(subject, entity type) of a question asking which company someone works for; None otherwise."""
+    for pattern, entity_type in _ENTITY_QUESTIONS:
+        if match := pattern.search(question.strip()):
+            return match["x"].strip(), entity_type
     return None
 
 
@@ -90,27 +107,24 @@ def _names(text: str, lang: Lang) -> list[str]:
 
 
 # a question that says it asks about each ("分别", "各自") or compares: its opening list is the things asked about
-_ZH_EACH = re.compile(r"分别|各自|比较|对比|区别|不同|差异")
-_ZH_OPENING_LIST = re.compile(rf"^[^，,。？?的]{{2,40}}?(?=的|分别|各自)")
+_ZH_EACH = re.compile(r"分别|各自|比较|对比|区别|不同|差异|一共|总共|合计")
+_ZH_OPENING_LIST = re.compile(rf"^[^，,。？?的]{{2,40}}?(?=的|分别|各自|一共|总共|合计)")
 
 
 def _zh_listing(text: str, each: bool) -> tuple[int, int, list[str]] | None:
     """The span of "A和B(、C)" where every item is a name the entity rules find, and its items; for a
     question that asks about each, the list it opens with, whatever the names (火星矿业集团 is no known one)."""
     names = sorted(set(_names(text, "zh")), key=len, reverse=True)
-    if len(names) < 2:
-        opening = _ZH_OPENING_LIST.match(text) if each else None
-        items = re.split(rf"[{_ZH_SEP}]", opening.group()) if opening else []
-        if len(items) < 2 or not all(2 <= len(item) <= 12 for item in items):
-            return None
-        return 0, opening.end(), items
-    alternatives = "|".join(map(re.escape, names))
-    listing = re.compile(rf"(?:{alternatives})(?:[{_ZH_SEP}](?:{alternatives}))+")
-    match = listing.search(text)
-    if match is None:
+    if len(names) >= 2:
+        alternatives = "|".join(map(re.escape, names))
+        if match := re.search(rf"(?:{alternatives})(?:[{_ZH_SEP}](?:{alternatives}))+", text):
+            return match.start(), match.end(), [item for item in re.split(rf"[{_ZH_SEP}]", match.group()) if item]
+    # the rules tag 青禾数据 as a person named 青禾: a question asking about each names its things first
+    opening = _ZH_OPENING_LIST.match(text) if each else None
+    items = re.split(rf"[{_ZH_SEP}]", opening.group()) if opening else []
+    if len(items) < 2 or not all(2 <= len(item) <= 12 for item in items):
         return None
-    items = [item for item in re.split(rf"[{_ZH_SEP}]", match.group()) if item]
-    return match.start(), match.end(), items
+    return 0, opening.end(), items
 
 
 def _en_listing(text: str) -> tuple[int, int, list[str]] | None:
@@ -120,7 +134,7 @@ def _en_listing(text: str) -> tuple[int, int, list[str]] | None:
     if len(names) < 2:
         return None
     alternatives = "|".join(map(re.escape, names))
-    listing = re.compile(rf"(?:{alternatives})(?:{_EN_LIST.pattern}(?:{alternatives}))+", re.I)
+    listing = re.compile(rf"(?:{alternatives})(?:(?:{_EN_LIST.pattern})(?:{alternatives}))+", re.I)
     match = listing.search(text)
     if match is None:
         return None

@@ -38,7 +38,8 @@ class SubQuestion(TypedDict):
     kind: Literal["part", "bridge", "hop"]  # hop: asks about what its `parent` (a bridge) finds
     parent: NotRequired[int]
     template: NotRequired[str]  # a hop's question with `{entity}` for the bridge entity
-    entity_type: NotRequired[str]
+    entity_type: NotRequired[str]  # a bridge's and its hop's: the kind of entity the bridge names
+    subject: NotRequired[str]  # a bridge's: what it asks about (张伟 in 张伟在哪里工作？)
 
 
 class Step(TypedDict):

@@ -19,6 +19,7 @@ from langgraph.runtime import Runtime
 from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve
 from sieve.graphs.deep_research.executor import kept_by_sub_question
+from sieve.graphs.deep_research.planner import bridge_entities
 from sieve.graphs.deep_research.state import ResearchState, Section
 from sieve.graphs.extractive import best_quote, cite, extractive_answer
 from sieve.graphs.history import question
@@ -48,7 +49,12 @@ async def synthesise(state: ResearchState, runtime: Runtime[GraphContext]) -> Re
             text = prompts.REFUSED_SECTION[lang].format(kb=state.get("kb", ""))
             sections.append(Section(sub_question=sub["id"], question=sub["question"], text=text, refused=True))
             continue
-        text, local = await _section(sub["question"], passages, state, ctx, degraded)
+        asked = sub["question"]
+        if sub["kind"] == "bridge":
+            # a bridge is answered by the sentence naming the entity it found, not one merely sharing its words
+            named = await asyncio.to_thread(bridge_entities, passages, asked, sub.get("entity_type", ""), 1)
+            asked = " ".join([asked, *named])
+        text, local = await _section(asked, passages, state, ctx, degraded)
         sections.append(Section(sub_question=sub["id"], question=sub["question"], text=_renumber(text, local, citations,
                                                                                                    numbers), refused=False))
     report = _report(sections, refused_parts, state.get("stop_reason", ""), lang)
