@@ -130,3 +130,18 @@ def test_a_stuck_recall_path_cannot_hold_the_report_past_the_budget(stack, tmp_p
     assert done["steps"] and all(step["timed_out"] for step in done["steps"])
     assert done["refused_parts"] == ["星河科技的总部在哪里？", "云帆网络的总部在哪里？"]
     assert result["answer"]  # a report, however empty, not an error
+
+
+async def test_with_an_llm_the_plan_is_its_structured_decision_and_a_failing_llm_is_reported():
+    from scripted_llm import ScriptedChatModel, decision
+
+    # the model plans two sub-questions, then fails: the rest of the research is deterministic
+    llm = ScriptedChatModel(script=[
+        decision("ResearchPlan", sub_questions=["星河科技的总部在哪里？", "云帆网络的总部在哪里？"]),
+        RuntimeError("the LLM server went away"), RuntimeError("the LLM server went away"),
+    ])
+    context = wiki_context().model_copy(update={"llm": llm})
+    result = await research("这两家公司的总部各在哪个城市：星河科技、云帆网络", kb="samples", context=context)
+    assert [s["question"] for s in result["research"]["plan"]] == ["星河科技的总部在哪里？", "云帆网络的总部在哪里？"]
+    assert "llm_error" in result["degraded"]
+    assert "杭州" in result["answer"] and "深圳" in result["answer"]

@@ -132,6 +132,10 @@ PLANS: dict[str, Run | Help] = {
     "sieve ingest docs/ --kb handbook": Run("sieve ingest {docs} --kb handbook"),
     'sieve search "张伟所在公司的总部位于哪个城市" --kb handbook --paths bm25,dense,graph': Run(),
     "sieve graph show 星河科技 --kb handbook --hops 2": Run(),
+    # deep research
+    'sieve research "张伟所在公司的总部位于哪个城市" --kb handbook': Run(),
+    'sieve research "Compare Apple and Huawei" --kb handbook --json': Run(),
+    "sieve profile set --kb handbook research_budget_ms=10000 max_steps=3": Run(),
     # serving
     "sieve keys create --tenant acme": Run(),
     "sieve serve --host 0.0.0.0 --port 8000": Help(NEEDS_SERVER),
@@ -156,6 +160,7 @@ PLANS: dict[str, Run | Help] = {
     ".venv/bin/python bench/bench_soak.py": Help("a 60-second soak of a server with 50 streams"),
     ".venv/bin/python bench/bench_ocr.py": Help("a benchmark over rendered pages, beside Tesseract"),
     ".venv/bin/python bench/bench_llm.py": Help("a benchmark of the local chat model, minutes on a CPU"),
+    ".venv/bin/python bench/bench_research.py": Help("both graphs over the multi-hop set in a fresh home, a minute on a CPU"),
 }
 
 HOW_TO_ADD = """
