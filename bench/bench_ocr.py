@@ -5,7 +5,8 @@
 Needs Debian's fonts-noto-cjk and fonts-dejavu (apt-get install --no-install-recommends fonts-noto-cjk
 fonts-dejavu-core fonts-dejavu-extra); Tesseract (tesseract-ocr tesseract-ocr-chi-sim) is the baseline
 when installed. On a shared machine, wall-clock pages/s depend on the neighbours' load: the CPU
-seconds per page (and the pages/s they allow on idle cores) are printed beside them. Character error rate = edit distance / reference length, whitespace removed from both
+seconds per page (and the pages/s they allow on idle cores) are printed beside them. Character
+error rate = edit distance / reference length, whitespace removed from both
 (CJK text has no spaces to get right), text read in the reader's own reading order:
 
 - clean: text lines in four fonts (DejaVu Sans/Serif, Noto Sans/Serif CJK SC) at 20-36 px;
@@ -182,7 +183,8 @@ def samples(rng: random.Random) -> dict[str, list[tuple[Image.Image, str]]]:
             noise.append((noisy(line_image(text, face, 28), rng), text))
     skewed = [(skewed_scan(EN[:4], "DejaVu Serif", rng), "".join(EN[:4])),
               (skewed_scan(ZH[:4], "Noto Serif CJK SC", rng), "".join(ZH[:4]))]
-    table = [("区域", "负责人", "周期"), ("装卸区", "王芳", "每周"), ("冷库", "Kenji", "每日"), ("Office", "Ana", "Monthly")]
+    table = [("区域", "负责人", "周期"), ("装卸区", "王芳", "每周"), ("冷库", "Kenji", "每日"),
+             ("Office", "Ana", "Monthly")]
     return {
         "clean lines": clean,
         "noisy lines": noise,
@@ -231,7 +233,8 @@ def main() -> None:
     engine = OcrEngine.shared()
     sets = samples(random.Random(7))
     state = "off" if args.no_tesseract else "yes" if tesseract else "not installed (skipped)"
-    print(f"threads: {args.threads}; tesseract: {state}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"threads: {args.threads}; tesseract: {state}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'set':<18}{'n':>4}{'sieve CER':>11}{'s':>7}" + (f"{'tesseract CER':>15}{'s':>7}" if tesseract else ""))
     for name, cases in sets.items():
         ours, ours_s = cer(sieve_read, cases)

@@ -78,7 +78,6 @@ class OcrEngine:
         from rapid_layout import RapidLayout
         from rapidocr import RapidOCR
 
-
         onnx_threads = threads or -1
         self._ocr = RapidOCR(params={
             "Global.log_level": "error",  # it warns about every picture without text
@@ -117,7 +116,7 @@ class OcrEngine:
             return cls._instance
 
     def read_page(self, image: Any, page: int) -> tuple[list[Section], list[Box]]:
-        """One page image (PIL) to sections in reading order, and the boxes of its figures; nothing for a blank page."""
+        """One page image (PIL) to sections in reading order, and its figures' boxes; nothing for a blank page."""
         import numpy as np
 
         grey = image.convert("L")

@@ -137,7 +137,8 @@ def _page_bars() -> PageProgress:
 def _pictures_of(chunks: list[Chunk], images: list[PageImage]) -> Iterator[tuple[Chunk, PageImage]]:
     """Each picture with the first chunk read from where it sits (else from its page)."""
     for picture in images:
-        on_page = [(c, r["box"]) for c in chunks for r in (c.meta or {}).get("regions", []) if r["page"] == picture.page]
+        on_page = [(c, r["box"]) for c in chunks for r in (c.meta or {}).get("regions", [])
+                   if r["page"] == picture.page]
         x0, y0, x1, y1 = picture.box
         overlapping = [c for c, (a0, b0, a1, b1) in on_page if a0 < x1 and x0 < a1 and b0 < y1 and y0 < b1]
         if chunk := next(iter(overlapping or [c for c, _ in on_page]), None):

@@ -178,7 +178,8 @@ def test_more_scanned_pages_than_the_limit_are_refused_before_any_ocr(monkeypatc
     try:
         scan = page(["x"], size=(200, 100))
         data = encoded(scan, "PDF", save_all=True, append_images=[scan, scan])
-        with pytest.raises(LoaderError, match="3 pages without a text layer; OCR reads at most 2 .*SIEVE_OCR_MAX_PAGES"):
+        refused = "3 pages without a text layer; OCR reads at most 2 .*SIEVE_OCR_MAX_PAGES"
+        with pytest.raises(LoaderError, match=refused):
             load_bytes(data, "scans.pdf")
     finally:
         get_settings.cache_clear()
