@@ -14,6 +14,7 @@ pytest.importorskip("opensearchpy")
 from sieve.settings import Settings
 from sieve.stores.opensearch_text import (
     OpenSearchTextIndex,
+    acl_actions,
     bulk_actions,
     chinese_analysis,
     delete_body,
@@ -113,6 +114,25 @@ def test_knn_filters_inside_the_vector_search():
     assert knn["vector"] == [1.0, 0.0, 0.5] and knn["k"] == 4 and body["size"] == 4
     assert knn["filter"] == {"bool": {"filter": [*SCOPE, {"terms": {"doc_id": ["d1"]}}]}}
     assert "post_filter" not in body
+
+
+def test_a_callers_readers_filter_bm25_knn_and_counts_inside_the_query():
+    hr = SearchFilter("acme", "hr", readers=frozenset({"*", "user:li", "group:hr"}))
+    acl = {"terms": {"acl": ["*", "group:hr", "user:li"]}}
+    assert search_body("leave", hr, k=3, zh="ik")["query"]["bool"]["filter"] == [*SCOPE, acl]
+    body = knn_body(np.array([1, 0, 0], dtype=np.float32), hr, k=2)
+    assert body["query"]["knn"]["embedding"]["filter"] == {"bool": {"filter": [*SCOPE, acl]}}
+    assert "post_filter" not in body
+
+
+def test_an_access_list_change_is_a_partial_update_of_the_same_documents():
+    ours = IndexedChunk("d1#0", "d1", "acme", "hr", "年假政策", ("group:hr", "user:li"))
+    [indexed], [update] = bulk_actions("sieve-chunks", [ours], "jieba"), acl_actions("sieve-chunks", [ours])
+    assert indexed["_source"]["acl"] == ["group:hr", "user:li"]
+    # the text and its vectors stay: only the access list is sent, to the document the chunk already is
+    assert update == {"_op_type": "update", "_index": "sieve-chunks", "_id": indexed["_id"],
+                      "doc": {"acl": ["group:hr", "user:li"]}}
+    assert index_template("sieve-chunks*", "jieba")["template"]["mappings"]["properties"]["acl"] == {"type": "keyword"}
 
 
 def test_delete_by_query_is_scoped_to_tenant_kb_and_documents():
@@ -219,6 +239,16 @@ def test_contract_knn_is_filtered_in_the_engine(index):
     assert len(hits) == 2 and not {"merger#0"} & set(ids(hits))
     allowed = SearchFilter("acme", "hr", frozenset({"expenses"}))
     assert ids(index.search_knn(np.array([1, 0, 0, 0], dtype=np.float32), allowed, k=3)) == ["expenses#0"]
+
+
+@pytest.mark.contract
+def test_contract_access_lists_filter_in_the_engine_and_change_in_place(index):
+    hr = SearchFilter("acme", "hr", readers=frozenset({"*", "group:hr"}))
+    assert index.count(hr) == 3  # the default list is the whole tenant
+    index.set_acl([IndexedChunk("leave#0", "leave", "acme", "hr", "", ("group:board",))])
+    index.client.indices.refresh(index=index.index)
+    assert "leave#0" not in ids(index.search("leave policy", hr, k=10)) and index.count(hr) == 2
+    assert "leave#0" in ids(index.search("leave policy", ACME_HR, k=10))
 
 
 @pytest.mark.contract
