@@ -103,6 +103,16 @@ async def test_studio_server_streams_updates_and_messages_and_continues_the_thre
     assert [m["type"] for m in state["messages"]] == ["human", "ai", "human", "ai"]
 
 
+async def test_studio_serves_deep_research_with_its_steps_and_stop_reason(server):
+    client = get_client(url=server)
+    question = {"messages": [{"role": "human", "content": "苹果公司和华为的总部分别在哪里？"}], "tenant": "default",
+                "kb": "samples"}
+    state = await client.runs.wait(None, "deep_research", input=question, raise_error=True)
+    assert state["stop_reason"] == "answered" and len(state["sections"]) == 2
+    assert "库比蒂诺" in state["answer"] and "深圳" in state["answer"]
+    assert state["degraded"] == []  # a node that blocked the loop would have fallen back
+
+
 async def test_studio_reads_input_output_and_context_schemas_with_every_field_described(server):
     client = get_client(url=server)
     (assistant,) = await client.assistants.search(graph_id="agentic_rag")

@@ -8,6 +8,7 @@ writes a report with one cited section per sub-question.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Literal, Protocol, runtime_checkable
@@ -74,7 +75,8 @@ async def plan(state: ResearchState, runtime: Runtime[GraphContext]) -> Research
             flags.append(failure.kind)
     sub_questions: list[SubQuestion] = []
     pending: list[dict] = []
-    for part in parts or split_parts(q):
+    # the entity rules POS-tag the question (and load their dictionary on first use): off the event loop
+    for part in parts or await asyncio.to_thread(split_parts, q):
         sub_id = len(sub_questions)
         if (hop := hop_of(part)) is not None:
             sub_questions.append(SubQuestion(id=sub_id, question=hop.question, kind="bridge", subject=hop.subject,
