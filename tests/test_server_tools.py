@@ -126,7 +126,8 @@ async def test_mcp_over_http_at_slash_mcp_scopes_the_tools_to_the_callers_key(se
 
     def connect(key: str) -> Client:
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}",
-                                           "x-sieve-authenticated-tenant": "acme"},  # a forged header is dropped
+                                           # a forged header is dropped
+                                           "x-sieve-authenticated-caller": '{"tenant": "acme", "user": null, "groups": []}'},
                                   timeout=120)
         return Client(streamable_http_client(url, http_client=http), read_timeout_seconds=120)
 
