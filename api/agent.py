@@ -1,18 +1,26 @@
-"""`POST /v1/agent/stream`: the graph's own events as SSE, for our chat page and richer frontends.
+"""`POST /v1/agent/stream`: the graph's own events as SSE, for our chat page and richer frontends;
+`GET /v1/agent/threads/{thread_id}`: a conversation read back.
 
-Events: route, rewrite, filter, sources, token, degraded, refusal, done, and error if the run
-fails. A client that disconnects cancels the run (sse-starlette cancels this generator).
+Events: route, rewrite, filter, sources, token, degraded, refusal, done (its citations carry the
+signed `url` of their chunk), and error if the run fails. A client that disconnects cancels the run
+(sse-starlette cancels this generator).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from sieve.api.chat import SSE_HEADERS
-from sieve.api.conversation import as_sse, check_kb, check_question, run_turn
+from sieve.api.citations import link_secret, linked_citations
+from sieve.api.conversation import as_sse, check_kb, check_question, run_turn, thread_turns
 from sieve.api.deps import PrincipalDep, StateDep
+from sieve.graphs.runner import StreamEvent
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 
@@ -26,10 +34,53 @@ class AgentRequest(BaseModel):
     )
 
 
+class ThreadTurn(BaseModel):
+    question: str
+    kb: str
+    answer: str
+    route: str
+    rewritten_query: str
+    refused: bool
+    refusal_reason: str
+    citations: list[dict[str, Any]] = Field(description="As in `done`, each with the `url` that opens its chunk.")
+    degraded: list[str]
+    timings_ms: dict[str, float]
+
+
+class Thread(BaseModel):
+    thread_id: str
+    turns: list[ThreadTurn] = Field(description="Oldest first.")
+
+
 @router.post("/stream", response_class=EventSourceResponse)
-async def agent_stream(request: AgentRequest, state: StateDep, caller: PrincipalDep) -> EventSourceResponse:
+async def agent_stream(
+    request: AgentRequest, http: Request, state: StateDep, caller: PrincipalDep
+) -> EventSourceResponse:
     question = check_question(request.question, state.settings.max_question_chars)
     await check_kb(state, caller.tenant, request.kb)
+    secret = await asyncio.to_thread(link_secret, state.settings)
+
+    async def linked(events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        async for event in events:
+            if event.type == "done":
+                citations = linked_citations(str(http.base_url), secret, caller, request.kb, event.data["citations"])
+                event = StreamEvent("done", event.data | {"citations": citations})
+            yield event
 
     events = run_turn(state, caller, question, request.kb, thread_id=request.thread_id)
-    return EventSourceResponse(as_sse(events, "run"), headers=SSE_HEADERS)
+    return EventSourceResponse(as_sse(linked(events), "run"), headers=SSE_HEADERS)
+
+
+@router.get("/threads/{thread_id}")
+async def agent_thread(
+    thread_id: Annotated[str, Path(min_length=1, max_length=200)], http: Request, state: StateDep, caller: PrincipalDep
+) -> Thread:
+    """A conversation kept by the server, read back (the chat page restores one after a reload); only the
+    caller that held it can read it."""
+    turns = await thread_turns(state, caller, thread_id)
+    if not turns:
+        raise HTTPException(404, f"thread {thread_id!r} does not exist")
+    secret = await asyncio.to_thread(link_secret, state.settings)
+    for turn in turns:
+        turn["citations"] = linked_citations(str(http.base_url), secret, caller, turn["kb"], turn["citations"])
+    return Thread(thread_id=thread_id, turns=turns)

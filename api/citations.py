@@ -83,6 +83,11 @@ def citation_url(base_url: str, secret: bytes, caller: Principal, kb: str, citat
             + (f"&as={quote(readers, safe='')}" if readers else ""))
 
 
+def linked_citations(base_url: str, secret: bytes, caller: Principal, kb: str, citations: list[Citation]) -> list[dict]:
+    """The citations, each with the `url` it opens at (what the chat page links)."""
+    return [{**citation, "url": citation_url(base_url, secret, caller, kb, citation)} for citation in citations]
+
+
 def _load(
     state: AppState, kb: str, doc_id: str, chunk_id: str, readers: frozenset[str] | None
 ) -> dict[str, Any] | None:

@@ -17,14 +17,15 @@ from typing import Any
 
 import anyio
 from fastapi import HTTPException
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sse_starlette import ServerSentEvent
 
 from sieve.api.state import AppState
 from sieve.graphs.agentic_rag import graph as agentic_rag
 from sieve.graphs.deep_research.runner import stream_research
-from sieve.graphs.runner import StreamEvent, stream_answer, stream_turn
+from sieve.graphs.history import text_of
+from sieve.graphs.runner import AskResult, StreamEvent, stream_answer, stream_turn
 from sieve.graphs.wiring import resolve_kb_id
 from sieve.stores.acl import Principal
 
@@ -52,6 +53,22 @@ def caller_thread(caller: Principal, thread_id: str) -> str:
     if caller.readers is None:
         return json.dumps([caller.tenant, thread_id], ensure_ascii=False)
     return json.dumps([caller.tenant, sorted(caller.readers), thread_id], ensure_ascii=False)
+
+
+async def thread_turns(state: AppState, caller: Principal, thread_id: str) -> list[dict[str, Any]]:
+    """The caller's thread, one entry per turn, oldest first: the question, the knowledge base and the
+    turn's outcome (`done`'s fields); empty when the caller has no such thread."""
+    graph = agentic_rag.copy(update={"checkpointer": state.threads})
+    config = {"configurable": {"thread_id": caller_thread(caller, thread_id)}}
+    turns = []
+    # one checkpoint per turn (runs write theirs when they end), newest first
+    async for snapshot in graph.aget_state_history(config):
+        values = snapshot.values
+        questions = [m for m in values.get("messages", []) if isinstance(m, HumanMessage)]
+        if questions and "answer" in values:
+            turn = {"question": text_of(questions[-1]), "kb": values.get("kb", "")}
+            turns.append(turn | AskResult.from_state(values).to_json())
+    return turns[::-1]
 
 
 async def run_turn(

@@ -60,12 +60,22 @@ def test_a_refusal_is_an_event_with_its_reason(server):
 
 
 def test_a_thread_keeps_the_conversation_for_follow_ups(server):
-    read_events(server, {"question": "华为公司是做什么的", "kb": "demo", "thread_id": "t-1"})
+    _, first = read_events(server, {"question": "华为公司是做什么的", "kb": "demo", "thread_id": "t-1"})
     _, events = read_events(server, {"question": "它的总部在哪里", "kb": "demo", "thread_id": "t-1"})
     done = events[-1][1]
     assert "华为" in done["rewritten_query"] and "深圳" in done["answer"]
     _, fresh = read_events(server, {"question": "它的总部在哪里", "kb": "demo", "thread_id": "t-2"})
     assert "华为" not in fresh[-1][1]["rewritten_query"]
+
+    # the conversation reads back turn by turn, each turn's citations opening at their signed links
+    turns = server.get("/v1/agent/threads/t-1").json()["turns"]
+    assert [t["question"] for t in turns] == ["华为公司是做什么的", "它的总部在哪里"]
+    assert [t["answer"] for t in turns] == [first[-1][1]["answer"], done["answer"]]
+    assert turns[1]["citations"] == done["citations"] and turns[1]["rewritten_query"] == done["rewritten_query"]
+    link = turns[0]["citations"][0]["url"]
+    assert "华为" in httpx.get(link).json()["text"]  # no API key: the signature opens the chunk
+    missing = server.get("/v1/agent/threads/never-started")
+    assert missing.status_code == 404 and "never-started" in missing.json()["error"]["message"]
 
 
 async def test_concurrent_conversations_all_finish_and_keep_their_own_threads(server):
