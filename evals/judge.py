@@ -44,7 +44,8 @@ class AnswerVerdict(BaseModel):
 
 
 class ContextVerdict(BaseModel):
-    relevant: list[int] = Field(description="numbers of the passages needed to answer; empty if none")
+    # bounded, so a grammar-constrained judge that repeats a number closes the list instead of filling max tokens
+    relevant: list[int] = Field(max_length=10, description="numbers of the passages needed to answer; empty if none")
 
 
 @dataclass(frozen=True)
