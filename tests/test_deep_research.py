@@ -108,7 +108,7 @@ def test_research_limits_in_the_profile_are_validated(assignment):
         RetrievalProfile().assigned([assignment])
 
 
-def test_a_stuck_recall_path_cannot_hold_the_report_past_the_budget(stack, tmp_path):
+def test_a_stuck_recall_path_cannot_hold_the_report_past_the_budget_and_a_failing_one_is_reported(stack, tmp_path):
     """BM25 stuck for 5 s under a 1 s research budget (and retrieval budgets that would wait it out):
     the report still arrives, says the budget ran out, and names the abandoned steps."""
     folder = tmp_path / "wiki"
@@ -130,6 +130,19 @@ def test_a_stuck_recall_path_cannot_hold_the_report_past_the_budget(stack, tmp_p
     assert done["steps"] and all(step["timed_out"] for step in done["steps"])
     assert done["refused_parts"] == ["星河科技的总部在哪里？", "云帆网络的总部在哪里？"]
     assert result["answer"]  # a report, however empty, not an error
+
+    # a recall path that fails is reported in `degraded`, as in every answer; the other path answers
+    with stack.sessions.begin() as session:
+        get_or_create_kb(session, "t1", "wiki").profile = {"paths": ["bm25", "dense"], "research_budget_ms": 60_000}
+    hybrid = HybridRetriever(stack, faults=Faults.parse("bm25:error"))
+    context = GraphContext(retriever=NamedKnowledgeBaseRetriever(stack, hybrid), embedder=hybrid.embedder,
+                           embedder_timeout_s=5.0)
+    try:
+        result = asyncio.run(research("星河科技和云帆网络的总部分别在哪里？", kb="wiki", tenant="t1", context=context))
+    finally:
+        hybrid.close()
+    assert result["degraded"] == ["bm25_error"]
+    assert result["research"]["stop_reason"] == "answered" and "杭州" in result["answer"]
 
 
 async def test_with_an_llm_the_plan_is_its_structured_decision_and_a_failing_llm_is_reported():
