@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     llm_model: str = "Qwen2.5-7B-Instruct"
     llm_api_key: str = "EMPTY"
     llm_timeout_s: float = Field(20.0, description="Per LLM call; past it the node answers deterministically.")
+    llm_vision: bool = Field(
+        False, description="The chat LLM reads images: the page regions of cited scans and images go to it as "
+        "image content (OpenAI vision format) beside their text."
+    )
     llm_structured: StructuredMethod = Field(
         "function_calling",
         description="How decisions get structured output: function_calling (a named tool; vLLM, OpenAI) or "

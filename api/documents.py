@@ -7,11 +7,8 @@ document answers 404 exactly like one that does not exist. Changing documents ta
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
 from datetime import datetime, timezone
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -25,7 +22,7 @@ from sieve.api.jobs import accepted
 from sieve.api.state import AppState
 from sieve.api.uploads import receive_upload
 from sieve.ingest.loaders import LoaderError
-from sieve.ingest.ocr import OcrLimits, crop, page_image
+from sieve.ingest.originals import OriginalUnavailable, region_jpeg
 from sieve.stores.acl import InvalidAcl, acls_of, parse_acl, where_readable
 from sieve.stores.catalog import get_kb
 from sieve.stores.metadata import Chunk, Document, DocumentStatus
@@ -198,19 +195,9 @@ async def chunk_image(kb: str, doc_id: str, chunk_id: str, state: StateDep, call
         if not meta:
             raise HTTPException(404, f"chunk {chunk_id!r} of document {doc_id!r} was not read from a page image")
         try:
-            data = source_path(state, doc).read_bytes()
-        except JobFailed as exc:
+            return region_jpeg(state.settings.home, doc, meta)
+        except (OriginalUnavailable, LoaderError) as exc:  # gone, changed, or over a limit lowered since
             raise HTTPException(409, str(exc)) from None
-        if hashlib.sha256(data).hexdigest() != doc.content_hash:
-            raise HTTPException(409, f"the original of {doc.filename} changed since it was indexed; re-index it")
-        try:
-            page = page_image(data, Path(doc.filename).suffix.lower(), meta["page"], OcrLimits.from_settings())
-        except LoaderError as exc:  # e.g. a limit lowered since the file was indexed
-            raise HTTPException(409, str(exc)) from None
-        boxes = [tuple(r["box"]) for r in meta["regions"] if r["page"] == meta["page"]]
-        buffer = io.BytesIO()
-        crop(page, boxes).save(buffer, "JPEG", quality=85)
-        return buffer.getvalue()
 
     return Response(await asyncio.to_thread(render), media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})

@@ -11,39 +11,33 @@ import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from sqlalchemy import select, update
 
 from sieve.api.job_queue import JobFailed, JobProgress
 from sieve.api.state import AppState
 from sieve.api.uploads import StagedUpload
+from sieve.ingest import originals
 from sieve.ingest.document import LoadedDocument
 from sieve.ingest.loaders import LoaderError, load_bytes
 from sieve.ingest.ocr import page_progress
+from sieve.ingest.originals import UPLOAD_SCHEME
 from sieve.ingest.pipeline import IngestReport, Source
 from sieve.stores.catalog import get_kb
 from sieve.stores.metadata import Document, DocumentStatus
 
-UPLOAD_SCHEME = "upload:"
 
 
 def original_path(state: AppState, content_hash: str, filename: str) -> Path:
-    return state.uploads / f"{content_hash}{Path(filename).suffix.lower()}"
+    return originals.original_path(state.settings.home, content_hash, filename)
 
 
 def source_path(state: AppState, doc: Document) -> Path:
     """Where a document's original can be read again; JobFailed when it cannot."""
-    if doc.source_uri.startswith(UPLOAD_SCHEME):
-        path = original_path(state, doc.content_hash, doc.filename)
-    elif doc.source_uri.startswith("file://"):
-        path = Path(unquote(urlparse(doc.source_uri).path))
-    else:
-        raise JobFailed(f"{doc.filename} came from {doc.source_uri.split(':', 1)[0]}; ingest its corpus again instead")
-    if not path.is_file():  # the message names the document, never the server's folders
-        raise JobFailed(f"the original of {doc.filename} (document {doc.id}) is no longer available; "
-                        "upload it again instead")
-    return path
+    try:
+        return originals.source_path(state.settings.home, doc)
+    except originals.OriginalUnavailable as exc:
+        raise JobFailed(str(exc)) from None
 
 
 def discard_unused_original(state: AppState, content_hash: str, filename: str) -> None:

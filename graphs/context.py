@@ -114,6 +114,9 @@ class GraphContext(BaseModel):
     embedder: Annotated[GuardedEmbedder | None, PlainValidator(guarded), SkipJsonSchema()] = None
     narrow: Injected[NarrowFn] = no_narrowing
     web: Injected[WebSearch | None] = None  # None = the web route says it is not configured
+    # the JPEG of the page region a passage was read from (scans, images) for an LLM that reads images;
+    # None = the answer prompt carries text only
+    page_image: Injected[Callable[[str, str], bytes | None] | None] = None
     llm_timeout_s: float = Field(20.0, gt=0)
     """Per LLM call; past it the node answers deterministically (`llm_timeout`)."""
     web_timeout_s: float = Field(10.0, gt=0)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from functools import partial
 
 from langchain_core.language_models import BaseChatModel
 
 from sieve.graphs.context import GraphContext
+from sieve.ingest.originals import chunk_region_jpeg
 from sieve.models.chat import build_chat_model
 from sieve.nl2sql.service import NarrowResult, anarrow
 from sieve.retrievers.hybrid import HybridRetriever
@@ -70,6 +72,7 @@ def build_context(stack: Stack) -> GraphContext:
         embedder=retriever.hybrid.embedder,
         narrow=NamedKnowledgeBaseNarrowing(stack, llm),
         web=build_web_search(settings),
+        page_image=partial(chunk_region_jpeg, stack) if llm is not None and settings.llm_vision else None,
         llm_timeout_s=settings.llm_timeout_s,
         embedder_timeout_s=settings.embedder_timeout_ms / 1000,
     )

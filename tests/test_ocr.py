@@ -229,3 +229,31 @@ def test_sieve_ask_cites_the_page_of_a_scanned_pdf(sieve, tmp_path):
     sieve(home, "ingest", str(tmp_path / "safety.pdf"), "--kb", "safety")
     text = sieve(home, "ask", "When does the fire drill take place?", "--kb", "safety").stdout
     assert "second Tuesday" in text and "safety.pdf (page 2)" in text
+
+
+async def test_an_llm_that_reads_images_gets_the_cited_page_region_as_image_content(settings, embedder, tmp_path):
+    import base64
+
+    from openai_wire import OpenAIWire, serve
+
+    from sieve.graphs.runner import ask
+    from sieve.graphs.wiring import build_context
+    from sieve.stores.stack import Stack
+
+    scan = page(["The spare keys hang in the red cabinet."], title="Key Storage", size=(700, 300))
+    (tmp_path / "keys.png").write_bytes(encoded(scan))
+    wire = OpenAIWire()
+    with serve(wire.app) as url:
+        vision = settings.model_copy(update={"llm_base_url": f"{url}/v1", "llm_model": "served", "llm_vision": True})
+        with Stack(vision, embedder=embedder) as stack:
+            await asyncio.to_thread(Ingestor(stack).ingest_paths, [tmp_path / "keys.png"], "ops", vision.default_tenant)
+            context = await asyncio.to_thread(build_context, stack)
+            result = await ask("Where are the spare keys?", kb="ops", context=context)
+    assert result.citations[0]["filename"] == "keys.png" and result.citations[0]["page"] == 1
+    parts = [part for body in wire.requests for message in body["messages"] if isinstance(message["content"], list)
+             for part in message["content"]]
+    [image] = [part["image_url"]["url"] for part in parts if part["type"] == "image_url"]
+    assert image.startswith("data:image/jpeg;base64,")
+    region = Image.open(io.BytesIO(base64.b64decode(image.split(",", 1)[1])))
+    assert 100 < region.width <= 700 and region.height < 300  # the cited region, not the whole page
+    assert any(part["type"] == "text" and "[1] as it appears on page 1" in part["text"] for part in parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import uuid
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -13,9 +15,27 @@ from sieve.graphs.extractive import best_quote, cite, extractive_answer
 from sieve.graphs.history import question
 from sieve.graphs.llm import LLMFailed, generate, llm_for
 from sieve.graphs.nodes.narrow import SQL_ROWS
-from sieve.graphs.state import State
+from sieve.graphs.state import Passage, State
 from sieve.prompts import answer as prompts
 from sieve.prompts.language import detect
+
+
+_MAX_IMAGES = 4  # page regions per answer: each costs the model hundreds of tokens
+
+
+async def _with_page_images(ask: str, kept: list[Passage], ctx: GraphContext) -> str | list[str | dict]:
+    """The question, then the page region of each cited scan or image (OpenAI vision content parts)."""
+    assert ctx.page_image is not None
+    parts: list[str | dict] = [{"type": "text", "text": ask}]
+    for n, passage in enumerate(kept, 1):
+        if "location" not in passage or len(parts) > 2 * _MAX_IMAGES:
+            continue
+        jpeg = await asyncio.to_thread(ctx.page_image, passage["doc_id"], passage["chunk_id"])
+        if jpeg:
+            parts.append({"type": "text", "text": f"[{n}] as it appears on page {passage['location']['page']}:"})
+            parts.append({"type": "image_url",
+                          "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()}})
+    return parts if len(parts) > 1 else ask
 
 
 async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
@@ -39,9 +59,10 @@ async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
     degraded: list[Degraded] = []
     if llm := llm_for(state, ctx):
         sources = "\n\n".join(f"[{i}] ({p['filename']}) {p['text']}" for i, p in enumerate(kept, 1))
+        ask = prompts.QUESTION[lang].format(question=query)
         messages = [
             SystemMessage(prompts.SYSTEM[lang].format(passages=sources)),
-            HumanMessage(prompts.QUESTION[lang].format(question=query)),
+            HumanMessage(await _with_page_images(ask, kept, ctx) if ctx.page_image else ask),
         ]
         try:
             reply = await generate(llm, messages, ctx.llm_timeout_s)
