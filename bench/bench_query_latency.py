@@ -13,6 +13,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,12 +25,16 @@ from sieve.retrievers.hybrid import HybridRetriever  # noqa: E402
 from sieve.settings import Settings  # noqa: E402
 from sieve.stores.catalog import get_or_create_kb  # noqa: E402
 from sieve.stores.embedding_cache import text_hash  # noqa: E402
-from sieve.stores.metadata import Chunk, Document, DocumentStatus, new_id  # noqa: E402
+from sieve.stores.acl import DEFAULT_ACL  # noqa: E402
+from sieve.stores.metadata import Chunk, Document, DocumentAcl, DocumentStatus, new_id  # noqa: E402
 from sieve.stores.stack import Stack  # noqa: E402
 from sieve.stores.types import IndexedChunk, SearchFilter  # noqa: E402
 
 
-def build(stack: Stack, n_chunks: int, per_doc: int = 10) -> SearchFilter:
+def build(
+    stack: Stack, n_chunks: int, per_doc: int = 10, acl: Callable[[int], tuple[str, ...]] | None = None
+) -> SearchFilter:
+    """`n_chunks` synthetic chunks, `per_doc` to a document; `acl(i)` is the i-th document's access list."""
     with stack.sessions.begin() as session:
         kb_id = get_or_create_kb(session, "bench", "latency").id
     texts = chunk_texts(n_chunks)
@@ -37,18 +42,20 @@ def build(stack: Stack, n_chunks: int, per_doc: int = 10) -> SearchFilter:
     batch = 5000
     for start in range(0, n_chunks, batch):
         part = texts[start : start + batch]
-        docs, chunks = [], []
+        docs, chunks, acls = [], [], {}
         for i in range(0, len(part), per_doc):
             doc_id = new_id()
             docs.append(Document(id=doc_id, tenant_id="bench", kb_id=kb_id, filename=f"d{start + i}.txt",
                                  content_hash=doc_id, status=DocumentStatus.READY, chunk_count=per_doc))
+            acls[doc_id] = acl((start + i) // per_doc) if acl else DEFAULT_ACL
             for j, text in enumerate(part[i : i + per_doc]):
                 chunks.append(Chunk(id=new_id(), doc_id=doc_id, tenant_id="bench", kb_id=kb_id, ordinal=j,
                                     token_start=0, token_end=0, text=text, text_hash=text_hash(text)))
         with stack.sessions.begin() as session:
             session.add_all(docs)
             session.add_all(chunks)
-        indexed = [IndexedChunk(c.id, c.doc_id, "bench", kb_id, c.text) for c in chunks]
+            session.add_all(DocumentAcl(doc_id=d, entry=e) for d, entries in acls.items() for e in entries)
+        indexed = [IndexedChunk(c.id, c.doc_id, "bench", kb_id, c.text, acls[c.doc_id]) for c in chunks]
         stack.text.add(indexed)
         stack.vectors.add(indexed, stack.embedder.embed_passages([c.text for c in chunks]))
     print(f"indexed {n_chunks} chunks in {time.perf_counter() - t0:.1f} s (metadata + tantivy + qdrant edge)")
