@@ -15,8 +15,8 @@ from __future__ import annotations
 import atexit
 import os
 
-# libgomp reads this once, when xllamacpp loads it: idle OpenMP workers then sleep instead of spinning
-# on cores the embedder, the engines and other processes need
+# libgomp reads this once, when first loaded (by xllamacpp, unless torch came first): idle OpenMP
+# workers then sleep instead of spinning on cores the embedder, the engines and other processes need
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import secrets
