@@ -313,8 +313,10 @@ async function ask(question) {
       else if (event.type === "token") turn.answer += d.text;
       else if (event.type === "done") Object.assign(turn, d);
       else if (event.type === "error") throw new Error(d.message);
+      const messages = $("#messages");
+      const following = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 60;
       fillAssistant(element, turn);
-      scrollToEnd();
+      if (following) scrollToEnd(); // a reader who scrolled up to an earlier answer stays there
     }
     saveThread();
   } catch (error) {
