@@ -35,9 +35,9 @@ _UNWIND_S = 0.05
 _BRIDGE_CANDIDATES = 3
 
 
-async def search(sub: SubQuestion, query: str, state: ResearchState, runtime: Runtime[GraphContext]) -> tuple[
-        list[Passage], str | None, list[str]]:
-    """One sub-query through narrow → retrieve → grade: (kept passages, narrowing SQL, new flags).
+async def search(sub: SubQuestion, query: dict, round_: int, state: ResearchState,
+                 runtime: Runtime[GraphContext]) -> tuple[Step, list[str]]:
+    """One sub-query through narrow → retrieve → grade: its step and the flags it raised.
 
     A bridge asks for an entity, not for an answer to quote: when grading keeps nothing, the best
     retrieved passage that names the bridge's subject together with an entity of the kind it asks
@@ -45,7 +45,7 @@ async def search(sub: SubQuestion, query: str, state: ResearchState, runtime: Ru
     sub_state: State = {
         "messages": [HumanMessage(sub["question"])], "tenant": state.get("tenant", ""), "kb": state.get("kb", ""),
         "readers": state.get("readers"),
-        "rewritten_query": query, "degraded": list(state.get("degraded", [])), "route": "kb",
+        "rewritten_query": query["query"], "degraded": list(state.get("degraded", [])), "route": "kb",
     }
     flags: list[str] = []
 
@@ -62,7 +62,17 @@ async def search(sub: SubQuestion, query: str, state: ResearchState, runtime: Ru
     kept = list(sub_state.get("kept", []))
     if not kept and sub["kind"] == "bridge":
         kept = await asyncio.to_thread(_naming_the_bridge, sub, sub_state.get("passages", []))
-    return kept, sub_state.get("sql"), flags
+    if "entity" in query:  # a question about a bridge entity is answered only by passages naming it
+        kept = [p for p in kept if query["entity"] in p["text"]]
+    return _step(query, round_, kept=kept, sql=sub_state.get("sql")), flags
+
+
+def _step(query: dict, round_: int, *, kept: list[Passage], sql: str | None = None, timed_out: bool = False) -> Step:
+    step = Step(step=round_, sub_question=query["sub_question"], query=query["query"], sql=sql, kept=kept,
+                timed_out=timed_out)
+    if "entity" in query:
+        step["entity"] = query["entity"]
+    return step
 
 
 def _naming_the_bridge(sub: SubQuestion, passages: list[Passage]) -> list[Passage]:
@@ -90,7 +100,13 @@ async def execute(state: ResearchState, runtime: Runtime[GraphContext]) -> Resea
     plan = [dict(sub) for sub in state.get("plan", [])]
     by_id = {sub["id"]: sub for sub in plan}
     queries = state.get("pending", [])
-    tasks = [asyncio.create_task(search(by_id[q["sub_question"]], q["query"], state, runtime)) for q in queries]  # type: ignore[arg-type]
+
+    async def run(query: dict) -> tuple[Step, list[str]]:
+        found = await search(by_id[query["sub_question"]], query, round_, state, runtime)  # type: ignore[arg-type]
+        runtime.stream_writer({"step": found[0]})  # streamed as it finishes, before the round ends
+        return found
+
+    tasks = [asyncio.create_task(run(q)) for q in queries]
     remaining = state.get("deadline", 0.0) - time.time()
     done: set[asyncio.Task] = set()
     if tasks:
@@ -103,19 +119,15 @@ async def execute(state: ResearchState, runtime: Runtime[GraphContext]) -> Resea
     steps: list[Step] = []
     flags: list[str] = []
     for query, task in zip(queries, tasks):
-        step = Step(step=round_, sub_question=query["sub_question"], query=query["query"], sql=None, kept=[],
-                    timed_out=task not in done)
-        if "entity" in query:
-            step["entity"] = query["entity"]
-        if task in done:
-            if (error := task.exception()) is not None:  # the nodes report their failures; this one escaped them
-                logger.error("a research step failed", exc_info=error)
+        if task in done and task.exception() is None:
+            step, new = task.result()
+            flags.extend(new)
+        else:
+            if task in done:  # the nodes report their failures; this one escaped them
+                logger.error("a research step failed", exc_info=task.exception())
                 flags.append(Degraded.RETRIEVAL_ERROR)
-            else:
-                step["kept"], step["sql"], new = task.result()
-                flags.extend(new)
-                if "entity" in query:  # a question about a bridge entity is answered only by passages naming it
-                    step["kept"] = [p for p in step["kept"] if query["entity"] in p["text"]]
+            step = _step(query, round_, kept=[], timed_out=task not in done)
+            runtime.stream_writer({"step": step})
         steps.append(step)
 
     all_steps = [*state.get("steps", []), *steps]

@@ -1,7 +1,8 @@
 """Running deep research for the CLI, the API and the tools: a stream of its steps, or the result.
 
 Events (SSE-shaped `StreamEvent`s): plan {sub_questions} (again whenever a hop names its entity) ·
-step {step, sub_question, question, query, sql, kept, timed_out} per sub-query · degraded {degraded} ·
+step {step, sub_question, question, query, sql, kept, timed_out} per sub-query, as it finishes (or is
+abandoned at the deadline) · degraded {degraded} ·
 stop {reason, steps} · token {text} (the report, a sentence at a time) · done {the `ResearchResult`}.
 """
 
@@ -75,17 +76,19 @@ async def stream_research(
     reported: list[str] = []
     final: ResearchState = {}
     plan: list[SubQuestion] = []
-    async for mode, chunk in deep_research.astream(inputs, context=context, stream_mode=["updates", "values"]):
+    async for mode, chunk in deep_research.astream(inputs, context=context,
+                                                   stream_mode=["updates", "values", "custom"]):
         if mode == "values":
             final = chunk
+            continue
+        if mode == "custom":  # a sub-query finished (or was abandoned)
+            yield StreamEvent("step", step_json(chunk["step"], plan))
             continue
         for node, update in chunk.items():
             update = update or {}
             if update.get("plan") and update["plan"] != plan:
                 plan = update["plan"]
                 yield StreamEvent("plan", {"sub_questions": sub_questions_json(plan)})
-            for step in update.get("steps", []) if node == "execute" else []:
-                yield StreamEvent("step", step_json(step, plan))
             for event in degraded_events(update, reported):
                 yield event
             if node == "execute" and update.get("stop_reason"):
