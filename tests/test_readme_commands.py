@@ -143,6 +143,13 @@ PLANS: dict[str, Run | Help] = {
     "sieve keys list": Run(),
     "sieve keys revoke <prefix>": Run("sieve keys revoke {key_prefix}"),
     "sieve mcp": Help("serves MCP on stdin until it closes (the MCP tests run it)"),
+    # permissions
+    "sieve keys create --tenant acme --user zhang.wei --groups hr,finance": Run(),
+    "sieve ingest docs/ --kb handbook --meta acl=group:hr,user:zhang.wei": Run(
+        "sieve ingest {docs} --kb handbook --meta acl=group:hr,user:zhang.wei"),
+    "sieve docs acl <doc_id> --kb handbook": Run("sieve docs acl {leave_doc_id} --kb handbook"),
+    "sieve docs acl <doc_id> --kb handbook --set tenant": Run("sieve docs acl {leave_doc_id} --kb handbook --set tenant"),
+    ".venv/bin/python bench/bench_acl.py": Help("a benchmark over 100k chunks"),
     "LANGGRAPH_CLI_NO_ANALYTICS=1 LANGSMITH_TRACING=false LANGGRAPH_NO_VERSION_CHECK=true langgraph dev --no-browser":
         Help("serves until stopped (tests/test_langgraph_dev.py runs it)"),
     # production engines: the target of a migration is a second home here (PostgreSQL and Qdrant in their tests)
@@ -267,6 +274,11 @@ class Workspace:
     def q3_doc_id(self) -> str:
         docs = json.loads(self.sieve("docs", "list", "--kb", "handbook", "--json"))
         return next(d["doc_id"] for d in docs if d["filename"] == "q3.pdf")
+
+    @property
+    def leave_doc_id(self) -> str:
+        docs = json.loads(self.sieve("docs", "list", "--kb", "handbook", "--json"))
+        return next(d["doc_id"] for d in docs if d["filename"] == "leave-policy.md")
 
     @property
     def gguf(self) -> Path:

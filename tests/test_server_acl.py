@@ -210,6 +210,9 @@ def test_a_thread_of_one_user_cannot_be_continued_or_read_by_another(world):
             return response.read().decode()
 
     assert SECRET in turn("li", ASK)
+    assert SECRET in world["li"].get("/v1/agent/threads/payroll").text  # li reads its own thread back
+    for other in ("wang", "wang-jwt", "admin"):  # nobody else reads it, not even the tenant-wide key
+        assert world[other].get("/v1/agent/threads/payroll").status_code == 404
     for other in ("wang", "wang-jwt"):  # the same thread id is another, empty thread for them
         replay = turn(other, "And what about the band you just told me?")
         assert SECRET not in replay and "42,000" not in replay
