@@ -22,6 +22,8 @@ ANSWER_PIECES = ["Apple designs ", "and sells ", "consumer electronics. ", "[1]"
 DECISIONS: dict[str, dict[str, Any]] = {
     "RouteDecision": {"route": "kb", "reason": "a question about a company"},
     "GradeDecision": {"relevant": [1]},
+    # no metadata condition: narrowing leaves retrieval over the whole KB
+    "SQLDraft": {"sql": None},
 }
 
 

@@ -132,8 +132,9 @@ def test_only_the_answer_streams_as_tokens_never_the_internal_decisions(llm_serv
     _, events = read_events(client, {"question": "What does Apple Inc. do?", "kb": "demo"})
     tokens = [data["text"] for kind, data in events if kind == "token"]
     assert tokens == ANSWER_PIECES  # streamed piece by piece, and nothing else
-    assert [r["tools"][0]["function"]["name"] for r in wire.requests if r.get("tools")] == ["RouteDecision",
-                                                                                          "GradeDecision"]
+    # the decisions went to the model as structured calls (narrowing included) and none reached the tokens
+    assert [r["tools"][0]["function"]["name"] for r in wire.requests if r.get("tools")] == [
+        "RouteDecision", "SQLDraft", "GradeDecision"]
 
     wire.requests[:] = []
     chat = openai.OpenAI(base_url=f"{str(client.base_url).rstrip('/')}/v1", api_key=key, max_retries=0)
