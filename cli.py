@@ -322,10 +322,9 @@ def ask(
         _print_json(result)
     else:
         out.print(f"[dim]route: {result['route']}  query: {result['rewritten_query']}[/dim]")
-        if result["refused"]:
-            out.print(f"[yellow]refused:[/yellow] {result['refusal_reason']}")
-        out.print(result["answer"])
-        _print_citations(result["citations"])
+        # the refusal's answer is the reason, said to the user: once
+        out.print(f"[yellow]refused:[/yellow] {result['answer']}" if result["refused"] else result["answer"])
+        _print_citations(result["citations"], result["answer"])
         if result["degraded"]:
             err.print(f"[yellow]degraded:[/yellow] {', '.join(result['degraded'])}")
     if Degraded.RETRIEVAL_ERROR in result["degraded"]:  # the knowledge base could not be searched at all
@@ -439,11 +438,13 @@ def _graph_context(stack, tenant: str, kb: str):
     return build_context(stack)
 
 
-def _print_citations(citations: list) -> None:
+def _print_citations(citations: list, answer: str = "") -> None:
+    """The numbered sources; a quote the answer already reads out verbatim is not printed again."""
     for i, c in enumerate(citations, start=1):
         quote = c["quote"].replace("\n", " ")
         page = f" (page {c['page']})" if c.get("page") else ""
-        out.print(f"[cyan][{i}][/cyan] {c['filename']}{page}: {quote[:160]}", highlight=False)
+        shown = "" if quote and quote in answer.replace("\n", " ") else f": {quote[:160]}"
+        out.print(f"[cyan][{i}][/cyan] {c['filename']}{page}{shown}", highlight=False)
 
 
 # ---- knowledge bases --------------------------------------------------------------------

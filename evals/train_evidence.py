@@ -29,7 +29,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sieve.bench.bench_graph import VectorCache, build_embedder
 from sieve.evals.refusal import Row, Scores, held_out, load_rows, row_passage
 from sieve.graphs.context import Thresholds
-from sieve.graphs.evidence_model import FEATURES, MODEL_PATH, features
+from sieve.graphs.evidence_model import FEATURES, MODEL_PATH, complete, features
 from sieve.graphs.grading import Evidence, gather_evidence, with_synonyms
 from sieve.graphs.state import Passage
 
@@ -88,15 +88,18 @@ def export_trees(model: GradientBoostingClassifier) -> dict:
     return {"init": round(init, 6), "rate": RATE, "trees": trees}
 
 
-def row_decisions(model: LogisticRegression, x: list[np.ndarray], best: list[float], threshold: float,
-                  min_relevance: float) -> list[bool]:
-    return [b >= min_relevance and bool((model.predict_proba(m)[:, 1] >= threshold).any()) for m, b in zip(x, best)]
+def row_decisions(model: GradientBoostingClassifier, x: list[np.ndarray], best: list[float], threshold: float,
+                  min_relevance: float, whole: list[bool]) -> list[bool]:
+    """Answer when the best passage is relevant enough and some passage reaches the threshold or
+    states the whole answer (`evidence_model.complete`)."""
+    return [b >= min_relevance and (w or bool((model.predict_proba(m)[:, 1] >= threshold).any()))
+            for m, b, w in zip(x, best, whole)]
 
 
-def best_threshold(model, x, best, truth, min_relevance) -> float:
+def best_threshold(model, x, best, truth, min_relevance, whole) -> float:
     """The threshold with the best fitting-part accuracy; the middle of the best run on a tie."""
     grid = np.round(np.linspace(0.05, 0.95, 91), 3)
-    scores = [Scores.of(row_decisions(model, x, best, t, min_relevance), truth).accuracy for t in grid]
+    scores = [Scores.of(row_decisions(model, x, best, t, min_relevance, whole), truth).accuracy for t in grid]
     top = max(scores)
     winners = [t for t, s in zip(grid, scores) if s == top]
     return float(winners[len(winners) // 2])
@@ -142,12 +145,14 @@ def main() -> None:
         fitting = [i for i, r in enumerate(rows) if not held_out(r)]
         test = [i for i, r in enumerate(rows) if held_out(r)]
         x = matrix(items, lang, floor)
-        t = best_threshold(model, [x[i] for i in fitting], [best[i] for i in fitting], [truth[i] for i in fitting], floor)
+        whole = [any(e.relevance >= floor and complete(e) for e in ev) for _, ev in items]
+        t = best_threshold(model, [x[i] for i in fitting], [best[i] for i in fitting], [truth[i] for i in fitting], floor,
+                           [whole[i] for i in fitting])
         model_file["thresholds"][lang] = t
         scores = {}
         for part, idx in (("fitting", fitting), ("held_out", test)):
-            scores[part] = Scores.of(row_decisions(model, [x[i] for i in idx], [best[i] for i in idx], t, floor),
-                                     [truth[i] for i in idx])
+            scores[part] = Scores.of(row_decisions(model, [x[i] for i in idx], [best[i] for i in idx], t, floor,
+                                                   [whole[i] for i in idx]), [truth[i] for i in idx])
         model_file["report"][lang] = {k: dataclasses.asdict(v) for k, v in scores.items()}
         model_file["trained_on"][lang] = {"file": path_name(args.zh if lang == "zh" else args.en),
                                           "fitting_rows": len(fitting), "held_out_rows": len(test)}

@@ -24,7 +24,6 @@ from sieve.prompts.language import Lang
 MODEL_PATH = Path(__file__).with_name("evidence_model.json")
 FEATURES = (
     "relevance",  # passage relevance above the knowledge base's relevance threshold
-    "relevance_gap",  # relevance below the best passage's (0 for the best)
     "coverage",  # best weighted key-term coverage of a sentence (title and opening sentence as context)
     "typed_coverage",  # the same, over sentences that state something of the asked-for kind
     "typed",  # some sentence states something of the asked-for kind
@@ -39,6 +38,16 @@ FEATURES = (
 )
 
 
+def complete(e) -> float:
+    """1 when one sentence states the whole answer: something of the asked-for kind (a particular
+    kind, not an open question), every subject and every other word of the question (or a
+    paraphrase), and the question's numbers. The model learns from relevance how often a passage
+    like this answers; a cross-language passage (a Chinese question over an English document)
+    scores lower relevance without answering any less."""
+    return float(not e.open_question and e.has_numbers and any(
+        s.candidates and s.anchored and s.paraphrased == 1.0 for s in e.sentences))
+
+
 def features(evidence: list, index: int, lang: Lang, min_relevance: float) -> dict[str, float]:
     """The feature values of passage `index` among the retrieved `evidence` (`grading.Evidence`)."""
     e = evidence[index]
@@ -47,7 +56,6 @@ def features(evidence: list, index: int, lang: Lang, min_relevance: float) -> di
     zh = float(lang == "zh")
     values = {
         "relevance": e.relevance - min_relevance,
-        "relevance_gap": e.relevance - max(x.relevance for x in evidence),
         "coverage": coverage,
         "typed_coverage": typed_coverage,
         "typed": float(any(s.typed for s in e.sentences)),
@@ -99,7 +107,8 @@ class EvidenceModel:
         return 1.0 / (1.0 + math.exp(-z))
 
     def probabilities(self, evidence: list, lang: Lang, min_relevance: float) -> list[float]:
-        return [self.probability(features(evidence, i, lang, min_relevance)) for i in range(len(evidence))]
+        return [max(self.probability(features(evidence, i, lang, min_relevance)), complete(evidence[i]))
+                for i in range(len(evidence))]
 
     def threshold(self, lang: Lang) -> float:
         return self.thresholds[lang]
@@ -119,6 +128,8 @@ class EvidenceModel:
         best = max(e.sentences, key=lambda s: (s.anchored, s.coverage)) if e.sentences else None
         kind = answer_kind(question, lang)
         separator = "、" if lang == "zh" else ", "
+        if best is not None and not best.anchored and best.missing:  # the subject itself is missing
+            feature = "anchored"
         if feature in _TERMS and best is not None and (best.missing or best.unmatched):
             named = best.missing if feature != "anchored_paraphrased" else best.unmatched
             missing = separator.join(f"“{t}”" if lang == "zh" else f"'{t}'" for t in (named or best.missing)[:3])
@@ -127,7 +138,7 @@ class EvidenceModel:
             return _TEXT["kind"][lang].format(kind=_KIND_NAMES[kind][lang])
         if feature == "numbers":
             return _TEXT["numbers"][lang]
-        if feature in ("relevance", "relevance_gap"):
+        if feature == "relevance":
             return _TEXT["relevance"][lang].format(relevance=e.relevance)
         return _TEXT["statement"][lang]
 
@@ -143,8 +154,8 @@ _TEXT = {
     "missing": {"zh": "最接近的段落没有一句提到{missing}。", "en": "no sentence of the closest passage mentions {missing}."},
     "kind": {"zh": "没有一句话给出所问的{kind}。", "en": "no sentence states the {kind} that was asked for."},
     "numbers": {"zh": "段落没有提到问题中的年份或数字。", "en": "the passages do not mention the year or number in the question."},
-    "relevance": {"zh": "最接近的段落与问题关系不大（相关度 {relevance:.2f}）。",
-                  "en": "the closest passage is only loosely related (relevance {relevance:.2f})."},
+    "relevance": {"zh": "相关的段落都只是沾边（最高相关度 {relevance:.2f}），没有一句直接回答。",
+                  "en": "the related passages only touch on it (best relevance {relevance:.2f}); none answers it directly."},
     "statement": {"zh": "没有一句话直接回答它。", "en": "no sentence answers it directly."},
 }
 

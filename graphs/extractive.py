@@ -1,58 +1,123 @@
-"""The extractive answer of deterministic mode: the best sentences of the kept passages, cited."""
+"""The extractive answer of deterministic mode: the sentences of the kept passages that state what
+was asked, each cited to the document that states it."""
 
 from __future__ import annotations
 
-from sieve.graphs.grading import answer_candidates, answer_kind
+import re
+from typing import NamedTuple
+
+from sieve.graphs.grading import answer_kind, gather_evidence, key_terms, language_of, subject_terms
 from sieve.graphs.state import Citation, Passage
 from sieve.graphs.text import overlap, split_sentences, terms
 from sieve.prompts.language import Lang
 
 _PER_PASSAGE = 2
+# a sentence opening with one of these needs the sentence that names its subject to be understood
+_PRONOUN = re.compile(r"^(?:It|Its|They|Their|He|She|His|Her|This|These)\b|^(?:它|其|该|他|她|这)")
+
+
+class _Candidate(NamedTuple):
+    rank: tuple  # smaller is better
+    score: float  # how much of what is asked it covers: the cut-off for further sentences
+    passage: int
+    index: int
+    text: str
 
 
 def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences: int) -> tuple[str, list[Citation]]:
-    """Quote the sentences that share most terms with the query, at most two per passage.
+    """Quote the sentences that state what the question asks, best first, cited.
 
-    When the question asks for a kind of thing (a place for "where", a number for "how many") and
-    some sentence states one, only such sentences are quoted, the best one of each passage: "where
-    is its headquarters" is answered by the sentence naming the city, not by a neighbour that
-    merely names the company.
-    Ties (and sentences sharing nothing) go to the more relevant passage and the earlier sentence,
-    so a passage kept by relevance alone still contributes its opening statement.
+    A sentence states it when it says something of the asked-for kind (a place for "where", a person
+    for "who"), names the question's subjects (its document's title and opening sentence count) and
+    repeats most of what is asked about them ("sells" for "sell", "chief executive officer" for
+    "CEO"). A question asking for one thing is answered by the best such sentence of each source
+    that says something else; an open one ("what does X do") by the best few sentences, at most two
+    per source. A sentence repeating a chosen one is dropped, and where two say as much, the one in
+    the question's language wins. A chosen sentence that says "it" comes with the sentence naming
+    its subject.
     """
-    query_terms = terms(query, lang)
+    if not kept:
+        return "", []
     kind = answer_kind(query, lang)
-    candidates: list[tuple[bool, float, int, int, str]] = []
-    for p_index, passage in enumerate(kept):
-        for s_index, sentence in enumerate(split_sentences(passage["text"])):
-            typed = kind != "other" and bool(answer_candidates(sentence, kind, query, lang))
-            candidates.append((typed, overlap(query_terms, sentence, lang), p_index, s_index, sentence))
-    candidates.sort(key=lambda c: (not c[0], -c[1], c[2], c[3]))
+    evidence = gather_evidence(query, kept, lang)
+    subjects = [t.lower() for t in subject_terms(query, key_terms(query, lang), lang)]
+    candidates = []
+    for p_index, (passage, e) in enumerate(zip(kept, evidence)):
+        other_language = language_of(passage["text"]) != lang
+        for s_index, s in enumerate(e.sentences):
+            states = kind == "other" or bool(s.candidates)
+            score = s.predicate * 2 + s.coverage
+            # "what does X do" is answered by a sentence about X, not by one about its subsidiary
+            about = kind != "other" or _about(s.text, subjects, s_index == 0 and other_language)
+            rank = (not states, not s.anchored, not about, -round(score, 3), other_language, p_index, s_index)
+            candidates.append(_Candidate(rank, score if states and s.anchored else 0.0, p_index, s_index, s.text))
+    candidates.sort()
 
-    chosen: list[tuple[int, int, str]] = []
+    best = candidates[0]
+    chosen: list[_Candidate] = []
     per_passage: dict[int, int] = {}
-    best_typed, best = candidates[0][:2] if candidates else (False, 0.0)
-    for typed, score, p_index, s_index, sentence in candidates:
-        # a sentence sharing under two thirds of what the best one shares is off the question's point
-        if len(chosen) == max_sentences or (chosen and (score < best * 2 / 3 or score == 0 or typed < best_typed)):
+    stated: set[str] = set()  # answers already quoted (a second source stating the same adds nothing)
+    for c in candidates:
+        if len(chosen) == max_sentences or (chosen and (c.rank[:3] != best.rank[:3] or c.score < best.score * 2 / 3)):
             break
-        # a question asking for one thing gets one sentence per source: the one stating it
-        if per_passage.get(p_index, 0) < (1 if best_typed else _PER_PASSAGE):
-            per_passage[p_index] = per_passage.get(p_index, 0) + 1
-            chosen.append((p_index, s_index, sentence))
+        if per_passage.get(c.passage, 0) >= (1 if kind != "other" else _PER_PASSAGE) or _repeats(c.text, chosen):
+            continue
+        found = evidence[c.passage].sentences[c.index].candidates
+        if chosen and kind != "other" and found and found <= stated:
+            continue
+        # another language's source naming the same thing cannot be told apart from a repeat: the
+        # question's language answers alone once it has
+        if chosen and kind != "other" and c.rank[4] and not any(o.rank[4] for o in chosen):
+            continue
+        stated |= found
+        per_passage[c.passage] = per_passage.get(c.passage, 0) + 1
+        chosen.append(c)
+    chosen += _subjects(chosen, kept)
 
     # number sources by first use, then read each source's sentences in document order
     numbers: dict[int, int] = {}
-    for p_index, _, _ in chosen:
-        numbers.setdefault(p_index, len(numbers) + 1)
-    chosen.sort(key=lambda c: (numbers[c[0]], c[1]))
+    for c in chosen:
+        numbers.setdefault(c.passage, len(numbers) + 1)
+    chosen.sort(key=lambda c: (numbers[c.passage], c.index))
     separator = "" if lang == "zh" else " "
-    answer = separator.join(f"{sentence}{separator}[{numbers[p]}]" for p, _, sentence in chosen)
+    parts = []
+    for i, c in enumerate(chosen):
+        last_of_source = i + 1 == len(chosen) or chosen[i + 1].passage != c.passage
+        space = " " if c.text[-1:].isascii() else ""  # an English sentence in a Chinese answer
+        parts.append(f"{c.text}{space}[{numbers[c.passage]}]" if last_of_source else c.text)
+    answer = separator.join(parts)
     citations = [
-        cite(kept[p_index], separator.join(s for p, _, s in chosen if p == p_index))
+        cite(kept[p_index], separator.join(c.text for c in chosen if c.passage == p_index))
         for p_index in sorted(numbers, key=numbers.__getitem__)
     ]
     return answer, citations
+
+
+def _about(sentence: str, subjects: list[str], opening: bool) -> bool:
+    """The sentence is about the question's subject: it opens with it, or with a pronoun for it."""
+    head = sentence.lstrip().lower()
+    return opening or bool(_PRONOUN.match(sentence)) or any(head.startswith(t) for t in subjects) or not subjects
+
+
+def _subjects(chosen: list[_Candidate], kept: list[Passage]) -> list[_Candidate]:
+    """The opening sentence of each passage whose chosen sentence says "it" without naming it."""
+    added = []
+    for c in chosen:
+        if c.index > 0 and _PRONOUN.match(c.text) and not any(o.passage == c.passage and o.index < c.index
+                                                              for o in chosen + added):
+            opening = split_sentences(kept[c.passage]["text"])[0]
+            added.append(_Candidate((), 0.0, c.passage, 0, opening))
+    return added
+
+
+def _repeats(text: str, chosen: list[_Candidate]) -> bool:
+    """Near-duplicate of a chosen sentence (the same statement syndicated into two documents)."""
+    grams = {text[i : i + 2] for i in range(len(text) - 1)}
+    for c in chosen:
+        other = {c.text[i : i + 2] for i in range(len(c.text) - 1)}
+        if grams and other and len(grams & other) >= 0.7 * min(len(grams), len(other)):
+            return True
+    return False
 
 
 def best_quote(query: str, passage: Passage, lang: Lang) -> str:

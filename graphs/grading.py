@@ -87,6 +87,7 @@ _DATE = re.compile(
 )
 _QUOTED = re.compile(r"《([^》]{1,20})》|“([^”]{1,20})”|\"([^\"]{1,30})\"")
 _EN_WORD = re.compile(r"[A-Za-z0-9]+")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ZH_WEAK_CHARS = ZH_FUNCTION_CHARS | set("上下里中内外叫年月日")
 # words naming the asked-for slot: the answering sentence states the value, not the slot's name
 _ZH_SLOT_WORDS = {"具体", "名字", "名称", "时间", "日期", "地点", "类型", "情况", "哪部", "哪些", "分别"}
@@ -160,8 +161,13 @@ def subject_terms(question: str, terms: list[str], lang: Lang) -> set[str]:
     """The key terms naming what the question is about: names, codes and numbers ("Lumen X1", RCEP,
     2022), as opposed to what it asks about them."""
     if lang == "zh":
-        named = {w for w, tag in rjieba.tag(question) if tag in _ZH_PROPER_TAGS or tag == "m" or w.isascii()}
-        return {t for t in terms if t in named or any(ch.isdigit() for ch in t)}
+        # "苹果公司的CEO", "2022年星河公司的营收": what stands before the first 的 is what the question is about
+        head, particle, _ = question.partition("的")
+        tagged = rjieba.tag(question)
+        named = {w for w, tag in tagged if tag in _ZH_PROPER_TAGS - {"eng"} or tag == "m"}
+        if not particle:
+            named |= {w for w, tag in tagged if tag == "eng"}
+        return {t for t in terms if (particle and t in head) or t in named or any(ch.isdigit() for ch in t)}
     words = _EN_WORD.findall(question)
     named = {singular(w.lower()) for i, w in enumerate(words)
              if any(ch.isdigit() for ch in w) or (i > 0 and w[0].isupper() and not w.isupper())}
@@ -184,9 +190,12 @@ def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[
         # passage's opening sentence, which names the subject that later sentences call "it"
         split = split_sentences(passage["text"]) or [passage["text"]]
         context = f"{passage.get('title', '')}\n{split[0]}"
+        foreign = language_of(passage["text"]) != lang
         for text in split:
             found = frozenset(answer_candidates(text, kind, question, lang))
             hits = _hits(terms, f"{context}\n{text}", lang)
+            if foreign:  # a Chinese question over an English document: its Chinese words are not held against it
+                hits = [hit or _foreign_term(t, lang) for t, hit in zip(terms, hits)]
             coverage = sum(w for w, hit in zip(weights, hits) if hit) / sum(weights) if terms else 0.0
             missing = tuple(t for t, hit in zip(terms, hits) if not hit)
             anchored = all(hit for t, hit in zip(terms, hits) if t in subjects)
@@ -302,9 +311,35 @@ def _content_words(sentence: str) -> list[str]:
 
 def _hits(terms: list[str], sentence: str, lang: Lang) -> list[bool]:
     if lang == "zh":
-        return [_zh_term_in(term, sentence) for term in terms]
+        return [_zh_term_in(term, sentence) or _acronym_in(term, sentence) for term in terms]
     words = {singular(w.lower()) for w in _EN_WORD.findall(sentence)}
-    return [any(_same_stem(term, word) for word in words) for term in terms]
+    return [any(_same_stem(term, word) for word in words) or _acronym_in(term, sentence) for term in terms]
+
+
+def _acronym_in(term: str, sentence: str) -> bool:
+    """"CEO" in "chief executive officer": consecutive words whose initials spell the term."""
+    if not (2 <= len(term) <= 5 and term.isascii() and term.isalpha()):
+        return False
+    initials = "".join(w[0] for w in _EN_WORD.findall(sentence)).lower()
+    return term.lower() in initials and any(
+        "".join(w[0] for w in words).lower() == term.lower()
+        for words in _windows(_EN_WORD.findall(sentence), len(term)))
+
+
+def _windows(words: list[str], n: int) -> list[list[str]]:
+    return [words[i : i + n] for i in range(len(words) - n + 1)]
+
+
+def language_of(text: str) -> Lang:
+    """A passage's language: Chinese when CJK characters make up a tenth of it (an English document
+    quoting one Chinese name is still English)."""
+    letters = [ch for ch in text if not ch.isspace()]
+    return "zh" if letters and len(_CJK.findall(text)) >= 0.1 * len(letters) else "en"
+
+
+def _foreign_term(term: str, lang: Lang) -> bool:
+    """A term in the question's own script, which a passage in the other language cannot repeat."""
+    return bool(_CJK.search(term)) if lang == "zh" else term.isascii()
 
 
 def _term_weights(terms: list[str], passages: list[str], lang: Lang) -> list[float]:
@@ -337,6 +372,7 @@ def _same_stem(a: str, b: str) -> bool:
 
 def answer_candidates(sentence: str, kind: Kind, question: str, lang: Lang) -> set[str]:
     """Things of the asked-for kind that the sentence states and the question does not."""
+    lang = language_of(sentence)  # an English document answering a Chinese question states English names
     if kind == "number" and lang == "en":
         found = {m.group(0).strip() for m in _EN_NUMBER.finditer(sentence)}
         found = {n for n in found if not _YEAR.fullmatch(n) and n.split()[-1].lower() not in _EN_NOT_UNIT}

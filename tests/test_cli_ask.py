@@ -50,3 +50,23 @@ def test_an_unanswerable_question_is_refused_with_a_reason(sieve, demo_home, que
 def test_human_output_shows_the_route_answer_and_citations(sieve, demo_home):
     text = sieve(demo_home, "ask", "华为公司的总部在哪里", "--kb", "demo").stdout
     assert "route: kb" in text and "深圳" in text and "[1] huawei.md" in text
+
+
+@pytest.mark.parametrize("question", ["Who is the CEO of Apple?", "苹果公司的CEO是谁"])
+def test_the_ceo_is_quoted_from_the_document_that_names_him_in_either_language(sieve, demo_home, question):
+    result = ask(sieve, demo_home, question)
+    assert not result["refused"] and "Tim Cook" in result["answer"]
+    assert [c["filename"] for c in result["citations"]] == ["apple-inc.md"]
+    assert "chief executive" in result["citations"][0]["quote"]
+
+
+def test_what_a_company_sells_is_answered_by_the_product_sentence_with_its_subject(sieve, demo_home):
+    result = ask(sieve, demo_home, "What does Apple Inc. sell?")
+    assert "sells consumer electronics" in result["answer"] and "headquartered" in result["answer"]  # "It" resolved
+    assert result["answer"].index("Apple Inc. is") < result["answer"].index("It designs")
+    assert {c["filename"] for c in result["citations"]} == {"apple-inc.md"}
+
+
+def test_human_output_prints_each_quote_once(sieve, demo_home):
+    text = sieve(demo_home, "ask", "Who is the CEO of Apple?", "--kb", "demo").stdout
+    assert text.count("Tim Cook") == 1 and "[1] apple-inc.md" in text
