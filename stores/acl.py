@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import Select, delete, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sieve.stores.metadata import Chunk, Document, DocumentAcl, DocumentStatus
 from sieve.stores.types import IndexedChunk, SearchFilter
@@ -98,6 +99,23 @@ def document_scope(session: Session, flt: SearchFilter) -> SearchFilter:
     if flt.doc_ids is not None:
         ids &= flt.doc_ids
     return replace(flt, doc_ids=ids, readers=None)
+
+
+def write_acls_everywhere(sessions: sessionmaker[Session], engines: Sequence[Any], batch_docs: int = 200) -> int:
+    """Every ready document's chunks with its access list, handed to each engine's `set_acl` (tantivy
+    writes them again from their text; the vector engines set the payload): what a home written before
+    access lists needs once. Returns the number of documents."""
+    with sessions() as session:
+        doc_ids = list(session.scalars(select(Document.id).where(Document.status == DocumentStatus.READY)))
+    for start in range(0, len(doc_ids), batch_docs):
+        with sessions() as session:
+            batch = doc_ids[start : start + batch_docs]
+            acls = acls_of(session, batch)
+            chunks = [c for doc in session.scalars(select(Document).where(Document.id.in_(batch)))
+                      for c in indexed_chunks(session, doc, acls[doc.id])]
+        for engine in engines:
+            engine.set_acl(chunks)
+    return len(doc_ids)
 
 
 def acl_of(session: Session, doc_id: str) -> tuple[str, ...]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -20,6 +22,8 @@ from sieve.stores.protocols import TextIndex, VectorIndex
 
 if TYPE_CHECKING:
     from sieve.models.image_embedder import ClipImageEmbedder
+
+logger = logging.getLogger(__name__)
 
 
 def _space(embedder: Embedder) -> str:
@@ -73,10 +77,31 @@ class Stack:
             from sieve.stores.opensearch_text import OpenSearchTextIndex
 
             return OpenSearchTextIndex.from_settings(self.settings)
-        from sieve.stores.tantivy_text import TantivyTextIndex
+        from sieve.stores.tantivy_text import TantivyTextIndex, TextIndexOutdated
 
         self.check_owner()
-        return TantivyTextIndex(self.settings.home / "text")
+        path = self.settings.home / "text"
+        try:
+            return TantivyTextIndex(path)
+        except TextIndexOutdated:
+            return self._rebuilt_text_index(path)
+
+    def _rebuilt_text_index(self, path: Path) -> TextIndex:
+        """A home written before access lists: its text index is rebuilt from the metadata DB's chunks
+        (analysis only, nothing embedded), and the embedded vector shard gets the lists in its payload."""
+        import shutil
+
+        from sieve.stores.acl import write_acls_everywhere
+        from sieve.stores.tantivy_text import TantivyTextIndex
+
+        logger.warning("the text index %s predates access lists: rebuilding it from the metadata DB", path)
+        shutil.rmtree(path)
+        index = TantivyTextIndex(path)
+        engines: list = [index]
+        if self.settings.vector_backend == "qdrant_edge":
+            engines.append(self.vectors)
+        write_acls_everywhere(self.sessions, engines)
+        return index
 
     @cached_property
     def vectors(self) -> VectorIndex:

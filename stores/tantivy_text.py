@@ -44,6 +44,10 @@ def _analyzer() -> tantivy.TextAnalyzer:
     )
 
 
+class TextIndexOutdated(RuntimeError):
+    """The folder holds an index of an older schema (before access lists): rebuild it from the metadata DB."""
+
+
 class TantivyTextIndex:
     """`TextIndex` over one tantivy folder; one instance per folder per process.
 
@@ -57,7 +61,12 @@ class TantivyTextIndex:
         self.path = path
         self._schema = _schema()
         self._analyzer = _analyzer()
-        self._index = tantivy.Index(self._schema, str(path), reuse=True)
+        try:
+            self._index = tantivy.Index(self._schema, str(path), reuse=True)
+        except ValueError as exc:
+            if "schema does not match" in str(exc):
+                raise TextIndexOutdated(f"text index {path} was written by an older release") from exc
+            raise
         self._index.register_tokenizer(_ANALYZER, self._analyzer)
         # every write reloads explicitly, so no file watcher is needed
         self._index.config_reader(reload_policy="manual")

@@ -174,3 +174,30 @@ def test_a_changed_access_list_is_seen_by_the_next_query_and_the_tenant_wide_cal
     assert company in {h.doc_id for h in hybrid(retriever, "星河科技", mine).hits}
     with stack.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Chunk).where(Chunk.doc_id == company)) > 0
+
+
+def test_a_home_written_before_access_lists_is_brought_up_to_them_on_open(embedder, sample_kb, tmp_path):
+    import qdrant_edge as qe
+    import tantivy
+
+    settings_ = Settings(home=tmp_path / "home")
+    with Stack(settings_, embedder=embedder) as stack:
+        Ingestor(stack).ingest_paths([sample_kb], "demo", TENANT)
+        with stack.sessions() as session:
+            kb_id = session.scalar(select(Document.kb_id))
+        # what an older release left: vector points without the `acl` payload ...
+        stack.vectors._open().update(qe.UpdateOperation.delete_payload_by_filter(
+            qe.Filter(must=[qe.FieldCondition(key="kb", match=qe.MatchValue(kb_id))]), ["acl"]))
+    # ... and a text index without the `acl` field
+    shutil.rmtree(settings_.home / "text")
+    old = tantivy.SchemaBuilder()
+    for name in ("chunk_id", "doc_id", "tenant", "kb", "text"):
+        old.add_text_field(name, stored=True)
+    (settings_.home / "text").mkdir()
+    tantivy.Index(old.build(), str(settings_.home / "text"))
+
+    user = SearchFilter(TENANT, kb_id, readers=Principal(TENANT, "li.ming").readers)
+    with Stack(settings_, embedder=embedder) as stack:
+        chunks = stack.text.count(SearchFilter(TENANT, kb_id))  # opening rebuilds it from the metadata DB
+        assert chunks >= 8 and stack.text.count(user) == stack.vectors.count(user) == chunks
+        assert stack.text.search("Pheidippides", user, 3)[0].doc_id
