@@ -203,6 +203,8 @@ class OpenSearchTextIndex:
         zh = mapping.get("_meta", {}).get("zh_analysis")
         if zh not in _ZH_FIELD:
             raise ValueError(f"index {self.index} exists but was not created by Sieve (no zh_analysis in _meta)")
+        if "acl" not in mapping.get("properties", {}):  # an index made before access lists (its mapping is strict)
+            indices.put_mapping(index=self.index, body={"properties": {"acl": {"type": "keyword"}}})
         return cast(ChineseAnalysis, zh)
 
     # --- sync (TextIndex) ---
