@@ -112,8 +112,3 @@ async def authenticate_principal(
         return await asyncio.to_thread(verify_jwt, state.settings, token)
     except TokenRejected as exc:
         raise HTTPException(401, str(exc), headers=_CHALLENGE) from None
-
-
-async def authenticate(request: Request, state: AppState, credentials: HTTPAuthorizationCredentials | None) -> str:
-    """The caller's tenant, or 401/403 with the reason."""
-    return (await authenticate_principal(request, state, credentials)).tenant

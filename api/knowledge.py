@@ -47,7 +47,8 @@ class TenantKnowledge:
     async def knowledge_bases(self) -> list[dict[str, Any]]:
         def summaries() -> list[dict[str, Any]]:
             with self.state.stack.sessions() as session:
-                return [kb_json(kb, documents) for kb, documents in kbs_with_counts(session, self.tenant, self.caller.readers)]
+                counted = kbs_with_counts(session, self.tenant, self.caller.readers)
+                return [kb_json(kb, documents) for kb, documents in counted]
 
         return await asyncio.to_thread(summaries)
 
