@@ -553,10 +553,8 @@ def docs_acl(
     entries = None if set_ is None else parse_acl(set_)
     if (served := _served_home()) is not None:
         _through_server_only(tenant)
-        path = f"/v1/knowledge-bases/{kb}/documents/{doc_id}/acl"
         with served:
-            acl = (served._call("GET", path) if entries is None else
-                   served._call("PUT", path, json={"acl": list(entries)}))["acl"]
+            acl = served.document_acl(kb, doc_id, entries)
     else:
         from sieve.ingest.pipeline import Ingestor
 
@@ -892,6 +890,8 @@ def eval_tune(
             runs = asyncio.run(collect_runs(retriever, flt, beir, paths, profile, progress=progress))
         finally:
             retriever.close()
+        if runs.degraded:  # a path that failed or timed out would make the table meaningless
+            raise ValueError(f"{runs.degraded} retrievals degraded (a path failed; see the log): nothing tuned")
         report = tune(runs, beir, FusionSetting.of(profile, paths), folds)
         if not dry_run:
             with stack.sessions.begin() as session:

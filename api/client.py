@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,12 @@ class ServedHome:
     def research(self, kb: str, question: str) -> dict[str, Any]:
         """Deep research, shaped as `sieve research --json` prints it."""
         return self._call("POST", "/v1/tools/research_knowledge_base/invoke", json={"question": question, "kb": kb})
+
+    def document_acl(self, kb: str, doc_id: str, acl: Sequence[str] | None = None) -> list[str]:
+        """A document's access list, replaced first when `acl` is given (a tenant-wide key only)."""
+        path = f"/v1/knowledge-bases/{kb}/documents/{doc_id}/acl"
+        body = self._call("GET", path) if acl is None else self._call("PUT", path, json={"acl": list(acl)})
+        return body["acl"]
 
     def ensure_kb(self, kb: str) -> None:
         try:

@@ -150,3 +150,18 @@ def test_a_server_does_not_start_under_a_process_that_has_the_engines_open(tmp_p
         assert not (home / "server.json").exists()
     with serving(home, "--dev") as url:  # once it is done, the home can be served
         assert httpx.get(f"{url}/readyz", timeout=30).json()["components"]["text_index"]["state"] == "ok"
+
+
+def test_access_lists_set_at_upload_and_changed_through_the_server(tmp_path):
+    home = tmp_path / "home"
+    with serving(home, "--dev"):
+        done = sieve(home, "ingest", str(SAMPLES / "marathon.txt"), "--kb", "notes", "--meta", "acl=group:hr,user:li",
+                     "--json")
+        assert done.returncode == 0, done.stderr
+        doc_id = json.loads(done.stdout)["doc_ids"][0]
+        shown = sieve(home, "docs", "acl", doc_id, "--kb", "notes", "--json")
+        assert json.loads(shown.stdout) == {"doc_id": doc_id, "acl": ["group:hr", "user:li"]}
+        changed = sieve(home, "docs", "acl", doc_id, "--kb", "notes", "--set", "tenant", "--json")
+        assert json.loads(changed.stdout)["acl"] == ["*"]
+        refused = sieve(home, "docs", "acl", doc_id, "--kb", "notes", "--set", "role:admin")
+        assert refused.returncode == 1 and "user:<id>, group:<name> or tenant" in refused.stderr
