@@ -74,10 +74,10 @@ def test_the_fitted_threshold_separates_on_the_providers_own_scale():
                 bool(i % 2)) for i in range(40)]
     answerable = {r.query: r.answerable for r in rows}
     evidence = gather(rows, lambda q, docs: [0.9 if answerable[q] else 0.1 for _ in docs], "en")
-    limits, accuracy = fit(evidence, [r.answerable for r in rows], relevance_only=True)
-    assert 0.1 < limits.min_relevance <= 0.9 and accuracy == 1.0
+    threshold, accuracy = fit(evidence, [r.answerable for r in rows], relevance_only=True)
+    assert 0.1 < threshold <= 0.9 and accuracy == 1.0
     reports = evaluate_refusal(rows, evidence)
-    assert [r.name for r in reports] == ["relevance only", "relevance + evidence"]
+    assert [r.name for r in reports] == ["relevance only", "relevance + evidence model"]
     assert reports[0].test.accuracy == 1.0
     assert {calibration_half(r) for r in rows} == {True, False}
 
@@ -91,7 +91,7 @@ def test_calibrate_stores_the_threshold_in_the_profile(tmp_path, sieve, sample_k
     sieve(home, "ingest", str(sample_kb / "tea-culture.md"), "--kb", "cal")
 
     refusal = json.loads(sieve(home, "eval", "refusal", "--data", str(data), "--json").stdout)
-    assert [r["name"] for r in refusal] == ["relevance only", "relevance + evidence", "fixed limits"]
+    assert [r["name"] for r in refusal] == ["relevance only", "relevance + evidence model", "evidence model, shipped threshold"]
     assert all(r["test"]["rows"] + r["calibration"]["rows"] == 12 for r in refusal)
 
     calibrated = json.loads(sieve(home, "eval", "calibrate", "--kb", "cal", "--data", str(data), "--json").stdout)
