@@ -80,7 +80,8 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
             evidence = with_synonyms(evidence, lang, lambda texts: np.stack([vectors[t] for t in texts]))
         except EmbedderUnavailable as unavailable:  # paraphrases go uncounted: the model refuses more, never less
             degraded += unavailable.flags
-    graded = grade_evidence(query, ranked, evidence, lang, limits, ctx.thresholds.max_kept)
+    # the model's trees (and, once, reading its file): off the event loop too
+    graded = await asyncio.to_thread(grade_evidence, query, ranked, evidence, lang, limits, ctx.thresholds.max_kept)
     reason = ""
     if graded.outcome == "no_evidence":
         reason = _reason("no_evidence", lang, state) + (" " if lang == "en" else "") + graded.explanation
