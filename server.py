@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from sieve.api import agent, chat, citations, documents, graph, health, jobs, knowledge_bases, research, tools
+from sieve.api import (agent, chat, citations, documents, evaluations, graph, health, jobs, knowledge_bases,
+                       research, tools)
 from sieve.api.errors import install_error_handlers
 from sieve.api.hosts import HostCheck, allowed_hosts
 from sieve.api.mcp_http import AuthenticatedMcp
@@ -54,10 +55,12 @@ def create_app(settings: Settings | None = None, stack: Stack | None = None) -> 
     app = FastAPI(title="Sieve", summary="Agentic RAG over your knowledge bases.", version="0.1.0",
                   lifespan=lifespan)
     install_error_handlers(app)
-    for module in (chat, agent, research, knowledge_bases, documents, citations, graph, jobs, tools, health):
+    for module in (chat, agent, research, knowledge_bases, documents, evaluations, citations, graph, jobs, tools,
+                   health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB), name="web")
     app.add_api_route("/", lambda: FileResponse(WEB / "index.html"), include_in_schema=False)
+    app.add_api_route("/console", lambda: FileResponse(WEB / "console.html"), include_in_schema=False)
     hosts = allowed_hosts(settings)
     mcp = AuthenticatedMcp(app, hosts)
     # POST only: stateless MCP has no session for a GET event stream to follow, nor for a DELETE to end (405)

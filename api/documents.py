@@ -125,6 +125,25 @@ async def get_document(kb: str, doc_id: str, state: StateDep, caller: PrincipalD
     return await asyncio.to_thread(load)
 
 
+@router.get("/{doc_id}/chunks")
+async def list_chunks(kb: str, doc_id: str, state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
+    """The document's chunks in order: text, position (ordinal, token span) and, for pages read from an
+    image or a scan, where on which page (`location`)."""
+    tenant = caller.tenant
+
+    def load() -> dict[str, Any]:
+        doc = _document(state, tenant, kb, doc_id, caller.readers)
+        with state.stack.sessions() as session:
+            rows = session.execute(select(Chunk.id, Chunk.ordinal, Chunk.token_start, Chunk.token_end, Chunk.text,
+                                          Chunk.meta).where(Chunk.doc_id == doc.id, Chunk.tenant_id == tenant)
+                                   .order_by(Chunk.ordinal)).all()
+        return {"doc_id": doc.id, "filename": doc.filename, "data": [
+            {"chunk_id": r.id, "ordinal": r.ordinal, "token_start": r.token_start, "token_end": r.token_end,
+             "text": r.text, "location": r.meta} for r in rows]}
+
+    return await asyncio.to_thread(load)
+
+
 @router.delete("/{doc_id}", status_code=204)
 async def delete_document(kb: str, doc_id: str, state: StateDep, tenant: WriterDep) -> Response:
     """Removes the document from the metadata DB, BM25 and vectors before answering."""

@@ -10,7 +10,7 @@ from sieve.api.conversation import ask_once, check_kb, check_question, research_
 from sieve.api.state import AppState
 from sieve.retrievers.types import Hit
 from sieve.stores.acl import Principal
-from sieve.stores.catalog import kbs_with_counts
+from sieve.stores.catalog import list_kbs, readable_counts
 from sieve.stores.metadata import KnowledgeBase
 from sieve.stores.types import SearchFilter
 from sieve.tools.graph_tool import AskArgs, ListArgs, ResearchArgs, SearchArgs
@@ -31,8 +31,8 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     }
 
 
-def kb_json(kb: KnowledgeBase, documents: int) -> dict[str, Any]:
-    return {"name": kb.name, "description": kb.description, "documents": documents,
+def kb_json(kb: KnowledgeBase, documents: int, chunks: int = 0) -> dict[str, Any]:
+    return {"name": kb.name, "description": kb.description, "documents": documents, "chunks": chunks,
             "created_at": kb.created_at.replace(tzinfo=kb.created_at.tzinfo or timezone.utc).isoformat()}
 
 
@@ -47,8 +47,8 @@ class TenantKnowledge:
     async def knowledge_bases(self) -> list[dict[str, Any]]:
         def summaries() -> list[dict[str, Any]]:
             with self.state.stack.sessions() as session:
-                counted = kbs_with_counts(session, self.tenant, self.caller.readers)
-                return [kb_json(kb, documents) for kb, documents in counted]
+                counts = readable_counts(session, self.tenant, self.caller.readers)
+                return [kb_json(kb, *counts.get(kb.id, (0, 0))) for kb in list_kbs(session, self.tenant)]
 
         return await asyncio.to_thread(summaries)
 

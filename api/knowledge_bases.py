@@ -7,19 +7,19 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
-from sieve.api.conversation import check_question
+from sieve.api.conversation import check_kb, check_question
 from sieve.api.deps import PrincipalDep, StateDep, TenantDep, WriterDep
 from sieve.api.ingest_jobs import UPLOAD_SCHEME, discard_unused_original
-from sieve.api.knowledge import TenantKnowledge, kb_json
+from sieve.api.knowledge import TenantKnowledge, hit_json, kb_json
 from sieve.api.state import AppState
-from sieve.retrievers.profile import RetrievalProfile
-from sieve.stores.acl import Principal, where_readable
-from sieve.stores.catalog import KnowledgeBaseNotEmpty, find_kb, get_kb, get_or_create_kb
-from sieve.stores.metadata import Document, DocumentStatus
+from sieve.degraded import Degraded
+from sieve.retrievers.profile import PathName, RetrievalProfile
+from sieve.retrievers.rerank import RerankerKind
+from sieve.stores.acl import Principal
+from sieve.stores.catalog import KnowledgeBaseNotEmpty, find_kb, get_kb, get_or_create_kb, readable_counts
 from sieve.stores.names import RULE, InvalidKnowledgeBaseName
-from sieve.tools.graph_tool import SearchArgs
+from sieve.stores.types import SearchFilter
 
 router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge bases"])
 
@@ -32,15 +32,14 @@ class KnowledgeBaseCreate(BaseModel):
 class SearchRequest(BaseModel):
     query: str
     k: int = Field(5, ge=1, le=50)
+    paths: list[PathName] | None = Field(None, min_length=1, description="Recall paths for this query only "
+                                         "(default: the profile's); the stored profile is unchanged.")
 
 
 def _summary(state: AppState, caller: Principal, name: str) -> dict[str, Any]:
     with state.stack.sessions() as session:
         kb = get_kb(session, caller.tenant, name)
-        documents = session.scalar(where_readable(
-            select(func.count()).where(Document.kb_id == kb.id, Document.status == DocumentStatus.READY),
-            caller.readers))
-        return kb_json(kb, documents or 0)
+        return kb_json(kb, *readable_counts(session, caller.tenant, caller.readers).get(kb.id, (0, 0)))
 
 
 @router.post("", status_code=201)
@@ -85,9 +84,28 @@ async def delete_knowledge_base(kb: str, state: StateDep, tenant: WriterDep) -> 
 
 @router.post("/{kb}/search")
 async def search(kb: str, body: SearchRequest, state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
-    """Hybrid search under the KB's retrieval profile; hits best first, with what degraded."""
+    """Hybrid search under the KB's retrieval profile; hits best first, with what degraded.
+
+    Each hit carries its rank and raw score per recall path (`ranks`, `path_scores`), its fused score
+    (`score`, which orders hits before any reranker) and `relevance` (the reranker's score when
+    `reranked`, else the embedding cosine); `timings_ms` is the time per stage."""
     query = check_question(body.query, state.settings.max_question_chars, "query")
-    return await TenantKnowledge(state, caller).search_knowledge_base(SearchArgs(query=query, kb=kb, k=body.k))
+    kb_id = await check_kb(state, caller.tenant, kb)
+    profile = await asyncio.to_thread(state.retriever.load_profile, kb_id)
+    if body.paths:
+        profile = profile.merged(paths=body.paths)
+    result = await state.retriever.retrieve(query, SearchFilter(caller.tenant, kb_id, readers=caller.readers),
+                                            body.k, profile)
+    rerank_failed = {Degraded.RERANK_ERROR, Degraded.RERANK_TIMEOUT} & set(result.degraded)
+    return {
+        "hits": [hit_json(h) | {"path_scores": h.path_scores} for h in result.hits],
+        "degraded": result.degraded,
+        "paths": profile.paths,
+        "reranker": profile.reranker.value,
+        "reranked": profile.reranker is not RerankerKind.NONE and bool(result.hits) and not rerank_failed,
+        "relevance_threshold": result.relevance_threshold,
+        "timings_ms": result.timings_ms,
+    }
 
 
 @router.get("/{kb}/profile")

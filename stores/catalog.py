@@ -61,12 +61,18 @@ def kbs_with_counts(
     session: Session, tenant: str, readers: frozenset[str] | None = None
 ) -> list[tuple[KnowledgeBase, int]]:
     """The tenant's knowledge bases by name, each with its number of ready documents `readers` may read."""
-    counts = dict(session.execute(where_readable(
-        select(Document.kb_id, func.count())
+    counts = readable_counts(session, tenant, readers)
+    return [(kb, counts.get(kb.id, (0, 0))[0]) for kb in list_kbs(session, tenant)]
+
+
+def readable_counts(session: Session, tenant: str, readers: frozenset[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Per knowledge base id: the ready documents `readers` may read, and their chunks."""
+    rows = session.execute(where_readable(
+        select(Document.kb_id, func.count(), func.coalesce(func.sum(Document.chunk_count), 0))
         .where(Document.tenant_id == tenant, Document.status == DocumentStatus.READY)
         .group_by(Document.kb_id), readers)
-    ).all())
-    return [(kb, counts.get(kb.id, 0)) for kb in list_kbs(session, tenant)]
+    ).all()
+    return {kb_id: (int(documents), int(chunks)) for kb_id, documents, chunks in rows}
 
 
 def list_kbs(session: Session, tenant: str) -> list[KnowledgeBase]:

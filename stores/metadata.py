@@ -158,6 +158,24 @@ class JobRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class Evaluation(Base):
+    """A retrieval (BEIR) or answer-or-refuse evaluation run on one knowledge base, kept to compare runs."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_kb_created", "kb_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), doc="beir | refusal")
+    name: Mapped[str] = mapped_column(String(200), default="", doc="what was evaluated, e.g. the data set's folder")
+    status: Mapped[str] = mapped_column(String(16), doc="running | succeeded | failed")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class EmbeddingCacheEntry(Base):
     """Passage vectors keyed by (embedder name, chunk text hash): unchanged text is never re-embedded."""
 
