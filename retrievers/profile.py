@@ -32,11 +32,12 @@ class RetrievalProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     paths: list[PathName] = Field(default_factory=lambda: ["bm25", "dense"], min_length=1)
-    fusion: FusionMode = FusionMode.RRF
+    # the defaults were chosen on the development sets (SciFact, RGB Chinese news) by bench/bench_fusion.py
+    fusion: FusionMode = FusionMode.WEIGHTED
     fusion_norm: FusionNorm = Field(FusionNorm.MINMAX, description="weighted fusion: each path's scores scaled by "
                                     "minmax or zscore first (`sieve eval tune` picks mode, norm, weights, rrf_k)")
     rrf_k: int = Field(60, ge=1, le=10_000)
-    weights: dict[str, Weight] = Field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0},
+    weights: dict[str, Weight] = Field(default_factory=lambda: {"bm25": 1.0, "dense": 1.5},
                                        description="per path, 0-1000 (weighted fusion and RRF)")
     path_top_k: int = Field(100, ge=1, le=1000, description="candidates each path returns")
     graph_hops: int = Field(2, ge=1, le=4, description="relations the graph path follows from the query's entities")

@@ -25,7 +25,7 @@ def test_tuning_finds_the_weighting_that_ranks_the_relevant_document_first():
                           "dense": [ScoredChunk(rel, rel, 0.9), ScoredChunk(other, other, 0.8)]}
         runs.filename |= {rel: rel, other: other}
     split = BeirSplit("train", Path("unused"), {q: q for q in qids}, {q: {f"{q}-rel": 1} for q in qids})
-    current = FusionSetting.of(RetrievalProfile(), ["bm25", "dense"])
+    current = FusionSetting.of(RetrievalProfile(fusion="rrf", weights={"bm25": 1.0, "dense": 1.0}), ["bm25", "dense"])
 
     report = tune(runs, split, current, folds=4)
 
@@ -43,7 +43,7 @@ def test_the_cli_reports_the_table_and_stores_the_winner(tmp_path, sieve):
     data = synthetic_beir(tmp_path / "beir")
     home = tmp_path / "home"
     sieve(home, "eval", "retrieval", "--data", str(data), "--split", "train", "--json")  # ingests eval-beir
-    sieve(home, "profile", "set", "--kb", "eval-beir", "rrf_k=7")
+    sieve(home, "profile", "set", "--kb", "eval-beir", "fusion=rrf", "rrf_k=7")
 
     table = sieve(home, "eval", "tune", "--kb", "eval-beir", "--data", str(data), "--folds", "3", "--dry-run").stdout
     assert "held-out nDCG@10" in table and "dry run, not stored" in table

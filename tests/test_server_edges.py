@@ -319,14 +319,14 @@ def test_profile_set_refuses_the_same_values_with_the_same_words(tmp_path, sieve
         refused = sieve(home, "profile", "set", "--kb", "work", assignment, check=False)
         assert refused.returncode == 1 and message in refused.stderr, refused.stderr
     shown = json.loads(sieve(home, "profile", "show", "--kb", "work", "--json").stdout)
-    assert shown["weights"] == {"bm25": 1.0, "dense": 1.0} and shown["relevance_threshold"] is None
+    assert shown["weights"] == {"bm25": 1.0, "dense": 1.5} and shown["relevance_threshold"] is None  # the defaults
 
 
 def test_a_profile_stored_before_the_checks_still_serves_with_defaults_for_its_bad_fields():
     from sieve.retrievers.profile import RetrievalProfile
 
     profile = RetrievalProfile.from_stored({"weights": {"bm25": math.nan}, "top_k": 3, "rrf_k": -4})
-    assert (profile.top_k, profile.weights, profile.rrf_k) == (3, {"bm25": 1.0, "dense": 1.0}, 60)
+    assert (profile.top_k, profile.weights, profile.rrf_k) == (3, RetrievalProfile().weights, 60)
 
 
 # ---- error bodies -----------------------------------------------------------------------
