@@ -201,3 +201,32 @@ def test_a_home_written_before_access_lists_is_brought_up_to_them_on_open(embedd
         chunks = stack.text.count(SearchFilter(TENANT, kb_id))  # opening rebuilds it from the metadata DB
         assert chunks >= 8 and stack.text.count(user) == stack.vectors.count(user) == chunks
         assert stack.text.search("Pheidippides", user, 3)[0].doc_id
+
+
+@on_sqlite_and_postgres
+def test_documents_and_keys_from_before_access_lists_stay_the_whole_tenants(settings):
+    from alembic import command
+    from sqlalchemy import text
+
+    from sieve.stores.database import alembic_config, init_db, make_engine
+    from sieve.stores.metadata import DocumentAcl
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0005")
+            connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('acme', 'acme', '2026-01-01')"))
+            connection.execute(text("INSERT INTO knowledge_bases (id, tenant_id, name, description, profile, created_at) "
+                                    "VALUES ('kb1', 'acme', 'hr', '', '{}', '2026-01-01')"))
+            connection.execute(text(
+                "INSERT INTO documents (id, tenant_id, kb_id, title, filename, source_uri, owner, tags, mime_type, "
+                "content_hash, meta, status, chunk_count, created_at, updated_at) VALUES ('d1', 'acme', 'kb1', 't', "
+                "'f.md', 'u', '', '[]', 'text/markdown', 'h', '{}', 'ready', 0, '2026-01-01', '2026-01-01')"))
+            connection.execute(text("INSERT INTO api_keys (id, tenant_id, key_hash, prefix, name, created_at) "
+                                    "VALUES ('k1', 'acme', 'hash', 'sk-sieve-abcdef', '', '2026-01-01')"))
+        sessions = init_db(engine)
+        with sessions() as session:
+            assert session.execute(select(DocumentAcl.doc_id, DocumentAcl.entry)).all() == [("d1", "*")]
+            assert session.execute(text("SELECT user_id, groups FROM api_keys")).one()[0] is None
+    finally:
+        engine.dispose()
