@@ -1,6 +1,7 @@
 """The documentation stays true to the code: the architecture page's flag list is the `Degraded` enum,
-its diagrams have the compiled graphs' edges, its folder table names what exists, and every relative
-link in README.md and docs/*.md opens a file (and heading) of the repository."""
+its diagrams have the compiled graphs' edges, its folder table names what exists, the defaults it
+states are the code's, and every relative link in README.md and docs/*.md opens a file (and heading)
+of the repository."""
 
 from __future__ import annotations
 
@@ -97,3 +98,19 @@ def test_every_relative_link_opens_a_file_and_heading_of_the_repository(page):
         elif anchor and file.suffix == ".md" and anchor not in anchors(file):
             broken.append(target)
     assert broken == []
+
+
+def test_the_defaults_the_architecture_page_states_are_the_codes():
+    from sieve.graphs.context import GraphContext, Thresholds
+    from sieve.retrievers.profile import RetrievalProfile
+    from sieve.settings import Settings
+
+    text = section(ARCHITECTURE.read_text(encoding="utf-8"), "## Degradation")
+    budgets = {m[1]: float(m[2]) for m in re.finditer(r"^\| `(\w+_budget_ms)` \| (\d+) \|", text, re.M)}
+    assert budgets == {name: field.default for name, field in RetrievalProfile.model_fields.items()
+                       if name.endswith("_budget_ms")}
+    stated = {m[1].lower(): float(m[2]) for m in re.finditer(r"`SIEVE_(\w+)` \((\d+)\)", text)}
+    assert stated and stated == {name: Settings.model_fields[name].default for name in stated}
+    assert f"web_timeout_s` ({GraphContext.model_fields['web_timeout_s'].default:g})" in text
+    assert f"max_corrective` ({Thresholds().max_corrective})" in section(
+        ARCHITECTURE.read_text(encoding="utf-8"), "## The query graph (`graphs/agentic_rag.py`)")
