@@ -41,7 +41,12 @@ def world(tmp_path_factory):
         body = {"question": f"What is project {SECRET}?", "kb": "b-only", "thread_id": "shared"}
         with b.stream("POST", "/v1/agent/stream", json=body) as response:
             assert LEAKS[0] in response.read().decode()
-        yield {"url": url, "a": a, "b": b, "b_docs": b_docs, "b_job": b_job, "settings": settings, "keys": keys}
+        # and evaluates its KB (queries labelled with its document's filename)
+        evaluation = b.post("/v1/knowledge-bases/b-only/evaluations", json={
+            "kind": "beir", "queries": json.dumps({"_id": "q1", "text": f"project {SECRET}"}), "qrels": "q1\tplan.md\t1",
+        }).json()
+        yield {"url": url, "a": a, "b": b, "b_docs": b_docs, "b_job": b_job, "b_eval": evaluation["id"],
+               "settings": settings, "keys": keys}
         a.close()
         b.close()
 
@@ -60,6 +65,14 @@ ROUTES = [
     ("POST", "/v1/knowledge-bases/handbook/documents/{handbook}/reindex", None),
     ("POST", "/v1/knowledge-bases/handbook/search", {"query": ASK, "k": 50}),
     ("POST", "/v1/knowledge-bases/b-only/search", {"query": ASK}),
+    ("POST", "/v1/knowledge-bases/handbook/search", {"query": ASK, "k": 50, "paths": ["bm25"]}),
+    ("GET", "/v1/knowledge-bases/handbook/documents/{handbook}/chunks", None),
+    ("GET", "/v1/knowledge-bases/b-only/documents/{b-only}/chunks", None),
+    ("GET", "/v1/knowledge-bases/b-only/evaluations", None),
+    ("GET", "/v1/knowledge-bases/b-only/evaluations/{evaluation}", None),
+    ("GET", "/v1/knowledge-bases/handbook/evaluations/{evaluation}", None),
+    ("POST", "/v1/knowledge-bases/b-only/evaluations", {"kind": "beir", "queries": '{"_id": "q", "text": "x"}',
+                                                         "qrels": "q\tplan.md\t1"}),
     ("GET", "/v1/knowledge-bases/b-only/profile", None),
     ("PUT", "/v1/knowledge-bases/b-only/profile", {"paths": ["bm25"]}),
     ("DELETE", "/v1/knowledge-bases/b-only", None),
@@ -82,11 +95,11 @@ ROUTES = [
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p} {json.dumps(b)[:40]}" for m, p, b in ROUTES])
 def test_tenant_a_never_sees_or_changes_tenant_b(world, method, path, body):
-    path = path.format(**world["b_docs"], job=world["b_job"])
+    path = path.format(**world["b_docs"], job=world["b_job"], evaluation=world["b_eval"])
     response = world["a"].request(method, path, json=body)
     assert response.status_code in (200, 404), response.text
     if "b-only" in path or "b-only" in json.dumps(body) or any(d in path for d in world["b_docs"].values()) \
-            or path.startswith("/v1/jobs/"):
+            or path.startswith("/v1/jobs/") or "/evaluations/" in path:
         assert response.status_code == 404  # B's things do not exist for A
     text = response.text
     assert not any(leak in text for leak in LEAKS)
