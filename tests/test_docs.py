@@ -67,8 +67,8 @@ def test_the_folder_table_names_every_package_and_module_and_nothing_that_is_gon
     named = {m[1].rstrip("/") for m in re.finditer(r"^\| `([^`]+)` \|", rows, re.M)}
     assert named, "the Folders table is missing"
     assert [path for path in sorted(named) if not (ROOT / path).exists()] == []
-    packages = {str(init.parent.relative_to(ROOT)) for init in [*ROOT.glob("*/__init__.py"), *ROOT.glob("*/*/__init__.py")]
-                if init.relative_to(ROOT).parts[0] != "tests"}
+    inits = [*ROOT.glob("*/__init__.py"), *ROOT.glob("*/*/__init__.py")]
+    packages = {str(init.parent.relative_to(ROOT)) for init in inits if init.relative_to(ROOT).parts[0] != "tests"}
     modules = {path.name for path in ROOT.glob("*.py") if path.name != "__init__.py"}
     missing = (packages | modules) - named
     assert missing == set()
