@@ -29,6 +29,7 @@ FEATURES = (
     "typed",  # some sentence states something of the asked-for kind
     "open",  # the question asks for no particular kind ("what does X do")
     "numbers",  # every number of the question occurs in the passage
+    "corroborated",  # an answer it states is stated by another source too
     "anchored",  # a sentence of the asked-for kind names every subject of the question
     "anchored_predicate",  # best coverage of the rest of the question by such a sentence
     "zh",  # the question is Chinese
@@ -61,6 +62,7 @@ def features(evidence: list, index: int, lang: Lang, min_relevance: float) -> di
         "typed": float(any(s.typed for s in e.sentences)),
         "open": float(e.open_question),
         "numbers": float(e.has_numbers),
+        "corroborated": float(e.corroborated),
         "anchored": float(any(s.typed and s.anchored for s in e.sentences)),
         "anchored_predicate": max((s.predicate for s in e.sentences if s.typed and s.anchored), default=0.0),
         # paraphrases count only where `grading.with_synonyms` looked (English, with an embedder)
@@ -138,7 +140,7 @@ class EvidenceModel:
             return _TEXT["kind"][lang].format(kind=_KIND_NAMES[kind][lang])
         if feature == "numbers":
             return _TEXT["numbers"][lang]
-        if feature == "relevance":
+        if feature in ("relevance", "relevance_gap", "corroborated"):
             return _TEXT["relevance"][lang].format(relevance=e.relevance)
         return _TEXT["statement"][lang]
 
