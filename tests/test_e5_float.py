@@ -20,3 +20,23 @@ def test_the_dequantised_float_model_embeds_as_the_onnx_path(embedder):
     cosines = (mean_pooled(float_e5(), texts) * embedder.embed_passages(texts)).sum(axis=1)
     # the ONNX path runs the same weights in int8: near-identical, not equal
     assert np.all(cosines > 0.995), cosines
+
+
+def test_fine_tuned_weights_go_through_the_fast_paths_int8_conversion(embedder, tmp_path):
+    import torch
+
+    from sieve.models.e5_float import TunedE5File, float_e5
+    from sieve.models.e5_onnx import write_onnx
+
+    texts = ["how much protein should a female eat", "苹果公司发布了新款手机。"]
+    model = float_e5()
+    write_onnx(TunedE5File(model.state_dict()), tmp_path / "same.onnx")
+    same = E5OnnxEmbedder(tmp_path, model_path=tmp_path / "same.onnx").embed_passages(texts)
+    # unchanged weights round-trip to the very graph the fast path converts
+    assert np.allclose(same, embedder.embed_passages(texts), atol=1e-5)
+
+    with torch.no_grad():
+        model.encoder.layer[11].output.LayerNorm.bias[:64].add_(0.5)  # what training would change
+    write_onnx(TunedE5File(model.state_dict()), tmp_path / "tuned.onnx")
+    tuned = E5OnnxEmbedder(tmp_path, model_path=tmp_path / "tuned.onnx").embed_passages(texts)
+    assert not np.allclose(tuned, same, atol=1e-3)
