@@ -14,7 +14,8 @@ from collections.abc import Collection, Iterable, Sequence
 from sieve.stores.types import ScoredChunk
 
 MIN_GROUP = 3  # candidates per script for a median worth aligning
-CJK_SHARE = 0.2  # a passage this share of whose letters are CJK is Chinese/Japanese, whatever else it quotes
+CJK_SHARE = 0.2
+SCRIPT_SAMPLE = 200  # characters of a passage read to tell its script  # a passage this share of whose letters are CJK is Chinese/Japanese, whatever else it quotes
 
 
 def _is_cjk(ch: str) -> bool:
