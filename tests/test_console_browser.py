@@ -38,6 +38,11 @@ def served(tmp_path_factory):
     (files / "lighthouse.md").write_text("# Lighthouse\n\nThe lighthouse keeper rings the fog bell at dusk.\n")
     (files / "bakery.md").write_text("# Bakery\n\nThe bakery sells rye bread and almond croissants.\n")
     (files / "notes.xyz").write_text("not a supported file")
+    (files / "prices.csv").write_text("item,price\ntea,3\ncoffee,4\n")
+    from test_ocr import encoded, page
+
+    (files / "keys.png").write_bytes(encoded(page(["The spare keys hang in the red cabinet."], title="Keys",
+                                                  size=(700, 300))))
     beir = synthetic_beir(files / "tiny-beir")
     with running_server(settings) as url:
         yield {"url": url, "keys": keys, "files": files, "beir": beir}
@@ -107,12 +112,33 @@ def test_every_console_view_works_at_a_phone_and_a_desktop_width(browser, served
     expect(failed.locator(".reason")).to_contain_text("unsupported file type .xyz")
     failed.locator("button.reupload").click()
     expect(page.locator("#upload-list li[data-file='notes.xyz'] .reason")).to_contain_text("unsupported")
+    # dropped on the drop zone (from the keyboard, Enter opens the file chooser instead)
+    drop = page.locator("#drop")
+    transfer = page.evaluate_handle("""([name, text]) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([text], name, {type: 'text/csv'}));
+        return transfer;
+    }""", ["prices.csv", (files / "prices.csv").read_text()])
+    drop.dispatch_event("drop", {"dataTransfer": transfer})
+    expect(page.locator("#upload-list li[data-file='prices.csv'] .status")).to_have_text("ready", timeout=120_000)
+    with page.expect_file_chooser() as chooser:
+        drop.focus()
+        page.keyboard.press("Enter")
+    chooser.value.set_files(files / "keys.png")  # a scan: the job counts the pages OCR read
+    expect(page.locator("#upload-list li[data-file='keys.png'] .status")).to_have_text("ready · 1 page read",
+                                                                                      timeout=120_000)
     fits(page, width)
 
-    # documents: both listed; the chunk viewer shows the text and where it sits; one is deleted after the question
+    # documents: the ready ones and the failed upload; the chunk viewer shows the text and where it sits (a
+    # table's header, a scan's page); one is deleted after the question
     view(page, "documents")
-    docs = page.locator("#doc-table tbody tr")
-    expect(docs).to_have_count(2)
+    expect(page.locator("#doc-table tr.uploading[data-doc='notes.xyz'] .doc-status")).to_have_text("failed")
+    docs = page.locator("#doc-table tbody tr:not(.uploading)")
+    expect(docs).to_have_count(4)
+    page.locator("#doc-table tr[data-doc='prices.csv'] button.show-chunks").click()
+    expect(page.locator("#chunk-list li .table-header").first).to_have_text("table header: item | price")
+    page.locator("#doc-table tr[data-doc='keys.png'] button.show-chunks").click()
+    expect(page.locator("#chunk-list li .where").first).to_contain_text("page 1")
     bakery = page.locator("#doc-table tr[data-doc='bakery.md']")
     bakery.locator("button.show-chunks").click()
     expect(page.locator("#chunk-list li").first).to_contain_text("almond croissants")
@@ -120,14 +146,14 @@ def test_every_console_view_works_at_a_phone_and_a_desktop_width(browser, served
     bakery.locator("button.delete-doc").click()
     expect(page.locator("#confirm-text")).to_have_text("Delete document 'bakery.md'?")
     page.keyboard.press("Escape")  # cancelled: nothing deleted
-    expect(docs).to_have_count(2)
+    expect(docs).to_have_count(4)
     bakery.locator("button.delete-doc").click()
     page.click("#confirm-ok")
-    expect(page.locator("#doc-table tbody tr")).to_have_count(1)
-    expect(page.locator("#doc-table tbody tr")).to_have_attribute("data-doc", "lighthouse.md")
+    expect(docs).to_have_count(3)
+    expect(bakery).to_have_count(0)
     fits(page, width)
     view(page, "kbs")
-    expect(row.locator(".docs")).to_have_text("1")
+    expect(row.locator(".docs")).to_have_text("3")
     assert int(row.locator(".chunks").text_content()) >= 1
 
     # hit testing: ranks and raw scores per path, the fused order, time per stage

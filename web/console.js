@@ -146,6 +146,7 @@ $("#create-kb").addEventListener("submit", async (event) => {
 // Upload ------------------------------------------------------------------------------------------
 
 loaders.upload = async () => {};
+const pending = new Map(); // this page's uploads by "kb/file name": listed with the documents until ready
 
 function uploadMetadata() {
   const meta = {};
@@ -173,7 +174,11 @@ function uploadFile(file, kb = state.kb, meta = uploadMetadata(), item = null) {
   const reason = el("span", { className: "reason" });
   const row = el("li", { dataset: { file: file.name } }, el("span", { className: "name" }, file.name), status, bar, reason);
   if (item) item.replaceWith(row); else $("#upload-list").append(row);
-  const set = (value, text = value) => { status.dataset.status = value; status.textContent = text; };
+  const set = (value, text = value) => {
+    status.dataset.status = value;
+    status.textContent = text;
+    pending.set(`${kb}/${file.name}`, value === "succeeded" ? null : { kb, name: file.name, status: text });
+  };
   const form = new FormData();
   form.append("file", file, file.name);
   if (Object.keys(meta).length) form.append("metadata", JSON.stringify(meta));
@@ -197,7 +202,11 @@ function uploadFile(file, kb = state.kb, meta = uploadMetadata(), item = null) {
     }))
     .then((job) => {
       if (job.status === "failed") failed(job.error || "the job failed");
-      else { bar.max = 1; bar.value = 1; set("succeeded", "ready"); }
+      else {
+        const pages = job.progress?.total;
+        bar.max = 1; bar.value = 1;
+        set("succeeded", pages ? `ready · ${pages} page${pages > 1 ? "s" : ""} read` : "ready");
+      }
     })
     .catch((error) => failed(error.message));
 }
@@ -241,8 +250,12 @@ for (const input of [$("#file-input"), $("#folder-input")]) {
 
 loaders.documents = async () => {
   const { data } = await api("GET", kbPath("/documents"));
-  $("#doc-table tbody").replaceChildren(...data.map(documentRow));
-  if (!data.length) $("#doc-table tbody").append(el("tr", {}, el("td", { colSpan: 9 }, "No documents yet.")));
+  const uploading = [...pending.values()].filter((p) => p && p.kb === state.kb);
+  $("#doc-table tbody").replaceChildren(...uploading.map((p) => el("tr", { dataset: { doc: p.name }, className: "uploading" },
+    cell("File", p.name), cell("Status", p.status, { className: "doc-status" }))), ...data.map(documentRow));
+  if (!data.length && !uploading.length) {
+    $("#doc-table tbody").append(el("tr", {}, el("td", { colSpan: 9 }, "No documents yet.")));
+  }
 };
 
 function documentRow(doc) {
