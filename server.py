@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, stack: Stack | None = None) -> 
                 async with mcp.lifespan():
                     yield
             finally:
+                await evaluations.stop_evaluations(app.state.sieve)
                 await app.state.sieve.close()
         finally:
             remove_server_record(settings.home)

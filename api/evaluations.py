@@ -41,7 +41,8 @@ from sieve.stores.types import SearchFilter
 router = APIRouter(prefix="/v1/knowledge-bases/{kb}/evaluations", tags=["evaluations"])
 log = logging.getLogger(__name__)
 _TEXT = 20_000_000  # characters per uploaded file: a BEIR split's queries and qrels fit many times over
-_running: dict[str, asyncio.Task[None]] = {}  # evaluations this process runs (a reference keeps each task alive)
+# evaluations this process runs, with the app state each runs in (a reference keeps each task alive)
+_running: dict[str, tuple[AppState, asyncio.Task[None]]] = {}
 INTERRUPTED = "the server stopped before the evaluation finished; run it again"
 
 
@@ -165,6 +166,14 @@ async def _run(state: AppState, evaluation_id: str, work: Any, cleanup: tempfile
             await asyncio.to_thread(cleanup.cleanup)
 
 
+async def stop_evaluations(state: AppState) -> None:
+    """Cancels the server's running evaluations before its stores close; they read as interrupted."""
+    tasks = [task for owner, task in list(_running.values()) if owner is state]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 @router.post("", status_code=202)
 async def start_evaluation(kb: str, body: EvaluationRequest, response: Response, state: StateDep,
                            tenant: WriterDep) -> dict[str, Any]:
@@ -196,7 +205,7 @@ async def start_evaluation(kb: str, body: EvaluationRequest, response: Response,
         work = _run_beir(state, tenant, kb, kb_id, data, body.paths)
     else:
         work = asyncio.to_thread(_run_refusal, state, profile, data)
-    _running[row.id] = asyncio.create_task(_run(state, row.id, work, folder), name=f"sieve-eval-{row.id}")
+    _running[row.id] = (state, asyncio.create_task(_run(state, row.id, work, folder), name=f"sieve-eval-{row.id}"))
     response.headers["Location"] = f"/v1/knowledge-bases/{kb}/evaluations/{row.id}"
     return evaluation_json(row)
 

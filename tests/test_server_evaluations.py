@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -92,3 +93,20 @@ def test_a_deleted_kb_takes_its_evaluations_along(client):
     assert client.delete("/v1/knowledge-bases/gone").status_code == 204
     client.post("/v1/knowledge-bases", json={"name": "gone"}).raise_for_status()
     assert client.get("/v1/knowledge-bases/gone/evaluations").json()["data"] == []
+
+
+def test_an_evaluation_the_server_stopped_during_reads_as_interrupted(tmp_path):
+    settings = server_settings(tmp_path / "home", auth_disabled=True)
+    doc = tmp_path / "guide.md"
+    doc.write_text("# Guide\n\nThe ferry leaves the harbour every hour.\n")
+    queries = "\n".join(json.dumps({"_id": f"q{i}", "text": f"ferry question {i}"}) for i in range(3000))
+    qrels = "\n".join(f"q{i}\tguide.md\t1" for i in range(3000))
+    with running_server(settings) as url, httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/v1/knowledge-bases", json={"name": "kb"}).raise_for_status()
+        assert upload(client, "kb", doc)["status"] == "succeeded"
+        run = client.post("/v1/knowledge-bases/kb/evaluations", json={"kind": "beir", "queries": queries,
+                                                                      "qrels": qrels}).json()
+        assert run["status"] == "running"
+    with running_server(settings) as url, httpx.Client(base_url=url, timeout=60) as client:
+        again = client.get(f"/v1/knowledge-bases/kb/evaluations/{run['id']}").json()
+    assert again["status"] == "failed" and "the server stopped before the evaluation finished" in again["error"]
