@@ -12,6 +12,8 @@ from synthetic_beir import synthetic_beir
 
 pytestmark = pytest.mark.integration
 
+REFUSAL_ROWS = Path(__file__).resolve().parents[1] / "evals" / "data" / "answer_or_refuse_en.jsonl"
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
@@ -172,6 +174,7 @@ def test_every_console_view_works_at_a_phone_and_a_desktop_width(browser, served
     # the profile: a change is saved and the next hit test uses it; an invalid field shows its error there
     view(page, "profile")
     page.uncheck("#profile-fields input[name=paths][value=dense]")
+    page.select_option("#field-reranker", "embedding")
     page.click("#profile-form button[type=submit]")
     expect(page.locator("#profile-saved")).to_contain_text("Saved")
     page.fill("#field-rrf_k", "0")
@@ -183,8 +186,9 @@ def test_every_console_view_works_at_a_phone_and_a_desktop_width(browser, served
     view(page, "hits")
     expect(page.locator("#hit-paths input[value=dense]")).not_to_be_checked()
     page.click("#hit-form button[type=submit]")
-    expect(page.locator("#hit-used")).to_contain_text("paths: bm25 ·")
+    expect(page.locator("#hit-used")).to_contain_text("paths: bm25 · reranker: embedding (reranked)")
     expect(page.locator("#hit-table tbody td[data-path='dense']")).to_have_count(0)
+    assert 0 < float(page.locator("#hit-table tbody tr").first.locator(".rerank").text_content()) <= 1
     # a path toggled on for one query only: the stored profile keeps its own
     page.check("#hit-paths input[value=dense]")
     page.click("#hit-form button[type=submit]")
@@ -209,6 +213,18 @@ def test_every_console_view_works_at_a_phone_and_a_desktop_width(browser, served
     assert page.evaluate("Chart.getChart('compare-chart').data.datasets.length") == 3
     fits(page, width)
     page.screenshot(path=str(tmp_path / f"console-{width}-{scheme}.png"), full_page=True)
+
+    # answer-or-refuse rows: accuracy per decision rule as a chart, the confusion matrix of each
+    rows = tmp_path / "answer_or_refuse.jsonl"
+    rows.write_text("\n".join(REFUSAL_ROWS.read_text(encoding="utf-8").splitlines()[:24]), encoding="utf-8")
+    page.check("input[name=eval-kind][value=refusal]")
+    page.set_input_files("#eval-files", rows)
+    page.click("#eval-run")
+    expect(page.locator("#eval-result table.confusion")).to_have_count(3, timeout=120_000)
+    expect(page.locator("#eval-result table.confusion").first).to_contain_text("answerable")
+    assert page.evaluate("Chart.getChart('eval-chart').data.labels.length") == 3
+    expect(page.locator("#eval-table tbody tr")).to_have_count(2)
+    fits(page, width)
 
     # deleting the knowledge base asks the CLI's question first
     view(page, "kbs")
