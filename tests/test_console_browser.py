@@ -170,6 +170,7 @@ def test_every_console_view_works_at_a_phone_and_a_desktop_width(browser, served
     expect(page.locator("#hit-summary .stage[data-stage='total']")).to_be_visible()
     expect(page.locator("#hit-used")).to_contain_text("paths: bm25, dense")
     fits(page, width)
+    page.screenshot(path=str(tmp_path / f"console-hits-{width}-{scheme}.png"), full_page=True)
 
     # the profile: a change is saved and the next hit test uses it; an invalid field shows its error there
     view(page, "profile")
@@ -183,6 +184,7 @@ def test_every_console_view_works_at_a_phone_and_a_desktop_width(browser, served
     expect(page.locator("#field-rrf_k")).to_have_attribute("aria-invalid", "true")
     assert api.get(f"/v1/knowledge-bases/{kb}/profile").json()["rrf_k"] == 60  # nothing invalid stored
     fits(page, width)
+    page.screenshot(path=str(tmp_path / f"console-profile-{width}-{scheme}.png"), full_page=True)
     view(page, "hits")
     expect(page.locator("#hit-paths input[value=dense]")).not_to_be_checked()
     page.click("#hit-form button[type=submit]")
