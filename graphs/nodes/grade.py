@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve
-from sieve.graphs.grading import gather_evidence, grade_evidence, ranked_by_relevance, synonym_words, with_synonyms
+from sieve.graphs.grading import answer_kind, gather_evidence, grade_evidence, ranked_by_relevance, synonym_words, with_synonyms
 from sieve.graphs.history import question
 from sieve.graphs.llm import LLMFailed, decide, llm_for
 from sieve.graphs.state import Passage, State
@@ -71,8 +71,14 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
         except LLMFailed as failure:
             degraded.append(failure.kind)
 
-    # sentence splitting and POS tagging of every passage: CPU work, off the event loop
     ranked = ranked_by_relevance(passages)
+    if state.get("allowed_doc_ids") and answer_kind(query, lang) == "other":
+        # "找一下张伟2023年关于大模型训练的总结": the metadata conditions already chose the documents and
+        # the question asks for them, not for a fact, so their passages on the topic are the answer
+        kept = [p for p in ranked if (p["relevance"] or 0.0) >= limits.min_relevance][: ctx.thresholds.max_kept]
+        return {"passages": passages, "kept": kept, "refusal_reason": "", "degraded": degraded}
+
+    # sentence splitting and POS tagging of every passage: CPU work, off the event loop
     evidence = await asyncio.to_thread(gather_evidence, query, ranked, lang)
     if ctx.embedder is not None and not unscored and (words := synonym_words(evidence, lang)):
         try:
