@@ -1,0 +1,5 @@
+"""`python -m sieve.cli`, as the `sieve` script."""
+
+from sieve.cli import app
+
+app()

@@ -1,0 +1,52 @@
+"""`sieve kb`: list and delete the knowledge bases of a tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sieve.cli.common import JsonOpt, TenantOpt, friendly_errors, open_stack, out, print_json, tenant_or_default
+
+kb_app = typer.Typer(help="Knowledge bases of a tenant: list and delete (`sieve ingest` creates them).",
+                     no_args_is_help=True)
+
+
+@kb_app.command("list")
+@friendly_errors
+def kb_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """List the tenant's knowledge bases with their searchable document counts."""
+    from sieve.stores.catalog import kbs_with_counts
+
+    with open_stack() as stack, stack.sessions() as session:
+        rows = [{"name": kb.name, "description": kb.description, "documents": documents}
+                for kb, documents in kbs_with_counts(session, tenant_or_default(tenant))]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "documents", "description")
+    for r in rows:
+        table.add_row(r["name"], str(r["documents"]), r["description"])
+    out.print(table)
+
+
+@kb_app.command("delete")
+@friendly_errors
+def kb_delete(
+    name: Annotated[str, typer.Argument(help="Knowledge base name (see `sieve kb list`).")],
+    tenant: TenantOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a knowledge base: its documents (metadata DB, BM25, vectors, graph) and its profile."""
+    from sieve.ingest.pipeline import Ingestor
+
+    if not yes and not typer.confirm(f"Delete knowledge base {name!r} and all its documents?"):
+        raise typer.Exit(1)
+    with open_stack() as stack:
+        deleted = Ingestor(stack).delete_knowledge_base(tenant_or_default(tenant), name)
+    if as_json:
+        print_json({"deleted": name, "documents": len(deleted)})
+        return
+    out.print(f"knowledge base {name!r} deleted with {len(deleted)} documents")
