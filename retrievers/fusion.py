@@ -27,13 +27,16 @@ class FusionNorm(str, Enum):
 
 
 def _normalised(scores: Sequence[float], norm: FusionNorm) -> list[float]:
-    """Each score on the path's common scale, shifted so the path's lowest is 0: a chunk a path did not
-    return then counts as that path's lowest (a z-score of 0 would rank it above the path's weaker hits)."""
+    """Each score on the path's common scale, shifted so that a chunk the path did not return counts 0
+    (a z-score of 0 would rank it above the path's weaker hits) and the path's lowest hit one average
+    gap above that: a returned hit still counts, which matters for short lists (the graph path's
+    second hop would otherwise weigh nothing)."""
     if len(scores) < 2:
         return [1.0] * len(scores)  # a single hit gets full weight
-    lo = min(scores)
-    spread = max(scores) - lo if norm is FusionNorm.MINMAX else statistics.pstdev(scores)
-    return [(s - lo) / spread if spread > 0 else 1.0 for s in scores]
+    hi = max(scores)
+    floor = min(scores) - (hi - min(scores)) / len(scores)
+    spread = hi - floor if norm is FusionNorm.MINMAX else statistics.pstdev(scores)
+    return [(s - floor) / spread if spread > 0 else 1.0 for s in scores]
 
 
 @dataclass
