@@ -87,10 +87,26 @@ def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences
         parts.append(f"{c.text}{space}[{numbers[c.passage]}]" if last_of_source else c.text)
     answer = separator.join(parts)
     citations = [
-        cite(kept[p_index], separator.join(c.text for c in chosen if c.passage == p_index))
+        cite(kept[p_index], _verbatim(kept[p_index]["text"], [c.text for c in chosen if c.passage == p_index],
+                                      separator))
         for p_index in sorted(numbers, key=numbers.__getitem__)
     ]
     return answer, citations
+
+
+def _verbatim(text: str, sentences: list[str], separator: str) -> str:
+    """The stretch of the passage from the first quoted sentence to the end of the last, as written
+    there (line breaks included), so a client can find the quote in the chunk it links to."""
+    first = _find(text, sentences[0], 0)
+    last = _find(text, sentences[-1], first.start()) if first else None
+    if not first or not last:  # sentence splitting changed more than whitespace: the sentences as read
+        return separator.join(sentences)
+    return text[first.start() : last.end()]
+
+
+def _find(text: str, sentence: str, start: int) -> re.Match[str] | None:
+    """The sentence in the text, whatever whitespace (a wrapped line) the text has between its words."""
+    return re.compile(r"\s*".join(re.escape(part) for part in sentence.split())).search(text, start)
 
 
 def _about(sentence: str, subjects: list[str], opening: bool) -> bool:

@@ -117,7 +117,7 @@ async def test_studio_reads_input_output_and_context_schemas_with_every_field_de
     client = get_client(url=server)
     (assistant,) = await client.assistants.search(graph_id="agentic_rag")
     schemas = await client.assistants.get_schemas(assistant["assistant_id"])
-    assert set(schemas["input_schema"]["properties"]) == {"messages", "tenant", "kb"}
+    assert set(schemas["input_schema"]["properties"]) == {"messages", "tenant", "readers", "kb"}
     output = schemas["output_schema"]["properties"]
     assert {"answer", "citations", "refused", "degraded", "rewritten_query"} <= set(output)
     undocumented = [name for name, field in output.items() if not field.get("description")]

@@ -147,7 +147,7 @@ def test_a_refusal_sets_message_refusal_in_both_modes(client):
 
 
 def test_a_stream_sends_sentences_then_annotations_then_usage_when_asked(client):
-    chunks = list(client.chat.completions.create(model="demo", messages=ask("苹果公司是做什么的"), stream=True,
+    chunks = list(client.chat.completions.create(model="demo", messages=ask("What does Apple Inc. sell?"), stream=True,
                                                  stream_options={"include_usage": True}))
     usage_chunk, final = chunks[-1], chunks[-2]
     assert usage_chunk.choices == [] and usage_chunk.usage.completion_tokens > 0 and usage_chunk.usage.prompt_tokens > 0
