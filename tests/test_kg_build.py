@@ -120,7 +120,7 @@ def test_graph_build_through_a_served_home_runs_as_a_job_and_the_cli_exits_on_re
         profile = client.get("/v1/knowledge-bases/wiki/profile").json()
         client.put("/v1/knowledge-bases/wiki/profile", json={**profile, "paths": ["graph"]}).raise_for_status()
         empty = client.post("/v1/knowledge-bases/wiki/search", json={"query": QUESTION}).json()
-        assert empty == {"hits": [], "degraded": ["graph_empty"]}
+        assert empty["hits"] == [] and empty["degraded"] == ["graph_empty"]
         client.put("/v1/knowledge-bases/wiki/profile",
                    json={**profile, "paths": ["graph"], "graph_extraction": True}).raise_for_status()
 
