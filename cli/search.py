@@ -90,11 +90,7 @@ def ask(
         # the refusal's answer is the reason, said to the user: once
         out.print(f"[yellow]refused:[/yellow] {result['answer']}" if result["refused"] else result["answer"])
         _print_citations(result["citations"], result["answer"])
-        if result["degraded"]:
-            err.print(f"[yellow]degraded:[/yellow] {', '.join(result['degraded'])}")
-    if Degraded.RETRIEVAL_ERROR in result["degraded"]:  # the knowledge base could not be searched at all
-        err.print("[red]the question failed:[/red] retrieval is unavailable (the server's or this process's log says why)")
-        raise typer.Exit(1)
+    _report_degraded(result, as_json, "question")
 
 
 @friendly_errors
@@ -126,11 +122,7 @@ def research(
         out.print(f"[dim]stopped: {done['stop_reason']} after {done['steps_used']} step(s)[/dim]")
         out.print(result["answer"])
         _print_citations(result["citations"])
-        if result["degraded"]:
-            err.print(f"[yellow]degraded:[/yellow] {', '.join(result['degraded'])}")
-    if Degraded.RETRIEVAL_ERROR in result["degraded"]:  # the knowledge base could not be searched at all
-        err.print("[red]the research failed:[/red] retrieval is unavailable (the server's or this process's log says why)")
-        raise typer.Exit(1)
+    _report_degraded(result, as_json, "research")
 
 
 @friendly_errors
@@ -200,3 +192,12 @@ def _print_citations(citations: list, answer: str = "") -> None:
         page = f" (page {c['page']})" if c.get("page") else ""
         shown = "" if quote and quote in answer.replace("\n", " ") else f": {quote[:160]}"
         out.print(f"[cyan][{i}][/cyan] {c['filename']}{page}{shown}", highlight=False)
+
+
+def _report_degraded(result: dict, as_json: bool, what: str) -> None:
+    """The turn's degraded flags on stderr; exit 1 when the knowledge base could not be searched at all."""
+    if result["degraded"] and not as_json:
+        err.print(f"[yellow]degraded:[/yellow] {', '.join(result['degraded'])}")
+    if Degraded.RETRIEVAL_ERROR in result["degraded"]:
+        err.print(f"[red]the {what} failed:[/red] retrieval is unavailable (the server's or this process's log says why)")
+        raise typer.Exit(1)
