@@ -14,10 +14,7 @@ pytestmark = pytest.mark.integration
 
 REFUSAL_ROWS = Path(__file__).resolve().parents[1] / "evals" / "data" / "answer_or_refuse_en.jsonl"
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+from browser_support import chromium, sync_api  # skips the module without chromium
 expect = sync_api.expect
 
 # nothing on the page reaches past the window's right edge (what makes a page scroll sideways)
@@ -52,14 +49,8 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def console(browser, served, key: str, width: int, scheme: str = "light"):
