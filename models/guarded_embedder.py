@@ -58,6 +58,7 @@ class EmbedderUnavailable(RuntimeError):
 class BreakerPolicy:
     cooldown_s: float = 10.0  # after a timeout or error, fail fast this long, then try again
     query_cache: int = 256  # query vectors kept (LRU)
+    word_cache: int = 20_000  # word vectors kept for grading's synonym matching (LRU): a KB's words recur
 
 
 class GuardedEmbedder:
@@ -73,6 +74,7 @@ class GuardedEmbedder:
         self._open_until = 0.0
         self._last: Failure | Literal["ok"] | None = None  # the latest call's outcome; None before any
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._words: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def dim(self) -> int:
@@ -115,16 +117,24 @@ class GuardedEmbedder:
 
     async def aembed_queries(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
         """Query vectors within `timeout_s`, from the LRU where already embedded."""
+        return await self._cached(self._queries, self.policy.query_cache, self.inner.embed_queries, texts, timeout_s)
+
+    async def aembed_words(self, words: Sequence[str], timeout_s: float) -> np.ndarray:
+        """Words embedded as passages within `timeout_s`, from their own LRU where already embedded."""
+        return await self._cached(self._words, self.policy.word_cache, self.inner.embed_passages, words, timeout_s)
+
+    async def _cached(self, cache: OrderedDict[str, np.ndarray], size: int, fn, texts: Sequence[str],
+                      timeout_s: float) -> np.ndarray:
         texts = list(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._queries))
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
         if missing:
-            for text, vector in zip(missing, await self._within(self.inner.embed_queries, missing, timeout_s)):
-                self._queries[text] = vector
+            for text, vector in zip(missing, await self._within(fn, missing, timeout_s)):
+                cache[text] = vector
         for text in texts:
-            self._queries.move_to_end(text)
-        while len(self._queries) > self.policy.query_cache:
-            self._queries.popitem(last=False)
-        return np.stack([self._queries[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+            cache.move_to_end(text)
+        while len(cache) > size:
+            cache.popitem(last=False)
+        return np.stack([cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
     async def aembed_passages(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
         return await self._within(self.inner.embed_passages, list(texts), timeout_s)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import OrderedDict
 
 import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -82,7 +81,7 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
     evidence = await asyncio.to_thread(gather_evidence, query, ranked, lang)
     if ctx.embedder is not None and not unscored and (words := synonym_words(evidence, lang)):
         try:
-            vectors = await _word_vectors(ctx.embedder, words, ctx.embedder_timeout_s)
+            vectors = dict(zip(words, await ctx.embedder.aembed_words(words, ctx.embedder_timeout_s)))
             evidence = with_synonyms(evidence, lang, lambda texts: np.stack([vectors[t] for t in texts]))
         except EmbedderUnavailable as unavailable:  # paraphrases go uncounted: the model refuses more, never less
             degraded += unavailable.flags
@@ -92,24 +91,6 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
     if graded.outcome == "no_evidence":
         reason = _reason("no_evidence", lang, state) + (" " if lang == "en" else "") + graded.explanation
     return {"passages": passages, "kept": graded.kept, "refusal_reason": reason, "degraded": degraded}
-
-
-_WORDS: OrderedDict[str, np.ndarray] = OrderedDict()  # word vectors for synonym matching: a KB's words recur
-_WORD_CACHE = 20_000
-
-
-async def _word_vectors(embedder: GuardedEmbedder, words: list[str], timeout_s: float) -> dict[str, np.ndarray]:
-    missing = [w for w in words if w not in _WORDS]
-    if missing:
-        for word, vector in zip(missing, await embedder.aembed_passages(missing, timeout_s)):
-            _WORDS[word] = vector
-    found = {}
-    for word in words:
-        _WORDS.move_to_end(word)
-        found[word] = _WORDS[word]
-    while len(_WORDS) > _WORD_CACHE:
-        _WORDS.popitem(last=False)
-    return found
 
 
 async def _with_relevance(
