@@ -7,7 +7,7 @@ import contextlib
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -22,9 +22,9 @@ from sieve.ingest.pipeline import Ingestor
 from sieve.models.chat import failure_kind
 from sieve.models.guarded_embedder import EmbedderUnavailable
 from sieve.retrievers.hybrid import HybridRetriever
+from sieve.retrievers.profile import PathName
 from sieve.settings import Settings
 from sieve.stores.stack import Stack
-from sieve.stores.types import SearchFilter
 
 
 @dataclass
@@ -58,7 +58,7 @@ class AppState:
         retriever = context.retriever.hybrid
         # load the model, the engines and the routing exemplars now, not in the first user's request;
         # a failing embedder leaves the breaker open and the server starts without it (see /readyz)
-        await retriever.retrieve("warm-up", SearchFilter(tenant="", kb=""), 1)
+        await retriever.warm_up(get_args(PathName))
         if context.embedder is not None:
             with contextlib.suppress(EmbedderUnavailable):  # a stuck embedder is the breaker's business
                 await exemplar_scores(context.embedder, "warm-up", context.embedder_timeout_s)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -74,6 +74,8 @@ class HybridRetriever:
         self._lane_workers = lane_workers
         self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._warm: set[str] = set()
+        # concurrent first queries wait for one warm-up instead of each paying it inside its budget
+        self._warming = asyncio.Lock()
         self._rerankers: dict[RerankerKind, Reranker] = {}
         # each reranker kind's latest outcome (`ok`, `error`, `timeout`), for readiness reports
         self.reranker_health: dict[str, str] = {}
@@ -103,39 +105,44 @@ class HybridRetriever:
             self._rerankers[kind] = built
         return self.faults.wrap("reranker", self._rerankers[kind], ("score", "ascore"))
 
+    @property
+    def image_ready(self) -> bool:
+        return self.stack.settings.image_embedder_model_path is not None
+
+    async def warm_up(self, paths: Collection[str]) -> None:
+        """Open each path's engine and load its model once: start-up cost, never counted in a query's budget."""
+        async with self._warming:
+            if "dense" in paths and "dense" not in self._warm:
+                # an embedder failing now opens the breaker and the dense path reports it under its budget;
+                # the vector index opens once the embedder answers (its folder is named by the embedder's width)
+                self._warm.add("dense")
+                with contextlib.suppress(EmbedderUnavailable):
+                    await self._run(self.embedder.embed_queries, ["warm-up"])
+                    await self._run(lambda: self.stack.vectors)
+            if "bm25" in paths and "bm25" not in self._warm:
+                # tantivy creates its folder, opens its index and loads its searcher on the first search; a
+                # text backend that cannot open is reported by the path itself (`bm25_error`)
+                with contextlib.suppress(Exception):
+                    await self._run(lambda: self.stack.text.search("warm-up", SearchFilter("", ""), 1), lane="bm25")
+                    self._warm.add("bm25")
+            if "image" in paths and self.image_ready and "image" not in self._warm:
+                # a CLIP model that cannot load is reported by the path itself (`image_error`)
+                with contextlib.suppress(Exception):
+                    await self._run(lambda: self.stack.image_embedder.embed_texts(["warm-up"]), lane="image")
+                    await self._run(lambda: self.stack.image_vectors, lane="image")
+                    self._warm.add("image")
+            if "graph" in paths and "graph" not in self._warm:
+                # a graph backend that is down is reported by the path itself (`graph_error`)
+                with contextlib.suppress(Exception):
+                    await self._run(self.stack.graph.match_entities, ["warm-up"], SearchFilter("", ""), lane="graph")
+                    self._warm.add("graph")
+
     async def retrieve(
         self, query: str, flt: SearchFilter, k: int | None = None, profile: RetrievalProfile | None = None
     ) -> RetrievalResult:
         profile = profile or await self._run(self.load_profile, flt.kb)
         degraded: list[Degraded] = []
-        if "dense" in profile.paths and "dense" not in self._warm:
-            # loading and warming the model is start-up cost, not query time, tried once. An embedder
-            # failing now opens the breaker and the dense path reports it under its budget; the vector
-            # index then opens once the embedder answers (its folder is named by the embedder's width)
-            self._warm.add("dense")
-            with contextlib.suppress(EmbedderUnavailable):
-                await self._run(self.embedder.embed_queries, ["warm-up"])
-                await self._run(lambda: self.stack.vectors)
-        if "bm25" in profile.paths and "bm25" not in self._warm:
-            # tantivy creates its folder and opens its index on first use: start-up cost, off the loop;
-            # a text backend that cannot open is reported by the path itself (`bm25_error`)
-            with contextlib.suppress(Exception):
-                await self._run(lambda: self.stack.text)
-                self._warm.add("bm25")
-        image_ready = self.stack.settings.image_embedder_model_path is not None
-        if "image" in profile.paths and image_ready and "image" not in self._warm:
-            # loading the CLIP model and opening its shard are start-up cost; a model that cannot load
-            # is reported by the path itself (`image_error`)
-            with contextlib.suppress(Exception):
-                await self._run(lambda: self.stack.image_embedder.embed_texts(["warm-up"]), lane="image")
-                await self._run(lambda: self.stack.image_vectors, lane="image")
-                self._warm.add("image")
-        if "graph" in profile.paths and "graph" not in self._warm:
-            # opening the entity-name shard and loading the embedder are start-up cost too; a graph
-            # backend that is down is reported by the path itself (`graph_error`)
-            with contextlib.suppress(Exception):
-                await self._run(self.stack.graph.match_entities, ["warm-up"], SearchFilter("", ""))
-                self._warm.add("graph")
+        await self.warm_up(profile.paths)
         try:
             reranker = await self._reranker(profile.reranker)
         except Exception:  # a reranker that cannot be built degrades like one that fails
@@ -223,7 +230,7 @@ class HybridRetriever:
         if "graph" in profile.paths:
             jobs["graph"] = self._run(graph, lane="graph")
         if "image" in profile.paths:
-            if image_ready:
+            if self.image_ready:
                 jobs["image"] = self._run(image, lane="image")
             else:
                 degraded.append(Degraded.IMAGE_NOT_CONFIGURED)
