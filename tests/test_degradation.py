@@ -133,8 +133,8 @@ async def test_stuck_dense_calls_do_not_starve_bm25(stack, flt):
 
 
 async def test_one_embedder_timeout_opens_the_breaker_and_the_next_queries_do_not_wait(stack, flt):
-    retriever = HybridRetriever(stack, faults=Faults.parse("embedder:delay=2s"))
-    profile = retriever.load_profile(flt.kb).merged(total_budget_ms=300)
+    retriever = HybridRetriever(stack, faults=Faults.parse("embedder:delay=4s"))
+    profile = retriever.load_profile(flt.kb).merged(total_budget_ms=1500)
     try:
         first = await retriever.retrieve(QUERY, flt, profile=profile)
         second = await retriever.retrieve(QUERY, flt, profile=profile)
@@ -151,9 +151,9 @@ def test_a_whole_question_under_a_stuck_embedder_is_answered_from_bm25(stack, fl
     from sieve.graphs.runner import ask
     from sieve.graphs.wiring import build_context
 
-    stack.settings = stack.settings.model_copy(update={"faults": "embedder:delay=2s", "embedder_timeout_ms": 200})
+    stack.settings = stack.settings.model_copy(update={"faults": "embedder:delay=4s", "embedder_timeout_ms": 200})
     with stack.sessions.begin() as session:
-        get_kb(session, "t1", "demo").profile = {"total_budget_ms": 300}
+        get_kb(session, "t1", "demo").profile = {"total_budget_ms": 1500}
     context = build_context(stack)
     try:
         result = asyncio.run(ask("What does Apple Inc. do?", kb="demo", tenant="t1", context=context,
