@@ -16,10 +16,10 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from sieve.api.chat import SSE_HEADERS
-from sieve.api.citations import link_secret, linked_citations
 from sieve.api.conversation import as_sse, check_kb, check_question, run_turn, thread_turns
 from sieve.api.deps import PrincipalDep, StateDep
+from sieve.api.routes.chat import SSE_HEADERS
+from sieve.api.routes.citations import link_secret, linked_citations
 from sieve.graphs.runner import StreamEvent
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])

@@ -27,7 +27,6 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from sieve.api.citations import citation_url, link_secret
 from sieve.api.conversation import ask_once, check_kb, check_question, research_once, run_research, run_turn
 from sieve.api.deps import PrincipalDep, StateDep, TenantDep
 from sieve.api.knowledge import TenantKnowledge
@@ -46,6 +45,7 @@ from sieve.api.openai_types import (
     UrlCitation,
     Usage,
 )
+from sieve.api.routes.citations import citation_url, link_secret
 from sieve.api.state import AppState
 from sieve.graphs.state import Citation
 from sieve.stores.acl import Principal

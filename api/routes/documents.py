@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sieve.api.deps import PrincipalDep, StateDep, WriterDep
 from sieve.api.ingest_jobs import UPLOAD_SCHEME, discard_unused_original, ingest_upload, reindex_document, source_path
 from sieve.api.job_queue import JobFailed, JobProgress
-from sieve.api.jobs import accepted
+from sieve.api.routes.jobs import accepted
 from sieve.api.state import AppState
 from sieve.api.uploads import receive_upload
 from sieve.ingest.loaders import LoaderError

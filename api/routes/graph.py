@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from sieve.api.deps import StateDep, WriterDep
 from sieve.api.job_queue import JobFailed, JobProgress
-from sieve.api.jobs import accepted
+from sieve.api.routes.jobs import accepted
 from sieve.api.state import AppState
 from sieve.ingest.extraction import GraphBuildReport, build_graph, graph_refusal
 from sieve.stores.catalog import get_kb

@@ -11,9 +11,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from sieve.api.chat import SSE_HEADERS
 from sieve.api.conversation import as_sse, check_kb, check_question, run_research
 from sieve.api.deps import PrincipalDep, StateDep
+from sieve.api.routes.chat import SSE_HEADERS
 
 router = APIRouter(prefix="/v1/research", tags=["research"])
 

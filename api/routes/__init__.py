@@ -1,0 +1,1 @@
+"""The HTTP routes: one router per resource. The serving machinery they share lives beside this folder, in `api/`."""
