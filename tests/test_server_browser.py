@@ -174,8 +174,12 @@ def test_the_chat_page_fits_a_phone_and_a_desktop_and_a_reload_restores_the_conv
             page.click("#menu")
             sync_api.expect(threads).to_be_visible()
             page.screenshot(path=str(tmp_path / f"chat-{width}-{scheme}-drawer.png"))
+            for _ in range(6):  # the drawer holds the keyboard: Tab never reaches the page behind it
+                page.keyboard.press("Tab")
+                assert page.evaluate("document.activeElement.closest('#threads') !== null")
             page.keyboard.press("Escape")
             sync_api.expect(threads).to_be_hidden()
+            assert page.evaluate("document.activeElement.id") == "menu"
         else:  # beside the conversation, and the menu folds it away
             sync_api.expect(threads).to_be_visible()
             page.click("#menu")

@@ -259,6 +259,8 @@ function setSidebar(open) {
 function syncScrim() {
   const drawer = narrow.matches && sidebarOpen();
   $("#scrim").hidden = !(drawer || (overlay.matches && !$("#citation-panel").hidden));
+  // the open drawer is modal on a phone: Tab stays in it, and Escape or the scrim closes it
+  document.querySelector("main").inert = drawer;
 }
 
 // ---- streaming ---------------------------------------------------------------------------
@@ -350,6 +352,15 @@ $("#scrim").addEventListener("click", () => {
   if (narrow.matches) setSidebar(false);
 });
 document.addEventListener("keydown", (event) => {
+  if (event.key === "Tab" && narrow.matches && sidebarOpen()) {
+    // past either end of the drawer, Tab wraps round inside it instead of leaving for the browser's chrome
+    const stops = [...$("#threads").querySelectorAll("a[href], button:not([disabled]), input, select")];
+    const [first, last] = [stops[0], stops.at(-1)];
+    const inside = $("#threads").contains(document.activeElement);
+    if (event.shiftKey && (!inside || document.activeElement === first)) { last.focus(); event.preventDefault(); }
+    else if (!event.shiftKey && (!inside || document.activeElement === last)) { first.focus(); event.preventDefault(); }
+    return;
+  }
   if (event.key !== "Escape" || $("#key-dialog").open) return;
   if (!$("#citation-panel").hidden) closeCitation();
   else if (narrow.matches && sidebarOpen()) { setSidebar(false); $("#menu").focus(); }
