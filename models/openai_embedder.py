@@ -10,6 +10,7 @@ from typing import Any, Literal
 import httpx
 import numpy as np
 
+from sieve.errors import Unavailable
 from sieve.models.embedding import TextTokenizer, l2_normalise
 
 Kind = Literal["query", "passage"]
@@ -18,7 +19,7 @@ Kind = Literal["query", "passage"]
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-class EmbeddingServerError(RuntimeError):
+class EmbeddingServerError(Unavailable):
     """The embeddings server refused the request, answered nonsense, or could not be reached."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

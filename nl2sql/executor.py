@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from sieve.nl2sql.guard import SQLRefused
+
 DEFAULT_TIMEOUT_S = 2.0
 _PROGRESS_EVERY = 1000  # SQLite VM instructions between deadline checks
 
@@ -23,12 +25,8 @@ _PROGRESS_EVERY = 1000  # SQLite VM instructions between deadline checks
 _SQLITE_ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION})
 
 
-class SQLExecutionError(RuntimeError):
+class SQLExecutionError(SQLRefused, RuntimeError):
     """The statement passed the guard but failed or timed out in the database."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

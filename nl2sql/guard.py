@@ -19,18 +19,25 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope, walk_in_scope
 
+from sieve.errors import InvalidInput, SieveError
+
 Dialect = Literal["sqlite", "postgres"]
 
 DEFAULT_MAX_ROWS = 200
 DEFAULT_MAX_CHARS = 4000
 
 
-class SQLRejected(ValueError):
-    """The statement was refused; `reason` says why in words a user can act on."""
+class SQLRefused(SieveError):
+    """A statement that does not run: refused by the guard, or failed in the database; `reason` says
+    why in words a user can act on."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
+class SQLRejected(SQLRefused, InvalidInput):
+    """The guard refused the statement."""
 
 
 @dataclass(frozen=True)

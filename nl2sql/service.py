@@ -9,6 +9,7 @@ through the same guard and runs read-only with a timeout.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -21,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sieve.models.chat import structured
 from sieve.nl2sql.compile import compile_slots
-from sieve.nl2sql.executor import DEFAULT_TIMEOUT_S, QueryResult, SQLExecutionError, execute
-from sieve.nl2sql.guard import DEFAULT_MAX_ROWS, Dialect, SQLRejected, guard
+from sieve.nl2sql.executor import DEFAULT_TIMEOUT_S, QueryResult, execute
+from sieve.nl2sql.guard import DEFAULT_MAX_ROWS, Dialect, SQLRefused, SQLRejected, guard
 from sieve.nl2sql.schema import MetadataValues, describe_schema, metadata_allowlist, read_values
 from sieve.nl2sql.slots import fill_slots
 
@@ -80,6 +81,7 @@ class NarrowResult:
         }
 
 
+log = logging.getLogger(__name__)
 Bind = Engine | sessionmaker[Session]
 
 
@@ -103,13 +105,15 @@ def narrow(
     if llm is not None:
         try:
             return _narrow_llm(question, tenant, kb_id, engine, llm, values, now, timeout_s, readers)
-        except (SQLRejected, SQLExecutionError) as err:
+        except SQLRefused as err:
             fallback_reason = f"model SQL not used: {err.reason}; "
-        except Exception as err:  # noqa: BLE001 - any model failure means: answer without the model
-            fallback_reason = f"model SQL not used: {type(err).__name__}: {err}; "
+        except Exception:  # noqa: BLE001 - any model failure means: answer without the model
+            # the exception's text is for the log: the reason is shown to users
+            log.warning("the model's SQL failed; narrowing by slot filling instead", exc_info=True)
+            fallback_reason = "model SQL not used: the model failed (the server log has why); "
     try:
         result = _narrow_slots(question, tenant, kb_id, engine, values, now, timeout_s, readers)
-    except (SQLRejected, SQLExecutionError) as err:  # e.g. a timeout: retrieve without narrowing
+    except SQLRefused as err:  # e.g. a timeout: retrieve without narrowing
         return NarrowResult(sql=None, content_query=question, reason=f"{fallback_reason}not narrowed: {err.reason}")
     return replace(result, reason=fallback_reason + result.reason)
 

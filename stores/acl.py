@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from sieve.errors import InvalidInput
 from sieve.stores.metadata import Chunk, Document, DocumentAcl, DocumentStatus
 from sieve.stores.types import IndexedChunk, SearchFilter
 
@@ -25,7 +26,7 @@ _KINDS = ("user", "group")
 _MAX_NAME = 200
 
 
-class InvalidAcl(ValueError):
+class InvalidAcl(InvalidInput):
     """An access list that cannot be stored; the message says which entry and why."""
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sieve.errors import Conflict, NotFound
 from sieve.stores.acl import where_readable
 from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase, Tenant
 from sieve.stores.names import check_kb_name
 
 
-class KnowledgeBaseNotFound(LookupError):
+class KnowledgeBaseNotFound(NotFound):
     def __init__(self, tenant: str, name: str):
-        super().__init__(f"knowledge base {name!r} does not exist for tenant {tenant!r}")
+        super().__init__(f"knowledge base {name!r} does not exist")
         self.tenant, self.name = tenant, name
 
 
-class KnowledgeBaseNotEmpty(RuntimeError):
+class KnowledgeBaseNotEmpty(Conflict, RuntimeError):
     def __init__(self, tenant: str, name: str):
         super().__init__(f"knowledge base {name!r} received documents while it was being deleted; delete it again")
         self.tenant, self.name = tenant, name

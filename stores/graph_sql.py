@@ -8,6 +8,7 @@ accept it there, whereas window functions and LATERAL are not allowed (SQLite) i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from sieve.stores.graph import (
 )
 from sieve.stores.metadata import GraphEntity, GraphLink, GraphRelation
 from sieve.stores.types import ScoredChunk, SearchFilter
+
+log = logging.getLogger(__name__)
 
 HOP_DECAY = 0.5
 _BATCH = 500  # ids per IN list: far below SQLite's and PostgreSQL's bound-parameter limits
@@ -249,6 +252,7 @@ class SqlGraphStore:
             with self.sessions() as session:
                 session.execute(text("SELECT 1"))
         except Exception:
+            log.warning("graph tables health check failed", exc_info=True)
             return False
         return True
 

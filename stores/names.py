@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import unicodedata
 
+from sieve.errors import InvalidInput
+
 MAX_KB_NAME = 100
 _PUNCTUATION = frozenset("-_. ")
 RULE = (f"1-{MAX_KB_NAME} letters, digits, spaces inside and `-` `_` `.`, "
         "starting with a letter or a digit (e.g. `handbook`, `hr-policies_2024`, `研发部`)")
 
 
-class InvalidKnowledgeBaseName(ValueError):
+class InvalidKnowledgeBaseName(InvalidInput):
     def __init__(self, name: str, why: str):
         super().__init__(f"invalid knowledge base name {name!r}: {why}; a name is {RULE}")
         self.name = name

@@ -16,6 +16,7 @@ The statement builders are pure functions (unit-tested); `NebulaGraphStore` only
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +36,8 @@ from sieve.stores.graph import (
 )
 from sieve.stores.graph_sql import HOP_DECAY
 from sieve.stores.types import ScoredChunk, SearchFilter
+
+log = logging.getLogger(__name__)
 
 _BATCH = 500
 
@@ -346,6 +349,7 @@ class NebulaGraphStore:
         try:
             self._run("SHOW HOSTS")
         except Exception:
+            log.warning("NebulaGraph health check failed", exc_info=True)
             return False
         return True
 

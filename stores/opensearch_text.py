@@ -9,6 +9,7 @@ Request bodies are built by pure functions below; the class only sends them.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -21,6 +22,8 @@ from sieve.stores.types import IndexedChunk, ScoredChunk, SearchFilter
 
 if TYPE_CHECKING:
     from sieve.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ChineseAnalysis = Literal["ik", "smartcn", "jieba"]
 
@@ -240,6 +243,7 @@ class OpenSearchTextIndex:
         try:
             return bool(self.client.ping())
         except Exception:  # any transport error means "not serving"
+            log.warning("OpenSearch health check failed", exc_info=True)
             return False
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ segments until `optimize()` builds HNSW for segments above the indexing threshol
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import uuid
@@ -17,6 +18,8 @@ import numpy as np
 import qdrant_edge as qe
 
 from sieve.stores.types import EngineBusy, IndexedChunk, ScoredChunk, SearchFilter
+
+log = logging.getLogger(__name__)
 
 # Fixed namespace: a chunk id maps to the same point id in every process and every release.
 _CHUNK_NAMESPACE = uuid.UUID("6d1f3c52-8a43-4f6e-9b0e-2c7a51e0d9b4")
@@ -185,6 +188,7 @@ class QdrantEdgeVectorIndex:
         try:
             self._shard.info()
         except Exception:
+            log.warning("vector index health check failed", exc_info=True)
             return False
         return True
 

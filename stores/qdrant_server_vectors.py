@@ -8,6 +8,7 @@ Every read and delete carries the tenant and knowledge-base conditions, whatever
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 import zlib
@@ -24,6 +25,8 @@ from sieve.stores.types import IndexedChunk, ScoredChunk, SearchFilter
 
 if TYPE_CHECKING:
     from sieve.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Layout = Literal["per_kb", "per_tenant", "shared"]
 
@@ -245,6 +248,7 @@ class QdrantServerVectorIndex:
         try:
             self.client.get_collections()
         except Exception:  # any transport or server error means "not serving"
+            log.warning("Qdrant health check failed", exc_info=True)
             return False
         return True
 

@@ -7,6 +7,7 @@ steps and become a disjunction of term queries, so user text never meets tantivy
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ import tantivy
 
 from sieve.stores.analysis import pretokenize
 from sieve.stores.types import EngineBusy, IndexedChunk, ScoredChunk, SearchFilter
+
+log = logging.getLogger(__name__)
 
 _ANALYZER = "sieve_zh_en"
 # tantivy rejects terms over 65,530 bytes; no real word comes near 64, pasted blobs might
@@ -143,6 +146,7 @@ class TantivyTextIndex:
         try:
             self._index.searcher()
         except Exception:
+            log.warning("text index health check failed", exc_info=True)
             return False
         return True
 

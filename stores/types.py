@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sieve.errors import Conflict
+
 
 @dataclass(frozen=True)
 class SearchFilter:
@@ -46,5 +48,5 @@ class ScoredChunk:
     score: float
 
 
-class EngineBusy(RuntimeError):
+class EngineBusy(Conflict, RuntimeError):
     """An embedded engine (tantivy, Qdrant Edge) is already open in another process: it has one owner."""

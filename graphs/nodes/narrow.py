@@ -34,9 +34,11 @@ async def narrow(state: State, runtime: Runtime[GraphContext]) -> State:
         result = await RunnableLambda(call, name="narrowing").with_config(tags=[TAG_NOSTREAM]).ainvoke(query)
     except KnowledgeBaseNotFound:  # the caller's mistake, not an outage: the refusal names the KB
         return unknown_kb(state)
-    except Exception as exc:  # narrowing is an optimisation: without it the whole KB is searched
+    except Exception:  # narrowing is an optimisation: without it the whole KB is searched
+        # the exception's text can name server paths: it goes to the log, the reason to the user
         logger.warning("metadata narrowing failed; searching the whole knowledge base", exc_info=True)
-        return {"degraded": [Degraded.NARROW_ERROR], "narrow_reason": f"narrowing failed: {exc}"}
+        return {"degraded": [Degraded.NARROW_ERROR],
+                "narrow_reason": "narrowing by metadata failed; the whole knowledge base was searched"}
     update: State = {
         "sql": result.sql,
         "allowed_doc_ids": None if result.doc_ids is None else sorted(result.doc_ids),
