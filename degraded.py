@@ -24,6 +24,8 @@ class Degraded(StrEnum):
     """A query-time embedding failed; the breaker opened."""
     EMBEDDER_CIRCUIT_OPEN = "embedder_circuit_open"
     """The embedder's breaker was open (an earlier timeout or error): nothing was embedded and nothing waited."""
+    EMBEDDER_BUSY = "embedder_busy"
+    """The embedder's workers were busy (load, not a slow model): its budget ran out in their queue; the breaker stays closed."""
     BM25_TIMEOUT = "bm25_timeout"
     """The BM25 path ran past its budget; the other paths answered."""
     BM25_ERROR = "bm25_error"

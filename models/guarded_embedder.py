@@ -8,6 +8,14 @@ times out or fails opens the breaker, and for `cooldown_s` every call fails at o
 evidence-only grading) without waiting.
 After the cooldown the next call tries the embedder again.
 
+Under load, calls wait for one of the embedder's workers, and that wait is not the model's fault:
+the breaker judges model time only (the clock starts when a worker begins the call). A caller
+whose budget runs out while its call still waits, or shortly after a worker took it, gets
+`embedder_busy` (its call is dropped if not begun) and the breaker stays closed; so does a caller
+that finds `max_waiting` calls already waiting (admission: it fails at once rather than queueing
+without bound). A call that does not answer although the model ran it for a good share of the
+caller's budget, or that waited behind a call the model has run past its own budget, opens it.
+
 Query vectors are kept in a small LRU: routing, the KB probe and retrieval embed the same question.
 """
 
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,26 +32,28 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
 from sieve.degraded import Degraded
+from sieve.errors import Unavailable
 from sieve.models.embedding import Embedder, TextTokenizer
 
 logger = logging.getLogger(__name__)
 Failure = Literal["timeout", "error"]
-Reason = Literal["timeout", "error", "circuit_open", "no_time"]
+Reason = Literal["timeout", "error", "circuit_open", "busy", "no_time"]
 # what each reason adds to `degraded`: only what happened. With the breaker open nothing was
 # embedded and nothing waited; with no time left the caller's own budget ran out, which it reports
 _FLAGS: dict[Reason, list[Degraded]] = {
     "timeout": [Degraded.EMBEDDER_TIMEOUT],
     "error": [Degraded.EMBEDDER_ERROR],
     "circuit_open": [Degraded.EMBEDDER_CIRCUIT_OPEN],
+    "busy": [Degraded.EMBEDDER_BUSY],
     "no_time": [],
 }
 
 
-class EmbedderUnavailable(RuntimeError):
+class EmbedderUnavailable(Unavailable):
     """The embedder did not answer in time (`timeout`), failed (`error`), or was not asked: its
-    breaker is open (`circuit_open`) or the caller's budget was already spent (`no_time`)."""
+    breaker is open (`circuit_open`), its workers were all taken until the caller's budget ran out
+    or too many calls already waited (`busy`), or the caller's budget was already spent (`no_time`)."""
 
     def __init__(self, reason: Reason):
         super().__init__(f"embedder unavailable: {reason.replace('_', ' ')}")
@@ -59,6 +70,15 @@ class BreakerPolicy:
     cooldown_s: float = 10.0  # after a timeout or error, fail fast this long, then try again
     query_cache: int = 256  # query vectors kept (LRU)
     word_cache: int = 20_000  # word vectors kept for grading's synonym matching (LRU): a KB's words recur
+    max_waiting: int = 64  # calls waiting for a worker; one more fails at once as `busy`
+    # a call unanswered after the model ran it for this share of the caller's budget is the model's fault
+    model_share: float = 0.5
+
+
+@dataclass(eq=False)
+class _Call:
+    timeout_s: float
+    started: float | None = None  # monotonic; set by the worker that runs the model
 
 
 class GuardedEmbedder:
@@ -71,7 +91,11 @@ class GuardedEmbedder:
         self.name = inner.name
         # its own small pool: a stuck model's threads queue here, not in the default executor
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sieve-embedder")
+        self._lock = threading.Lock()  # guards the call bookkeeping below, which workers update
+        self._waiting = 0
+        self._running: set[_Call] = set()
         self._open_until = 0.0
+        self.trips = 0  # how often the breaker opened (benches and callers tell their own trip from an earlier one)
         self._last: Failure | Literal["ok"] | None = None  # the latest call's outcome; None before any
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._words: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -93,6 +117,7 @@ class GuardedEmbedder:
         """Open the breaker for the cooldown (the caller logs what happened)."""
         self._open_until = time.monotonic() + self.policy.cooldown_s
         self._last = reason
+        self.trips += 1
 
     def _check(self) -> None:
         if time.monotonic() < self._open_until:
@@ -143,20 +168,60 @@ class GuardedEmbedder:
         self._check()
         if timeout_s <= 0:  # the caller's budget is spent: no verdict on the embedder
             raise EmbedderUnavailable("no_time")
-        call = asyncio.get_running_loop().run_in_executor(self._pool, fn, texts)
+        call = _Call(timeout_s)
+        with self._lock:
+            if self._waiting >= self.policy.max_waiting:
+                raise EmbedderUnavailable("busy")
+            self._waiting += 1
+        future = self._pool.submit(self._run, call, fn, texts)
         try:
-            vectors = await asyncio.wait_for(call, timeout_s)
-        except TimeoutError as error:
-            logger.warning("the embedder did not answer within %.0f ms; its breaker opens for %.1f s",
-                           timeout_s * 1000, self.policy.cooldown_s)
-            self.trip("timeout")
-            raise EmbedderUnavailable("timeout") from error
+            # `asyncio.wait` leaves the call alone when time runs out: the verdict below decides
+            done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=timeout_s)
+        except asyncio.CancelledError:  # the caller's own budget ran out first (the dense path's)
+            self._give_up(call, future)
+            raise
+        if not done:
+            reason = self._give_up(call, future)
+            if reason == "timeout":
+                logger.warning("the embedder did not answer within %.0f ms; its breaker opens for %.1f s",
+                               timeout_s * 1000, self.policy.cooldown_s)
+            raise EmbedderUnavailable(reason)
+        try:
+            vectors = done.pop().result()
         except Exception as error:
             logger.warning("the embedder failed; its breaker opens for %.1f s", self.policy.cooldown_s, exc_info=True)
             self.trip("error")
             raise EmbedderUnavailable("error") from error
         self._last = "ok"
         return vectors
+
+    def _run(self, call: _Call, fn, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            self._waiting -= 1
+            call.started = time.monotonic()
+            self._running.add(call)
+        try:
+            return fn(texts)
+        finally:
+            with self._lock:
+                self._running.discard(call)
+
+    def _give_up(self, call: _Call, future) -> Reason:
+        """The caller stops waiting for `call`: the breaker opens if the model is to blame (`timeout`);
+        otherwise the call is dropped if no worker took it yet and the caller was only `busy`."""
+        now = time.monotonic()
+        with self._lock:
+            if future.cancel():  # never begun: it leaves the queue
+                self._waiting -= 1
+            model_slow = call.started is not None and now - call.started >= self.policy.model_share * call.timeout_s
+            # the call waited behind one the model has run past its own budget: the model is stuck
+            stuck = any(c is not call and now - c.started >= c.timeout_s for c in self._running)  # type: ignore[operator]
+        if model_slow or stuck:
+            self.trip("timeout")
+            return "timeout"
+        if time.monotonic() < self._open_until:  # another caller found the model stuck meanwhile
+            return "circuit_open"
+        return "busy"
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
