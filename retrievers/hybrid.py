@@ -182,19 +182,20 @@ class HybridRetriever:
         async def dense() -> list[ScoredChunk]:
             nonlocal query_vector
             t0 = time.perf_counter()
+            trips = self.embedder.trips
             try:
                 vectors = await self.embedder.aembed_queries([query], budget(profile.embed_budget_ms))
             except EmbedderUnavailable as unavailable:
                 degraded.extend(unavailable.flags)
-                if unavailable.reason == "circuit_open":
-                    raise _NotRun from unavailable  # nothing waited and nothing failed here: the breaker's flag says why
+                if unavailable.reason in ("circuit_open", "busy"):
+                    raise _NotRun from unavailable  # nothing failed here: the embedder's flag says why
                 if unavailable.reason in ("timeout", "no_time"):
                     raise TimeoutError from unavailable  # the path reports `dense_timeout`
                 raise
-            except asyncio.CancelledError:  # the dense path's budget ran out first
-                logger.warning("the query embedding outlasted the dense path's budget; the embedder's breaker opens")
-                self.embedder.trip("timeout")
-                degraded.append(Degraded.EMBEDDER_TIMEOUT)
+            except asyncio.CancelledError:  # the dense path's budget ran out first; the embedder judged its model
+                if self.embedder.trips > trips:
+                    logger.warning("the query embedding outlasted the dense path's budget; the embedder's breaker opens")
+                    degraded.append(Degraded.EMBEDDER_TIMEOUT)
                 raise
             finally:
                 timings["embed_query"] = _ms(t0)
