@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from sieve.evals.beir import BeirSplit
 from sieve.evals.metrics import dedupe, ndcg_at
-from sieve.retrievers.crosslingual import language_aligned
+from sieve.retrievers.crosslingual import language_aligned, topical_unseen
 from sieve.retrievers.fusion import FusionMode, FusionNorm, fuse
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.profile import RetrievalProfile
@@ -104,6 +104,10 @@ async def collect_runs(retriever: HybridRetriever, flt: SearchFilter, split: Bei
                 other = retriever.other_script_chunks(text, [h.chunk_id for h in result.hits])
                 runs.ranked[qid][path] = language_aligned(runs.ranked[qid][path], other)
                 runs.unseen[qid] = {"bm25": other}
+    if "bm25" in paths and "dense" in paths:  # the stand-in only where dense finds the passage on topic
+        for qid, lists in runs.ranked.items():
+            matched = [c.chunk_id for c in lists["bm25"]]
+            runs.unseen[qid] = {"bm25": topical_unseen(lists["dense"], runs.unseen[qid]["bm25"], matched)}
     return runs
 
 

@@ -3,7 +3,9 @@
 BM25 matches tokens, so a Chinese query can never match an English passage (and the reverse), while
 a multilingual embedder can. In fusion such a passage would lose every BM25 vote to same-script
 passages that merely share a word (苹果 the fruit outranking Apple Inc. for 苹果公司), so fusion lets
-the dense path stand in for BM25 on exactly those passages (`fuse(..., unseen=...)`).
+the dense path stand in for BM25 on those passages (`fuse(..., unseen=...)`) -- only on the ones dense
+finds as close to the query as what BM25 matched: BM25 would have given an off-topic passage nothing,
+and a free share for every passage in the other script put marathon running above 苹果手机 for 苹果公司.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from collections.abc import Collection, Iterable, Sequence
 from sieve.stores.types import ScoredChunk
 
 MIN_GROUP = 3  # candidates per script for a median worth aligning
-CJK_SHARE = 0.2
-SCRIPT_SAMPLE = 200  # characters of a passage read to tell its script  # a passage this share of whose letters are CJK is Chinese/Japanese, whatever else it quotes
+CJK_SHARE = 0.2  # a passage this share of whose letters are CJK is Chinese/Japanese, whatever else it quotes
+SCRIPT_SAMPLE = 200  # characters of a passage read to tell its script
 
 
 def _is_cjk(ch: str) -> bool:
@@ -48,3 +50,15 @@ def language_aligned(hits: Sequence[ScoredChunk], other: Collection[str]) -> lis
     offset = statistics.median(mine) - statistics.median(theirs)
     shifted = [ScoredChunk(h.chunk_id, h.doc_id, h.score + offset) if h.chunk_id in other else h for h in hits]
     return sorted(shifted, key=lambda h: h.score, reverse=True)
+
+
+def topical_unseen(aligned: Sequence[ScoredChunk], other: Collection[str], matched: Collection[str]) -> set[str]:
+    """The chunks of `other` worth a BM25 stand-in: their aligned dense score reaches the median dense
+    score of the passages BM25 did match (`matched`), or, when dense ranked none of those, the median
+    of the dense path's candidates."""
+    scores = {h.chunk_id: h.score for h in aligned}
+    bar_from = [scores[c] for c in matched if c in scores] or list(scores.values())
+    if not bar_from:
+        return set()
+    bar = statistics.median(bar_from)
+    return {c for c in other if c in scores and scores[c] >= bar}

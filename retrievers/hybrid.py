@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from sieve.degraded import Degraded
 from sieve.models.guarded_embedder import BreakerPolicy, EmbedderUnavailable, GuardedEmbedder
-from sieve.retrievers.crosslingual import SCRIPT_SAMPLE, language_aligned, other_script
+from sieve.retrievers.crosslingual import SCRIPT_SAMPLE, language_aligned, other_script, topical_unseen
 from sieve.retrievers.faults import Faults
 from sieve.retrievers.fusion import fuse
 from sieve.retrievers.graph_path import graph_search
@@ -250,7 +250,9 @@ class HybridRetriever:
             other = await self._run(self.other_script_chunks, query, [c.chunk_id for c in per_path["dense"]])
             cosines = {c.chunk_id: c.score for c in per_path["dense"]}
             per_path["dense"] = language_aligned(per_path["dense"], other)
-            unseen = {"bm25": other} if "bm25" in per_path else None
+            if "bm25" in per_path:
+                matched = [c.chunk_id for c in per_path["bm25"]]
+                unseen = {"bm25": topical_unseen(per_path["dense"], other, matched)}
         fused = fuse(per_path, profile.fusion, profile.weights, profile.rrf_k, profile.fusion_norm, unseen)
         for f in fused:  # the aligned score ranks; the cosine stays what hits report (relevance, thresholds)
             if "dense" in f.path_scores:

@@ -84,3 +84,23 @@ def test_a_query_finds_the_passage_in_the_other_language(stack, tmp_path):
     assert not missed, f"targets not in the top 3: {missed}"
     # the Chinese company names beat the Chinese fruit, river and inventor that share their words
     assert all(top[0] == ZH_TO_EN[q] for q, top in zh.items())
+
+
+def test_off_topic_passages_in_the_other_script_do_not_outrank_on_topic_ones(stack, sample_kb):
+    # BM25 cannot see English passages for a Chinese query; the dense stand-in for it goes to the
+    # English passage about the company, not to every English passage (photosynthesis, marathon running)
+    from sieve.ingest.pipeline import Ingestor
+
+    Ingestor(stack).ingest_paths([sample_kb], "demo", "t1")
+    with stack.sessions() as session:
+        flt = SearchFilter("t1", get_kb(session, "t1", "demo").id)
+    retriever = HybridRetriever(stack)
+    try:
+        ranked = [h.filename for h in asyncio.run(retriever.retrieve("苹果公司", flt, k=10)).hits]
+    finally:
+        retriever.close()
+    on_topic = ["apple-inc.md", "apple-china.md", "apple-phones.md", "shandong-apples.md"]  # all about 苹果
+    assert set(ranked[:2]) == {"apple-inc.md", "apple-china.md"}, ranked
+    last_on_topic = max(ranked.index(name) for name in on_topic)
+    assert ranked.index("photosynthesis.txt") > last_on_topic, ranked
+    assert ranked.index("marathon.txt") > last_on_topic, ranked
