@@ -20,6 +20,7 @@ from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm import Session, aliased
 from tqdm import tqdm
 
+from sieve.errors import Conflict, InvalidInput
 from sieve.ingest.pipeline import Ingestor
 from sieve.settings import Settings
 from sieve.stores.catalog import find_kb, get_kb
@@ -57,7 +58,7 @@ def open_target(source: Stack, target_settings: Settings) -> Stack:
     the profile names the same one, so the vector space (and the cached vectors) carry over; a different
     embedder is refused by `migrate_kb`."""
     if source.settings.resolved_database_url == target_settings.resolved_database_url:
-        raise ValueError("the profile names the metadata DB in use now: nothing to migrate into")
+        raise InvalidInput("the profile names the metadata DB in use now: nothing to migrate into")
     same = all(getattr(source.settings, f) == getattr(target_settings, f) for f in _EMBEDDER_FIELDS)
     return Stack(target_settings, embedder=source.embedder if same else None)
 
@@ -66,7 +67,7 @@ def migrate_kb(
     source: Stack, target: Stack, tenant: str, kb: str, batch_docs: int = 64, progress: bool = False
 ) -> MigrationReport:
     if source.embedder.name != target.embedder.name:
-        raise ValueError(
+        raise InvalidInput(
             f"the profile's embedder ({target.embedder.name}) differs from this KB's ({source.embedder.name}): "
             "its vectors would not match; migrate with the same embedder settings"
         )
@@ -80,7 +81,7 @@ def migrate_kb(
     with target.sessions.begin() as session:
         existing = find_kb(session, tenant, kb)
         if existing is not None and existing.id != kb_row.id:
-            raise ValueError(f"the target already has another knowledge base named {kb!r} for tenant {tenant!r}")
+            raise Conflict(f"the target already has another knowledge base named {kb!r} for tenant {tenant!r}")
         if session.get(Tenant, tenant) is None:
             session.add(_copy(tenant_row))
             session.flush()

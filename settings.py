@@ -17,6 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from sieve.errors import ConfigurationError
+
 StructuredMethod = Literal["function_calling", "json_schema"]
 
 
@@ -234,13 +236,13 @@ def load_profile(path: Path) -> Settings:
     data = tomllib.loads(_existing(path).read_text(encoding="utf-8"))
     unknown = sorted(set(data) - set(Settings.model_fields))
     if unknown:
-        raise ValueError(f"{path}: unknown settings {', '.join(unknown)}")
+        raise ConfigurationError(f"{path}: unknown settings {', '.join(unknown)}")
     return ProfileSettings(**data)
 
 
 def _existing(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"settings profile {path} does not exist")
+        raise ConfigurationError(f"settings profile {path} does not exist")
     return path
 
 

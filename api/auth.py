@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from sieve.api.state import AppState
+from sieve.errors import PermissionDenied, Unauthenticated
 from sieve.settings import Settings
 from sieve.stores.acl import Principal
 from sieve.stores.api_keys import KEY_PREFIX, principal_for_key
 
 log = logging.getLogger(__name__)
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -41,7 +41,7 @@ def _lookup(state: AppState, key: str) -> Principal | None:
         return principal_for_key(session, key)
 
 
-class TokenRejected(ValueError):
+class TokenRejected(Unauthenticated):
     """A JWT that is not accepted; the message is safe to show the caller."""
 
 
@@ -97,18 +97,14 @@ async def authenticate_principal(
     """The caller, or 401/403 with the reason."""
     if state.settings.auth_disabled:
         if not _is_loopback(request.client.host if request.client else None):
-            raise HTTPException(403, "this server runs in --dev mode and serves only this machine")
+            raise PermissionDenied("this server runs in --dev mode and serves only this machine")
         return Principal(state.settings.default_tenant)
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise HTTPException(401, "missing API key: send `Authorization: Bearer <key>` (`sieve keys create`)",
-                            headers=_CHALLENGE)
+        raise Unauthenticated("missing API key: send `Authorization: Bearer <key>` (`sieve keys create`)")
     token = credentials.credentials
     if token.startswith(KEY_PREFIX):
         principal = await asyncio.to_thread(_lookup, state, token)
         if principal is None:
-            raise HTTPException(401, "invalid or revoked API key", headers=_CHALLENGE)
+            raise Unauthenticated("invalid or revoked API key")
         return principal
-    try:
-        return await asyncio.to_thread(verify_jwt, state.settings, token)
-    except TokenRejected as exc:
-        raise HTTPException(401, str(exc), headers=_CHALLENGE) from None
+    return await asyncio.to_thread(verify_jwt, state.settings, token)

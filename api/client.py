@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 
 from sieve.api.server_record import ServerRecord
+from sieve.errors import SieveError
 
 
-class ServerError(RuntimeError):
+class ServerError(SieveError, RuntimeError):
     """What the server said was wrong (its error message), or that it could not be reached (`status` None)."""
 
     def __init__(self, message: str, status: int | None = None):

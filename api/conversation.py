@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
-from fastapi import HTTPException
 from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sse_starlette import ServerSentEvent
 
 from sieve.api.state import AppState
+from sieve.errors import InvalidInput, TooLarge
 from sieve.graphs.agentic_rag import graph as agentic_rag
 from sieve.graphs.deep_research.runner import stream_research
 from sieve.graphs.history import text_of
@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 def check_question(question: str, limit: int, what: str = "question") -> str:
     text = question.strip()
     if not text:
-        raise HTTPException(400, f"the {what} is empty")
+        raise InvalidInput(f"the {what} is empty")
     if len(text) > limit:
-        raise HTTPException(413, f"the {what} has {len(text)} characters; the limit is {limit}")
+        raise TooLarge(f"the {what} has {len(text)} characters; the limit is {limit}")
     return text
 
 

@@ -1,10 +1,13 @@
 """Every error as `{"error": {"message", "type", "code"}}`: OpenAI's shape, so one client reads them all.
 
-The message always says what was wrong and, where it helps, what is accepted instead.
+The message always says what was wrong and, where it helps, what is accepted instead. The domain's
+failures (`sieve.errors`) become statuses here, in one table; anything else is a bug, answered 500
+without its text.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +16,35 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from sieve.stores.catalog import KnowledgeBaseNotFound
+from sieve.errors import (
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    SieveError,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+    UnsupportedType,
+)
+
+log = logging.getLogger(__name__)
+
+# The one mapping from failures to statuses; the most specific class wins.
+STATUSES: dict[type[SieveError], int] = {
+    SieveError: 500,
+    InvalidInput: 400,
+    TooLarge: 413,
+    UnsupportedType: 415,
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Unavailable: 503,
+    ConfigurationError: 500,
+}
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 409: "conflict_error"}
 
@@ -25,6 +56,18 @@ def error_body(status: int, message: str) -> dict[str, dict[str, object]]:
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+def status_of(exc: SieveError) -> int:
+    return next(STATUSES[cls] for cls in type(exc).__mro__ if cls in STATUSES)
+
+
+def sieve_error_response(exc: SieveError) -> JSONResponse:
+    """The response for a domain failure, wherever it is caught (the app's handler, the MCP wrapper)."""
+    if isinstance(exc, ConfigurationError):  # its message can name a server path: the log has it
+        log.error("the server is misconfigured: %s", exc.message)
+        return error_response(500, "the server is misconfigured; its log names the setting")
+    return error_response(status_of(exc), exc.message, CHALLENGE if isinstance(exc, Unauthenticated) else None)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
@@ -52,6 +95,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
+    @app.exception_handler(SieveError)
+    async def domain_error(_: Request, exc: SieveError) -> JSONResponse:
+        return sieve_error_response(exc)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(*_validation_message(exc))
@@ -60,7 +107,3 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         # the exception's text can name server paths: it goes to the log (Starlette re-raises it), not the client
         return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
-
-    @app.exception_handler(KnowledgeBaseNotFound)
-    async def unknown_kb(_: Request, exc: KnowledgeBaseNotFound) -> JSONResponse:
-        return error_response(404, f"knowledge base {exc.name!r} does not exist")

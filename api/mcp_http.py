@@ -11,17 +11,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.security import HTTPBearer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from sieve.api.auth import authenticate_principal
-from sieve.api.errors import error_response
+from sieve.api.errors import sieve_error_response
 from sieve.api.hosts import ANY
 from sieve.api.knowledge import TenantKnowledge
 from sieve.api.state import AppState
+from sieve.errors import SieveError
 from sieve.stores.acl import Principal
 from sieve.tools.graph_tool import KnowledgeTools
 from sieve.tools.mcp_server import build_mcp_server_per_call
@@ -60,8 +61,8 @@ class AuthenticatedMcp:
         request = Request(scope, receive)
         try:
             caller = await authenticate_principal(request, self._state, await _bearer(request))
-        except HTTPException as exc:
-            await error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))(scope, receive, send)
+        except SieveError as exc:
+            await sieve_error_response(exc)(scope, receive, send)
             return
         headers: list[tuple[bytes, bytes]] = [(k, v) for k, v in scope["headers"] if k.lower() != CALLER_HEADER.encode()]
         # ASCII JSON: a header value must be latin-1

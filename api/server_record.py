@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sieve.errors import Conflict
 from sieve.stores.types import EngineBusy
 
 FILENAME = "server.json"
@@ -73,8 +74,8 @@ def write_server_record(home: Path, url: str, auth: bool) -> ServerRecord:
         except BlockingIOError:
             os.close(fd)
             if (current := read_server_record(home)) is not None:
-                raise RuntimeError(f"{home} is already served by pid {current.pid} at {current.url}") from None
-            raise RuntimeError(f"{home} is in use: another process has its engines open (a `sieve` command, "
+                raise Conflict(f"{home} is already served by pid {current.pid} at {current.url}") from None
+            raise Conflict(f"{home} is in use: another process has its engines open (a `sieve` command, "
                                "`sieve mcp`, `langgraph dev`); serve it when that has finished") from None
         _held[home] = fd
     record = ServerRecord(url, os.getpid(), datetime.now(timezone.utc).isoformat(timespec="seconds"), auth)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
+from sieve.errors import InvalidInput, SieveError, TooLarge, UnsupportedType
 from sieve.ingest.loaders import SUPPORTED_SUFFIXES
 
 _FIELD_LIMIT = 64 * 1024  # the metadata field: plenty for owner, tags and dates
@@ -79,15 +80,15 @@ class _Form:
         _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         if name not in _FIELDS:
-            raise HTTPException(400, f"unexpected form field {name!r}; send `file` and optionally `metadata`")
+            raise InvalidInput(f"unexpected form field {name!r}; send `file` and optionally `metadata`")
         if name == "file":
             if self.filename is not None:
-                raise HTTPException(400, "send one file per request")
+                raise InvalidInput("send one file per request")
             filename = Path(options.get(b"filename", b"").decode("utf-8", "replace")).name
             suffix = Path(filename).suffix.lower()
             if suffix not in SUPPORTED_SUFFIXES:
                 what = f"file type {suffix}" if suffix else "a file without a suffix"
-                raise HTTPException(415, f"unsupported {what}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
+                raise UnsupportedType(f"unsupported {what}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
             self.filename = filename
         self.part = name
         self.fields.setdefault(name, bytearray())
@@ -97,24 +98,25 @@ class _Form:
         if self.part == "file":
             self.size += len(piece)
             if self.size > self.max_bytes:
-                raise HTTPException(413, f"the file is larger than the upload limit of {self.max_bytes} bytes")
+                raise TooLarge(f"the file is larger than the upload limit of {self.max_bytes} bytes")
             self.digest.update(piece)
             self.pending.append(piece)
         elif self.part is not None:
             if len(self.fields[self.part]) + len(piece) > _FIELD_LIMIT:
-                raise HTTPException(413, f"form field {self.part!r} is larger than {_FIELD_LIMIT} bytes")
+                raise TooLarge(f"form field {self.part!r} is larger than {_FIELD_LIMIT} bytes")
             self.fields[self.part] += piece
 
 
 async def receive_upload(request: Request, incoming: Path, max_bytes: int) -> StagedUpload:
-    """Streams the form's `file` into `incoming`; 400/413/415 with the reason when it cannot be taken."""
+    """Streams the form's `file` into `incoming`; `InvalidInput` (`TooLarge`, `UnsupportedType`) with the
+    reason when it cannot be taken."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
-        raise HTTPException(400, "send the document as multipart/form-data with a `file` field")
+        raise InvalidInput("send the document as multipart/form-data with a `file` field")
     drain_limit = 4 * max_bytes + _FIELD_LIMIT
     declared = int(request.headers.get("content-length") or 0)
     if declared > drain_limit:
-        raise HTTPException(413, f"the upload is {declared} bytes; the limit is {max_bytes} bytes per file")
+        raise TooLarge(f"the upload is {declared} bytes; the limit is {max_bytes} bytes per file")
 
     form = _Form(max_bytes)
     parser = MultipartParser(params[b"boundary"], form.callbacks())
@@ -130,22 +132,22 @@ async def receive_upload(request: Request, incoming: Path, max_bytes: int) -> St
                 await _flush(out, form)
             parser.finalize()
             if not form.complete:  # finalize() does not check this (python-multipart 0.0.x)
-                raise HTTPException(400, "the multipart form ends before its closing boundary: the upload was "
-                                         "cut short; send it again")
-        except (HTTPException, MultipartParseError, ClientDisconnect) as exc:
+                raise InvalidInput("the multipart form ends before its closing boundary: the upload was "
+                                   "cut short; send it again")
+        except (SieveError, MultipartParseError, ClientDisconnect) as exc:
             path.unlink(missing_ok=True)
             await _drain(body, received, drain_limit)
-            if isinstance(exc, HTTPException):
+            if isinstance(exc, SieveError):
                 raise
             if isinstance(exc, ClientDisconnect):  # nobody reads this, but it is no server error either
-                raise HTTPException(400, "the client disconnected during the upload") from None
-            raise HTTPException(400, f"malformed multipart form: {exc}") from exc
+                raise InvalidInput("the client disconnected during the upload") from None
+            raise InvalidInput(f"malformed multipart form: {exc}") from exc
         except BaseException:  # cancelled, or the disk failed: nothing staged stays behind
             path.unlink(missing_ok=True)
             raise
     if form.filename is None:
         path.unlink(missing_ok=True)
-        raise HTTPException(400, "the form has no `file` field")
+        raise InvalidInput("the form has no `file` field")
     return StagedUpload(path, form.filename, form.size, form.digest.hexdigest(), _metadata(form, path))
 
 
@@ -175,5 +177,5 @@ def _metadata(form: _Form, path: Path) -> dict[str, Any]:
         meta = None
     if not isinstance(meta, dict):
         path.unlink(missing_ok=True)
-        raise HTTPException(400, "metadata must be a JSON object, e.g. {\"owner\": \"Ana\", \"tags\": [\"hr\"]}")
+        raise InvalidInput("metadata must be a JSON object, e.g. {\"owner\": \"Ana\", \"tags\": [\"hr\"]}")
     return meta

@@ -1,9 +1,10 @@
-"""What every command module shares: the consoles, the common options, errors as one line and exit 1,
-JSON output, the stores of this home, and the running server that owns it."""
+"""What every command module shares: the consoles, the common options, errors as one line and an exit
+code, JSON output, the stores of this home, and the running server that owns it."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from sieve.errors import ConfigurationError, InvalidInput, SieveError, Unavailable
 from sieve.settings import Settings, get_settings
 
 out = Console()
@@ -27,13 +29,26 @@ TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Tenant (default
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
+# The one mapping from failures to exit codes (2, a usage error, is click's). The most specific class wins.
+EXIT_CODES: dict[type[SieveError], int] = {
+    SieveError: 1,  # refused or failed for the reason printed: bad input, not found, a conflict
+    Unavailable: 69,  # a service the command needs is down (EX_UNAVAILABLE)
+    ConfigurationError: 78,  # a setting is missing or wrong; the message names it (EX_CONFIG)
+}
+INTERNAL_ERROR = 70  # a bug (EX_SOFTWARE): the traceback goes to the log, never to the user's screen
+IO_ERROR = 74  # reading or writing a file failed (EX_IOERR)
+
+
+def exit_code(exc: SieveError) -> int:
+    return next(EXIT_CODES[cls] for cls in type(exc).__mro__ if cls in EXIT_CODES)
+
+
 def friendly_errors(fn: F) -> F:
-    """Known failures print one readable line and exit 1 instead of a traceback."""
+    """A `SieveError` prints its message on one line and exits with its code; anything else is a bug,
+    reported as an internal error whose traceback `--verbose` shows."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sieve.stores.catalog import KnowledgeBaseNotFound
-
         try:
             return fn(*args, **kwargs)
         except typer.Exit:  # click's Exit is a RuntimeError: let it through untouched
@@ -43,9 +58,18 @@ def friendly_errors(fn: F) -> F:
 
             err.print(f"[red]error:[/red] {escape(describe_errors(exc.errors()))}")
             raise typer.Exit(1) from None
-        except (KnowledgeBaseNotFound, FileNotFoundError, ValueError, RuntimeError) as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}")  # `pip install 'x[extra]'` is not markup
-            raise typer.Exit(1) from None
+        except SieveError as exc:
+            # one line however narrow the terminal; `pip install 'x[extra]'` is not markup
+            err.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
+            raise typer.Exit(exit_code(exc)) from None
+        except OSError as exc:  # the machine's fault, not the program's: a file named that is missing, a full disk
+            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(IO_ERROR) from None
+        except Exception as exc:
+            # the root command's log handler prints one line, or the traceback with --verbose
+            logging.getLogger("sieve.cli").error("internal error in `%s`, a bug: please report it",
+                                                 fn.__name__.replace("_", "-"), exc_info=exc)
+            raise typer.Exit(INTERNAL_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -89,10 +113,10 @@ def served_home():
 
 def through_server_only(tenant: str | None, **unsupported: object) -> None:
     if tenant is not None:
-        raise ValueError("this home is served: the tenant is the one of SIEVE_API_KEY, not --tenant")
+        raise InvalidInput("this home is served: the tenant is the one of SIEVE_API_KEY, not --tenant")
     for option, value in unsupported.items():
         if value:
-            raise ValueError(f"this home is served and its API has no {option}; stop the server to use it")
+            raise InvalidInput(f"this home is served and its API has no {option}; stop the server to use it")
 
 
 def kb_filter(stack, tenant: str, kb: str):

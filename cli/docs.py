@@ -12,6 +12,7 @@ from sieve.cli.common import (
     JsonOpt, KbOpt, TenantOpt, err, friendly_errors, kb_filter, open_stack, out, print_json, served_home,
     tenant_or_default, through_server_only,
 )
+from sieve.errors import NotFound
 
 docs_app = typer.Typer(help="List and delete documents of a knowledge base, and set who may read them.",
                        no_args_is_help=True)
@@ -89,7 +90,7 @@ def docs_acl(
                 stored = Ingestor(stack).set_acl(flt.tenant, flt.kb, doc_id, entries)
                 acl = None if stored is None else list(stored)
         if acl is None:
-            raise ValueError(f"document {doc_id!r} does not exist in knowledge base {kb!r} (see `sieve docs list`)")
+            raise NotFound(f"document {doc_id!r} does not exist in knowledge base {kb!r} (see `sieve docs list`)")
     if as_json:
         print_json({"doc_id": doc_id, "acl": acl})
     else:

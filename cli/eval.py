@@ -17,6 +17,7 @@ from sieve.cli.common import (
     JsonOpt, KbOpt, TenantOpt, current_settings, err, exit_if_failed, friendly_errors, graph_context, kb_filter,
     open_stack, out, print_json, tenant_or_default,
 )
+from sieve.errors import ConfigurationError, InvalidInput, Unavailable
 
 eval_app = typer.Typer(help="Measure retrieval and answering quality.", no_args_is_help=True)
 
@@ -82,7 +83,7 @@ def _relevance(stack, kind: str):
 
     reranker = build_reranker(RerankerKind(kind), stack.settings, stack.embedder, stack.embedding_cache)
     if reranker is None:
-        raise ValueError("refusal needs a relevance: --reranker embedding, flag, rerank_api or score_api")
+        raise InvalidInput("refusal needs a relevance: --reranker embedding, flag, rerank_api or score_api")
     return reranker
 
 
@@ -190,7 +191,7 @@ def eval_tune(
     if split is None:
         splits = sorted(p.stem for p in (data / "qrels").glob("*.tsv"))
         if len(splits) != 1:
-            raise ValueError(f"{data / 'qrels'} holds {len(splits)} splits ({', '.join(splits) or 'none'}): pick one with --split")
+            raise InvalidInput(f"{data / 'qrels'} holds {len(splits)} splits ({', '.join(splits) or 'none'}): pick one with --split")
         split = splits[0]
     beir = load_split(data, split)
     if limit:
@@ -203,20 +204,20 @@ def eval_tune(
             known = session.scalar(select(func.count()).select_from(Document).where(
                 Document.kb_id == flt.kb, Document.filename.in_(labelled)))
         if not known:
-            raise ValueError(f"no document of knowledge base {kb!r} is named by {data.name}'s labels (corpus ids are "
+            raise InvalidInput(f"no document of knowledge base {kb!r} is named by {data.name}'s labels (corpus ids are "
                              "matched to filenames): ingest that corpus into it first")
         retriever = HybridRetriever(stack)
         try:
             profile = retriever.load_profile(flt.kb)
             paths = [p for p in profile.paths if p != "image"]
             if len(paths) < 2:
-                raise ValueError(f"the profile searches {', '.join(profile.paths)}: fusion needs two text paths "
+                raise InvalidInput(f"the profile searches {', '.join(profile.paths)}: fusion needs two text paths "
                                  "(`sieve profile set paths=bm25,dense`)")
             runs = asyncio.run(collect_runs(retriever, flt, beir, paths, profile, progress=progress))
         finally:
             retriever.close()
         if runs.degraded:  # a path that failed or timed out would make the table meaningless
-            raise ValueError(f"{runs.degraded} retrievals degraded (a path failed; see the log): nothing tuned")
+            raise Unavailable(f"{runs.degraded} retrievals degraded (a path failed; see the log): nothing tuned")
         report = tune(runs, beir, FusionSetting.of(profile, paths), folds)
         if not dry_run:
             with stack.sessions.begin() as session:
@@ -310,7 +311,7 @@ def eval_judge(
 
     llm = _eval_llm()
     if llm is None:
-        raise ValueError("the judge needs an LLM: set SIEVE_LLM_BASE_URL (and SIEVE_LLM_MODEL)")
+        raise ConfigurationError("the judge needs an LLM: set SIEVE_LLM_BASE_URL (and SIEVE_LLM_MODEL)")
     asked = _questions(questions, limit)
     with open_stack() as stack:
         context = graph_context(stack, tenant_or_default(tenant), kb)

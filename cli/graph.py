@@ -13,6 +13,7 @@ from sieve.cli.common import (
     JsonOpt, KbOpt, TenantOpt, err, friendly_errors, kb_filter, open_stack, out, print_json, served_home,
     tenant_or_default, through_server_only,
 )
+from sieve.errors import NotFound
 
 graph_app = typer.Typer(help="The knowledge graph of a KB (extracted when its profile has graph_extraction=true).",
                         no_args_is_help=True)
@@ -36,7 +37,7 @@ def graph_show(
         flt = kb_filter(stack, tenant_or_default(tenant), kb)
         shown = stack.graph.neighbourhood(entity, flt, hops, stack.settings.graph_fanout)
         if shown is None:
-            raise ValueError(f"no entity {entity!r} in knowledge base {kb!r}")
+            raise NotFound(f"no entity {entity!r} in knowledge base {kb!r}")
         with stack.sessions() as session:
             files = dict(session.execute(select(Document.id, Document.filename).where(
                 Document.id.in_({e.doc_id for e in shown.edges}))).all())

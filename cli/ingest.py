@@ -14,6 +14,7 @@ from sieve.cli.common import (
     JsonOpt, KbOpt, TenantOpt, err, exit_if_failed, friendly_errors, open_stack, out, print_json, served_home,
     tenant_or_default, through_server_only,
 )
+from sieve.errors import NotFound
 
 
 @friendly_errors
@@ -33,7 +34,7 @@ def ingest(
 
     for p in paths:
         if not p.exists():
-            raise FileNotFoundError(f"{p} does not exist")
+            raise NotFound(f"{p} does not exist")
     metadata = parse_meta(meta or [])
     progress = not as_json and sys.stderr.isatty()
     if (served := served_home()) is not None:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from sieve.cli.common import JsonOpt, TenantOpt, err, friendly_errors, open_stack, out, print_json
+from sieve.errors import NotFound
 
 keys_app = typer.Typer(help="API keys: each maps to one tenant (and a user with groups); stored hashed.",
                        no_args_is_help=True)
@@ -64,5 +65,5 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key, or the prefix 
     with open_stack() as stack, stack.sessions.begin() as session:
         revoked = revoke_api_key(session, key)
     if not revoked:
-        raise ValueError(f"no active key matches {key}")
+        raise NotFound(f"no active key matches {key}")
     out.print("revoked")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from sieve.cli.common import JsonOpt, current_settings, friendly_errors, out, print_json
+from sieve.errors import InvalidInput
 
 models_app = typer.Typer(help="Inspect and benchmark the model providers.", no_args_is_help=True)
 
@@ -27,7 +28,7 @@ def models_bench_embed(
 
     lines = [t for t in texts.read_text(encoding="utf-8").splitlines() if t.strip()] if texts else sample_texts()
     if not lines:
-        raise ValueError(f"{texts} holds no text")
+        raise InvalidInput(f"{texts} holds no text")
     result = bench_embed(lines, threads=threads)
     if as_json:
         print_json(result.as_dict())

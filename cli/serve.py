@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sieve.cli.common import TenantOpt, current_settings, err, friendly_errors, open_stack, tenant_or_default
+from sieve.errors import InvalidInput, Unauthenticated
 from sieve.settings import Settings
 
 
@@ -27,7 +28,7 @@ def serve(
     from sieve.server import create_app
 
     if dev and host not in ("127.0.0.1", "localhost"):
-        raise ValueError("--dev has no API keys, so it serves only this machine: drop --host")
+        raise InvalidInput("--dev has no API keys, so it serves only this machine: drop --host")
     # bind first, so the URL recorded for CLI commands on this home is the real one (port 0 included)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -74,7 +75,7 @@ def mcp_serve(
     record = read_server_record(settings.home)
     if record is not None:
         if record.auth and not api_key:
-            raise ValueError(f"{settings.home} is served at {record.url}: set SIEVE_API_KEY or --api-key")
+            raise Unauthenticated(f"{settings.home} is served at {record.url}: set SIEVE_API_KEY or --api-key")
         asyncio.run(build_mcp_server(HttpKnowledgeTools(record.url, api_key)).run_stdio_async())
         return
     asyncio.run(_mcp_in_process(settings, tenant_or_default(tenant)))

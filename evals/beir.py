@@ -8,6 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from sieve.errors import NotFound
+
 
 @dataclass
 class BeirSplit:
@@ -23,7 +25,7 @@ def load_split(data_dir: Path, split: str) -> BeirSplit:
     for needed in (corpus, data_dir / "queries.jsonl", qrels_path):
         if not needed.exists():
             available = sorted(p.stem for p in (data_dir / "qrels").glob("*.tsv")) if (data_dir / "qrels").is_dir() else []
-            raise FileNotFoundError(f"{needed} not found (BEIR layout expected; splits here: {available or 'none'})")
+            raise NotFound(f"{needed} not found (BEIR layout expected; splits here: {available or 'none'})")
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
     with qrels_path.open(encoding="utf-8") as fh:
         for row in csv.reader(fh, delimiter="\t"):

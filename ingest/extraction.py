@@ -26,6 +26,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
+from sieve.errors import Conflict
 from sieve.models.chat import build_chat_model, structured
 from sieve.prompts import extraction as prompts
 from sieve.prompts.language import Lang, detect
@@ -371,7 +372,7 @@ def build_graph(
     `on_progress(done, total)` after each document. `ValueError` when the KB gets no graph triples.
     """
     if (refusal := graph_refusal(stack, kb_id)) is not None:
-        raise ValueError(refusal)
+        raise Conflict(refusal)
     extractor = extractor or build_extractor(stack.settings)
     with stack.sessions() as session:
         docs = session.execute(select(Document.id, Document.filename).where(

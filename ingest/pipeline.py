@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from sieve.errors import InvalidInput
 from sieve.ingest.chunker import chunk_document
 from sieve.ingest.document import LoadedDocument, PageImage, TextSection
 from sieve.ingest.extraction import extract_into_graph
@@ -94,7 +95,7 @@ def parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"metadata must look like key=value, got {pair!r}")
+            raise InvalidInput(f"metadata must look like key=value, got {pair!r}")
         key = key.strip()
         meta[key] = [t.strip() for t in value.split(",") if t.strip()] if key == "tags" else value
     return meta
@@ -110,7 +111,7 @@ def _apply_meta(doc: Document, meta: dict[str, Any]) -> None:
             try:
                 when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
             except ValueError as exc:
-                raise ValueError(f"{key} must be an ISO date like 2023-05-01, got {value!r}") from exc
+                raise InvalidInput(f"{key} must be an ISO date like 2023-05-01, got {value!r}") from exc
             setattr(doc, key, when if when.tzinfo else when.replace(tzinfo=timezone.utc))
         elif key == "tags":
             doc.tags = list(value) if isinstance(value, (list, tuple)) else [str(value)]

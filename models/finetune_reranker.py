@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sieve.errors import InvalidInput, NotFound
 from sieve.evals.beir import BeirSplit
 from sieve.evals.metrics import dedupe, hit_at, mrr_at
 from sieve.retrievers.hybrid import HybridRetriever
@@ -107,7 +108,7 @@ def train(base: Path, pairs: Sequence[tuple[str, str, float]], out: Path, config
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
     if not (base / "config.json").is_file():
-        raise FileNotFoundError(f"base model folder {base} has no config.json (models are never downloaded)")
+        raise NotFound(f"base model folder {base} has no config.json (models are never downloaded)")
     model = CrossEncoder(str(base), num_labels=1, max_length=config.max_length, device=config.device)
     data = Dataset.from_dict({"query": [p[0] for p in pairs], "passage": [p[1] for p in pairs],
                               "label": [p[2] for p in pairs]})
@@ -154,7 +155,7 @@ def finetune_reranker(retriever: HybridRetriever, flt: SearchFilter, split: Beir
     if train_model:
         pairs = training_pairs(split, asyncio.run(mine(retriever, flt, split, training, profile)), config)
         if not pairs:
-            raise ValueError("no training pairs: no training query has a relevant document in the corpus")
+            raise InvalidInput("no training pairs: no training query has a relevant document in the corpus")
         t0 = time.perf_counter()
         out.mkdir(parents=True, exist_ok=True)
         train(base, pairs, out, config)

@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from sieve.errors import ConfigurationError
 from sieve.settings import Settings
 
 
@@ -49,17 +50,17 @@ class LocalModel:
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalModel:
         if settings.llm_model_path is None:
-            raise ValueError("SIEVE_LLM_PROVIDER=llamacpp needs SIEVE_LLM_MODEL_PATH (a GGUF chat model file)")
+            raise ConfigurationError("SIEVE_LLM_PROVIDER=llamacpp needs SIEVE_LLM_MODEL_PATH (a GGUF chat model file)")
         return cls(path=settings.llm_model_path.expanduser().resolve(), threads=settings.llm_threads or default_threads(),
                    context=settings.llm_context, max_tokens=settings.llm_max_tokens)
 
     def check(self) -> None:
         """A clear error for a wrong path, before llama.cpp's generic one."""
         if not self.path.is_file():
-            raise FileNotFoundError(f"GGUF model {self.path} does not exist")
+            raise ConfigurationError(f"SIEVE_LLM_MODEL_PATH: GGUF model {self.path} does not exist")
         with self.path.open("rb") as f:
             if f.read(4) != b"GGUF":
-                raise ValueError(f"{self.path} is not a GGUF model file")
+                raise ConfigurationError(f"SIEVE_LLM_MODEL_PATH: {self.path} is not a GGUF model file")
 
     @property
     def name(self) -> str:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from sieve.errors import NotFound
+
 DEFAULT_CHAT = "Qwen/Qwen2.5-7B-Instruct"
 DEFAULT_EMBED = "BAAI/bge-m3"
 DEFAULT_RERANK = "BAAI/bge-reranker-v2-m3"
@@ -98,7 +100,7 @@ def run(serve: ServePlan) -> int:
     """Start every command and wait. When one exits the others are stopped and its exit code is
     returned; Ctrl-C stops them all and returns 0."""
     if shutil.which("vllm") is None:
-        raise RuntimeError("`vllm` is not on PATH: on a GPU machine, pip install 'sieve-rag[vllm]'")
+        raise NotFound("`vllm` is not on PATH: on a GPU machine, pip install 'sieve-rag[vllm]'")
     procs = [subprocess.Popen(c.argv) for c in serve.commands]
     first_exit = 0
     try:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from sieve.errors import ConfigurationError
+
 Target = str  # "embedder", "bm25", "dense", "graph", "image", "reranker"
 TARGETS = frozenset({"embedder", "bm25", "dense", "graph", "image", "reranker"})
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
@@ -64,14 +66,14 @@ class Faults:
             target, _, action = item.partition(":")
             target = target.strip()
             if target not in TARGETS:
-                raise ValueError(f"SIEVE_FAULTS: unknown target {target!r} (one of {', '.join(sorted(TARGETS))})")
+                raise ConfigurationError(f"SIEVE_FAULTS: unknown target {target!r} (one of {', '.join(sorted(TARGETS))})")
             kind, _, value = action.strip().partition("=")
             if kind == FaultKind.ERROR.value and not value:
                 faults[target] = Fault(FaultKind.ERROR)
             elif kind == FaultKind.DELAY.value and (m := _DURATION.match(value.strip())):
                 faults[target] = Fault(FaultKind.DELAY, float(m[1]) / (1000 if m[2] == "ms" else 1))
             else:
-                raise ValueError(f"SIEVE_FAULTS: {item!r} is not `target:error` or `target:delay=<N>ms|<N>s`")
+                raise ConfigurationError(f"SIEVE_FAULTS: {item!r} is not `target:error` or `target:delay=<N>ms|<N>s`")
         return cls(tuple(sorted(faults.items())))
 
     def get(self, target: str) -> Fault | None:

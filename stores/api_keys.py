@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sieve.errors import InvalidInput
 from sieve.stores.acl import Principal
 from sieve.stores.catalog import ensure_tenant
 from sieve.stores.metadata import ApiKey, utcnow
@@ -46,10 +47,10 @@ def create_api_key(
     """A new key for `tenant` (created if missing), speaking for `user` in `groups` when given (else
     for the whole tenant); the returned key is not stored anywhere."""
     if not tenant or len(tenant) > 64:
-        raise ValueError("tenant must be 1-64 characters")
+        raise InvalidInput("tenant must be 1-64 characters")
     for value in (user, *groups):
         if value is not None and (not value.strip() or len(value) > 200 or "," in value):
-            raise ValueError(f"user and group names must be 1-200 characters without commas, got {value!r}")
+            raise InvalidInput(f"user and group names must be 1-200 characters without commas, got {value!r}")
     ensure_tenant(session, tenant)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiKey(tenant_id=tenant, key_hash=hash_key(key), prefix=key[:_SHOWN_PREFIX], name=name,
@@ -80,7 +81,7 @@ def list_api_keys(session: Session, tenant: str | None = None) -> list[KeyInfo]:
 def revoke_api_key(session: Session, key_or_prefix: str) -> bool:
     """Revokes one key, named by the whole key or by the prefix `sieve keys list` shows."""
     if len(key_or_prefix) < _SHOWN_PREFIX:
-        raise ValueError(f"give the key or at least its first {_SHOWN_PREFIX} characters, as `sieve keys list` shows")
+        raise InvalidInput(f"give the key or at least its first {_SHOWN_PREFIX} characters, as `sieve keys list` shows")
     match = (
         ApiKey.prefix == key_or_prefix
         if len(key_or_prefix) == _SHOWN_PREFIX
@@ -88,7 +89,7 @@ def revoke_api_key(session: Session, key_or_prefix: str) -> bool:
     )
     rows = session.scalars(select(ApiKey).where(match, ApiKey.revoked_at.is_(None))).all()
     if len(rows) > 1:
-        raise ValueError(f"{len(rows)} keys start with {key_or_prefix}; give the whole key")
+        raise InvalidInput(f"{len(rows)} keys start with {key_or_prefix}; give the whole key")
     for row in rows:
         row.revoked_at = utcnow()
     return bool(rows)

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sieve.errors import ConfigurationError, Unavailable
 from sieve.settings import Settings
 from sieve.stores.graph import (
     ChunkTriples,
@@ -211,11 +212,11 @@ class NebulaGraphStore:
         from nebula3.gclient.net import ConnectionPool
 
         if not settings.nebula_address:
-            raise ValueError("graph_backend=nebula needs SIEVE_NEBULA_ADDRESS (host:port of graphd)")
+            raise ConfigurationError("graph_backend=nebula needs SIEVE_NEBULA_ADDRESS (host:port of graphd)")
         host, _, port = settings.nebula_address.rpartition(":")
         pool = ConnectionPool()
         if not pool.init([(host, int(port))], Config()):
-            raise RuntimeError(f"cannot reach NebulaGraph at {settings.nebula_address}")
+            raise Unavailable(f"cannot reach NebulaGraph at {settings.nebula_address}")
         store = cls(pool, settings.nebula_user, settings.nebula_password, settings.nebula_space, names)
         store.create_schema()
         return store

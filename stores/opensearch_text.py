@@ -17,6 +17,7 @@ import numpy as np
 from opensearchpy import AsyncOpenSearch, OpenSearch, helpers
 from opensearchpy.exceptions import RequestError
 
+from sieve.errors import ConfigurationError
 from sieve.stores.analysis import pretokenize
 from sieve.stores.types import IndexedChunk, ScoredChunk, SearchFilter
 
@@ -174,7 +175,7 @@ class OpenSearchTextIndex:
     @classmethod
     def from_settings(cls, settings: Settings, knn_dim: int | None = None) -> OpenSearchTextIndex:
         if not settings.opensearch_url:
-            raise ValueError("SIEVE_OPENSEARCH_URL is not set")
+            raise ConfigurationError("text_backend=opensearch needs SIEVE_OPENSEARCH_URL")
         auth = (settings.opensearch_username, settings.opensearch_password or "")
         options: dict[str, Any] = {
             "hosts": [settings.opensearch_url],
@@ -205,7 +206,7 @@ class OpenSearchTextIndex:
         mapping = next(iter(indices.get_mapping(index=self.index).values()))["mappings"]
         zh = mapping.get("_meta", {}).get("zh_analysis")
         if zh not in _ZH_FIELD:
-            raise ValueError(f"index {self.index} exists but was not created by Sieve (no zh_analysis in _meta)")
+            raise ConfigurationError(f"index {self.index} exists but was not created by Sieve (no zh_analysis in _meta)")
         if "acl" not in mapping.get("properties", {}):  # an index made before access lists (its mapping is strict)
             indices.put_mapping(index=self.index, body={"properties": {"acl": {"type": "keyword"}}})
         return cast(ChineseAnalysis, zh)

@@ -20,6 +20,7 @@ import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient
 from qdrant_client import models as qm
 
+from sieve.errors import ConfigurationError
 from sieve.stores.analysis import analyze
 from sieve.stores.types import IndexedChunk, ScoredChunk, SearchFilter
 
@@ -152,7 +153,7 @@ class QdrantServerVectorIndex:
         elif settings.qdrant_path is not None:
             client = QdrantClient(path=str(settings.qdrant_path))
         else:
-            raise ValueError("vector_backend=qdrant needs SIEVE_QDRANT_URL (or SIEVE_QDRANT_PATH for local mode)")
+            raise ConfigurationError("vector_backend=qdrant needs SIEVE_QDRANT_URL (or SIEVE_QDRANT_PATH for local mode)")
         slug = re.sub(r"[^A-Za-z0-9_-]+", "_", space)
         return cls(
             client,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sieve.errors import ConfigurationError
 from sieve.models.embedding import Embedder
 from sieve.settings import Settings
 from sieve.stores.database import init_db, make_engine
@@ -132,7 +133,7 @@ class Stack:
 
         embedder = self.image_embedder
         if embedder is None:
-            raise RuntimeError("no image embedder is configured (SIEVE_IMAGE_EMBEDDER_MODEL_PATH)")
+            raise ConfigurationError("no image embedder is configured (SIEVE_IMAGE_EMBEDDER_MODEL_PATH)")
         self.check_owner()
         return QdrantEdgeVectorIndex(self.settings.home / "image-vectors" / _space(embedder), embedder.dim)
 

@@ -20,12 +20,13 @@ from langchain_core.tools import ToolException
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import ListResourcesResult, ListToolsResult, Resource
-from starlette.exceptions import HTTPException
+from pydantic import ValidationError
 
+from sieve.errors import SieveError
 from sieve.tools.graph_tool import TOOLS, KnowledgeTools, ListArgs, invoke
 
-# failures the calling model can act on (unknown KB, empty question), from either kind of backend
-_EXPECTED = (ToolException, HTTPException, LookupError, ValueError)
+# failures the calling model can act on (unknown KB, empty question, bad arguments), from either kind of backend
+_EXPECTED = (ToolException, SieveError, ValidationError)
 
 INSTRUCTIONS = (
     "Sieve answers questions from knowledge bases with cited sources. `list_knowledge_bases` says which "
@@ -46,7 +47,7 @@ def _tool_function(tools_for: ToolsFor, name: str) -> Any:
         try:
             return await invoke(await tools_for(ctx.headers), name, arguments)
         except _EXPECTED as exc:  # MCP hides other errors' text from the client
-            raise ToolError(str(getattr(exc, "detail", None) or exc)) from exc
+            raise ToolError(str(exc)) from exc
 
     # MCP reads a tool's schema from its signature: build that signature from the argument model;
     # the context parameter is found by its annotation and left out of the schema

@@ -47,6 +47,7 @@ from sieve.api.openai_types import (
 )
 from sieve.api.routes.citations import citation_url, link_secret
 from sieve.api.state import AppState
+from sieve.errors import InvalidInput
 from sieve.graphs.state import Citation
 from sieve.stores.acl import Principal
 
@@ -71,7 +72,7 @@ class ChatMessage(BaseModel):
         if self.content is None or isinstance(self.content, str):
             return self.content or ""
         if any(part.type != "text" for part in self.content):
-            raise HTTPException(400, "only text content is supported")
+            raise InvalidInput("only text content is supported")
         return "".join(part.text or "" for part in self.content)
 
 
