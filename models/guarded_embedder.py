@@ -15,6 +15,8 @@ whose budget runs out while its call still waits, or shortly after a worker took
 that finds `max_waiting` calls already waiting (admission: it fails at once rather than queueing
 without bound). A call that does not answer although the model ran it for a good share of the
 caller's budget, or that waited behind a call the model has run past its own budget, opens it.
+Calls that wait together go to the model together: a free worker takes every waiting call of the
+same kind (queries, passages) up to `max_batch` texts, one model call for a burst of questions.
 
 Query vectors are kept in a small LRU: routing, the KB probe and retrieval embed the same question.
 """
@@ -25,10 +27,10 @@ import asyncio
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -38,6 +40,7 @@ from sieve.models.embedding import Embedder, TextTokenizer
 
 logger = logging.getLogger(__name__)
 Failure = Literal["timeout", "error"]
+Kind = Literal["query", "passage"]
 Reason = Literal["timeout", "error", "circuit_open", "busy", "no_time"]
 # what each reason adds to `degraded`: only what happened. With the breaker open nothing was
 # embedded and nothing waited; with no time left the caller's own budget ran out, which it reports
@@ -71,13 +74,17 @@ class BreakerPolicy:
     query_cache: int = 256  # query vectors kept (LRU)
     word_cache: int = 20_000  # word vectors kept for grading's synonym matching (LRU): a KB's words recur
     max_waiting: int = 64  # calls waiting for a worker; one more fails at once as `busy`
+    max_batch: int = 64  # texts a worker sends to the model at once, from calls that waited together
     # a call unanswered after the model ran it for this share of the caller's budget is the model's fault
     model_share: float = 0.5
 
 
 @dataclass(eq=False)
 class _Call:
+    kind: Kind
+    texts: list[str]
     timeout_s: float
+    result: Future = field(default_factory=Future)
     started: float | None = None  # monotonic; set by the worker that runs the model
 
 
@@ -92,7 +99,7 @@ class GuardedEmbedder:
         # its own small pool: a stuck model's threads queue here, not in the default executor
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sieve-embedder")
         self._lock = threading.Lock()  # guards the call bookkeeping below, which workers update
-        self._waiting = 0
+        self._waiting: deque[_Call] = deque()
         self._running: set[_Call] = set()
         self._open_until = 0.0
         self.trips = 0  # how often the breaker opened (benches and callers tell their own trip from an earlier one)
@@ -142,18 +149,18 @@ class GuardedEmbedder:
 
     async def aembed_queries(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
         """Query vectors within `timeout_s`, from the LRU where already embedded."""
-        return await self._cached(self._queries, self.policy.query_cache, self.inner.embed_queries, texts, timeout_s)
+        return await self._cached(self._queries, self.policy.query_cache, "query", texts, timeout_s)
 
     async def aembed_words(self, words: Sequence[str], timeout_s: float) -> np.ndarray:
         """Words embedded as passages within `timeout_s`, from their own LRU where already embedded."""
-        return await self._cached(self._words, self.policy.word_cache, self.inner.embed_passages, words, timeout_s)
+        return await self._cached(self._words, self.policy.word_cache, "passage", words, timeout_s)
 
-    async def _cached(self, cache: OrderedDict[str, np.ndarray], size: int, fn, texts: Sequence[str],
+    async def _cached(self, cache: OrderedDict[str, np.ndarray], size: int, kind: Kind, texts: Sequence[str],
                       timeout_s: float) -> np.ndarray:
         texts = list(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in cache))
         if missing:
-            for text, vector in zip(missing, await self._within(fn, missing, timeout_s)):
+            for text, vector in zip(missing, await self._within(kind, missing, timeout_s)):
                 cache[text] = vector
         for text in texts:
             cache.move_to_end(text)
@@ -162,26 +169,26 @@ class GuardedEmbedder:
         return np.stack([cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
     async def aembed_passages(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
-        return await self._within(self.inner.embed_passages, list(texts), timeout_s)
+        return await self._within("passage", list(texts), timeout_s)
 
-    async def _within(self, fn, texts: list[str], timeout_s: float) -> np.ndarray:
+    async def _within(self, kind: Kind, texts: list[str], timeout_s: float) -> np.ndarray:
         self._check()
         if timeout_s <= 0:  # the caller's budget is spent: no verdict on the embedder
             raise EmbedderUnavailable("no_time")
-        call = _Call(timeout_s)
+        call = _Call(kind, texts, timeout_s)
         with self._lock:
-            if self._waiting >= self.policy.max_waiting:
+            if len(self._waiting) >= self.policy.max_waiting:
                 raise EmbedderUnavailable("busy")
-            self._waiting += 1
-        future = self._pool.submit(self._run, call, fn, texts)
+            self._waiting.append(call)
+        self._pool.submit(self._work)  # one worker turn per call: it takes this call, or a batch holding it
         try:
             # `asyncio.wait` leaves the call alone when time runs out: the verdict below decides
-            done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=timeout_s)
+            done, _ = await asyncio.wait({asyncio.wrap_future(call.result)}, timeout=timeout_s)
         except asyncio.CancelledError:  # the caller's own budget ran out first (the dense path's)
-            self._give_up(call, future)
+            self._give_up(call)
             raise
         if not done:
-            reason = self._give_up(call, future)
+            reason = self._give_up(call)
             if reason == "timeout":
                 logger.warning("the embedder did not answer within %.0f ms; its breaker opens for %.1f s",
                                timeout_s * 1000, self.policy.cooldown_s)
@@ -195,24 +202,44 @@ class GuardedEmbedder:
         self._last = "ok"
         return vectors
 
-    def _run(self, call: _Call, fn, texts: list[str]) -> np.ndarray:
+    def _work(self) -> None:
+        """On a worker: the oldest waiting call and those of its kind that fit beside it, in one model call."""
         with self._lock:
-            self._waiting -= 1
-            call.started = time.monotonic()
-            self._running.add(call)
+            if not self._waiting:  # an earlier batch took this turn's call, or its caller gave up
+                return
+            batch = [self._waiting.popleft()]
+            size = len(batch[0].texts)
+            for call in list(self._waiting):
+                if call.kind == batch[0].kind and size + len(call.texts) <= self.policy.max_batch:
+                    self._waiting.remove(call)
+                    batch.append(call)
+                    size += len(call.texts)
+            started = time.monotonic()
+            for call in batch:
+                call.started = started
+            self._running.update(batch)
+        embed = self.inner.embed_queries if batch[0].kind == "query" else self.inner.embed_passages
         try:
-            return fn(texts)
+            vectors = embed([text for call in batch for text in call.texts])
+        except Exception as error:
+            for call in batch:
+                call.result.set_exception(error)
+        else:
+            offset = 0
+            for call in batch:
+                call.result.set_result(vectors[offset:offset + len(call.texts)])
+                offset += len(call.texts)
         finally:
             with self._lock:
-                self._running.discard(call)
+                self._running.difference_update(batch)
 
-    def _give_up(self, call: _Call, future) -> Reason:
+    def _give_up(self, call: _Call) -> Reason:
         """The caller stops waiting for `call`: the breaker opens if the model is to blame (`timeout`);
         otherwise the call is dropped if no worker took it yet and the caller was only `busy`."""
         now = time.monotonic()
         with self._lock:
-            if future.cancel():  # never begun: it leaves the queue
-                self._waiting -= 1
+            if call.started is None:  # never begun: it leaves the queue
+                self._waiting.remove(call)
             model_slow = call.started is not None and now - call.started >= self.policy.model_share * call.timeout_s
             # the call waited behind one the model has run past its own budget: the model is stuck
             stuck = any(c is not call and now - c.started >= c.timeout_s for c in self._running)  # type: ignore[operator]
