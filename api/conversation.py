@@ -93,12 +93,15 @@ async def run_turn(
     )
     route = "none"
     try:
-        async for event in events:
-            if event.type == "route":
-                route = event.data["route"]
-            elif event.type == "done":
-                state.observe_run(event.data)
-            yield event
+        async with state.turns.turn() as pacer:
+            async for event in events:
+                if event.type == "route":
+                    route = event.data["route"]
+                elif event.type == "done":
+                    state.observe_run(event.data)
+                yield event
+                # the turn is routed: the rest waits for a slot (the graph holds still until read again)
+                await pacer.after_first_event()
     except asyncio.CancelledError:  # the client went away: the run stops with it
         state.metrics.runs.labels(route, "cancelled").inc()
         raise

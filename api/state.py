@@ -12,6 +12,7 @@ from typing import Any, get_args
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from sieve.api.admission import TurnGate
 from sieve.api.job_queue import JobQueue
 from sieve.api.metrics import Metrics
 from sieve.graphs.context import GraphContext
@@ -47,6 +48,10 @@ class AppState:
     # then `ok`, `error` or `timeout` as probes and runs find it
     llm_health: str = "off"
     _llm_probe: asyncio.Task | None = field(default=None, repr=False)
+    turns: TurnGate = field(init=False, repr=False)  # admission and pacing of conversation turns
+
+    def __post_init__(self) -> None:
+        self.turns = TurnGate(self.settings.turn_concurrency, self.settings.turn_queue)
 
     @property
     def uploads(self) -> Path:

@@ -58,6 +58,7 @@ async def agent_stream(
 ) -> EventSourceResponse:
     question = check_question(request.question, state.settings.max_question_chars)
     await check_kb(state, caller.tenant, request.kb)
+    state.turns.admit()
     secret = await asyncio.to_thread(link_secret, state.settings)
 
     async def linked(events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:

@@ -178,6 +178,8 @@ async def chat_completions(
     kb = request.model.removeprefix(RESEARCH_PREFIX)
     research = kb != request.model
     await check_kb(state, caller.tenant, kb)
+    if not research:
+        state.turns.admit()
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     footnote = state.settings.chat_sources_footnote if request.sources_footnote is None else request.sources_footnote
     prompt_tokens = await asyncio.to_thread(_count_tokens, state, [m.text() for m in request.messages])
