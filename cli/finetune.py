@@ -1,4 +1,4 @@
-"""`sieve finetune`: fine-tune a reranker on a BEIR folder."""
+"""`sieve finetune`: fine-tune a reranker on a BEIR folder, or the embedder on a knowledge base."""
 
 from __future__ import annotations
 
@@ -68,3 +68,75 @@ def finetune_reranker(
     out.print(table)
     out.print(f"saved to {report.out} (use it with SIEVE_RERANKER_MODEL_PATH and "
               "`sieve profile set reranker=flag rerank_mode=rrf`)")
+
+
+@finetune_app.command("embedder")
+@friendly_errors
+def finetune_embedder(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the fine-tuned embedder folder is written.")],
+    kb: Annotated[str | None, typer.Option("--kb", help="KB to mine negatives from and search (default with a BEIR "
+                                           "--train: eval-<folder>, ingested first).")] = None,
+    train_data: Annotated[Path | None, typer.Option("--train", help="BEIR folder (with --split) or a .jsonl file of "
+                                                    "{\"query\", \"positive\"} pairs; without it, title -> body pairs "
+                                                    "from the KB's documents.")] = None,
+    split: Annotated[str, typer.Option("--split", help="qrels split of a BEIR --train folder.")] = "train",
+    base: Annotated[Path | None, typer.Option("--base", help="Local BERT-layout model folder to start from (default: "
+                                              "the bundled multilingual-e5-small).")] = None,
+    tenant: TenantOpt = None,
+    holdout: Annotated[float, typer.Option("--holdout", min=0.05, max=0.9, help="Share of queries held back.")] = 0.2,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps (default 60).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, help="Queries per step; the others' passages "
+                                                   "are in-batch negatives (default 16).")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", min=0.0, help="AdamW learning rate (default 2e-5).")] = None,
+    negatives: Annotated[int | None, typer.Option("--negatives", min=0, help="Mined hard negatives per pair (default 1).")] = None,
+    max_length: Annotated[int | None, typer.Option("--max-length", min=16, max=512, help="Tokens per text in training (default 128).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=2, help="Use only the first N queries.")] = None,
+    device: Annotated[str, typer.Option("--device", help="Torch device to train on: cpu, cuda, cuda:1.")] = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Mine hard negatives from the KB's index, train the embedder with MultipleNegativesRankingLoss, export it as the
+    int8 ONNX graph serving runs, and print held-back nDCG@10 of dense search before and after. Use the result with
+    `sieve kb reembed --kb KB --model DIR`."""
+    from sieve.errors import InvalidInput
+    from sieve.models import finetune_embedder as ft
+
+    progress = not as_json and sys.stderr.isatty()
+    given = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "negatives": negatives,
+             "max_length": max_length}
+    config = ft.EmbedderFinetuneConfig(holdout=holdout, device=device, **{k: v for k, v in given.items() if v is not None})
+    beir = train_data is not None and train_data.is_dir()
+    if kb is None and not beir:
+        raise InvalidInput("--kb is required unless --train is a BEIR folder")
+    kb = kb or f"eval-{train_data.resolve().name}"  # type: ignore[union-attr]
+    with open_stack() as stack:
+        if beir:
+            from sieve.evals.beir import load_split
+            from sieve.ingest.pipeline import Ingestor
+
+            data = load_split(train_data, split)  # type: ignore[arg-type]
+            Ingestor(stack).ingest_beir(data.corpus, kb, tenant_or_default(tenant), progress=progress)
+        flt = kb_filter(stack, tenant_or_default(tenant), kb)
+        extra: dict[str, str] = {}
+        if beir:
+            examples = ft.beir_examples(stack, flt, data)
+            source = f"{train_data.name}/{split}"  # type: ignore[union-attr]
+        elif train_data is not None:
+            if not train_data.is_file():
+                raise InvalidInput(f"--train {train_data}: no such BEIR folder or .jsonl file")
+            examples, extra = ft.pair_examples(train_data)
+            source = train_data.name
+        else:
+            examples, source = ft.kb_examples(stack, flt), f"{kb} (title -> body)"
+        if limit:
+            examples = dict(list(examples.items())[:limit])
+        report = ft.finetune_embedder(stack, flt, examples, out_dir, base, config, extra, source, progress)
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    table = Table("held-back dense search", *report.before, title=f"{report.source}: {report.train_queries} training "
+                  f"queries, {report.pairs} pairs, {report.steps} steps, {report.train_seconds:.0f} s; "
+                  f"{report.heldout_queries} held back")
+    table.add_row("base (before)", *(f"{v:.4f}" for v in report.before.values()))
+    table.add_row("fine-tuned (after)", *(f"{v:.4f}" for v in report.after.values()))
+    out.print(table)
+    out.print(f"saved {report.model} to {report.out} (switch a KB to it: `sieve kb reembed --kb {kb} --model {report.out}`)")

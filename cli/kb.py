@@ -1,4 +1,4 @@
-"""`sieve kb`: list and delete the knowledge bases of a tenant."""
+"""`sieve kb`: list, delete and re-embed the knowledge bases of a tenant."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.table import Table
 
 from sieve.cli.common import JsonOpt, TenantOpt, friendly_errors, open_stack, out, print_json, tenant_or_default
 
-kb_app = typer.Typer(help="Knowledge bases of a tenant: list and delete (`sieve ingest` creates them).",
+kb_app = typer.Typer(help="Knowledge bases of a tenant: list, delete, re-embed (`sieve ingest` creates them).",
                      no_args_is_help=True)
 
 
@@ -50,3 +50,37 @@ def kb_delete(
         print_json({"deleted": name, "documents": len(deleted)})
         return
     out.print(f"knowledge base {name!r} deleted with {len(deleted)} documents")
+
+
+@kb_app.command("reembed")
+@friendly_errors
+def kb_reembed(
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name.")],
+    model: Annotated[str | None, typer.Option("--model", help="Folder from `sieve finetune embedder`, or `default` for "
+                                              "the deployment's embedder (default: the KB's current model, e.g. to "
+                                              "finish an interrupted run).")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed the KB's chunks with another embedder and switch the KB to it: queries keep the old vectors until the
+    new ones are complete; started again after an interruption, only the chunks not yet embedded are."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    from sieve.ingest.reembed import reembed
+    from sieve.stores.catalog import get_kb
+
+    with open_stack() as stack:
+        if model is None:
+            with stack.sessions() as session:
+                current = (get_kb(session, tenant_or_default(tenant), kb).profile or {}).get("embedding_model")
+            folder = None if current is None else Path(current)
+        else:
+            folder = None if model == "default" else Path(model)
+        report = reembed(stack, tenant_or_default(tenant), kb, folder, progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    out.print(f"{report.kb}: {report.chunks} chunks of {report.documents} documents embedded with {report.model} "
+              f"({report.embedded} new, the rest from the cache) in {report.seconds:.0f} s; the KB now uses it")

@@ -302,7 +302,7 @@ class Ingestor:
             chunks = indexed_chunks(session, doc, entries)
             # the engines first, inside the DB transaction: a failure leaves the old list everywhere it is read
             self.stack.text.set_acl(chunks)
-            self.stack.vectors.set_acl(chunks)
+            self.stack.space(kb_id).vectors.set_acl(chunks)
             if self.stack.settings.image_embedder_model_path is not None:
                 self.stack.image_vectors.set_acl(chunks)
         return entries
@@ -392,15 +392,16 @@ class Ingestor:
             return
 
         all_chunks = [c for _, _, cs in new_docs for c in cs]
+        space = self.stack.space(kb_id)  # the KB's own embedder when it has one (`sieve kb reembed`)
         vectors, embedded = embed_passages_cached(
-            self.stack.embedder,
-            self.stack.embedding_cache,
+            space.embedder,
+            space.cache,
             [c.text for c in all_chunks],
             batch_size=settings.embedder_batch_size,
         )
         indexed = [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text, acls[c.doc_id]) for c in all_chunks]
         self.stack.text.add(indexed)
-        self.stack.vectors.add(indexed, vectors)
+        space.vectors.add(indexed, vectors)
         extract_into_graph(self.stack, tenant, kb_id, indexed)
         if pictures:
             self._index_pictures(pictures, tenant, kb_id, acls)
@@ -454,7 +455,7 @@ class Ingestor:
     def _purge(self, tenant: str, kb_id: str, doc_ids: list[str], reconciled: bool = False) -> None:
         """Engines first, rows last: if this dies half-way, the rows still say what to purge."""
         self.stack.text.delete_documents(tenant, kb_id, doc_ids)
-        self.stack.vectors.delete_documents(tenant, kb_id, doc_ids)
+        self.stack.space(kb_id).vectors.delete_documents(tenant, kb_id, doc_ids)
         self.stack.graph.delete_documents(tenant, kb_id, doc_ids)
         if self.stack.settings.image_embedder_model_path is not None:
             self.stack.image_vectors.delete_documents(tenant, kb_id, doc_ids)

@@ -193,9 +193,12 @@ class E5OnnxEmbedder:
     name = E5_NAME
     dim = E5_DIM
 
-    def __init__(self, home: Path, threads: int = 0, batch_size: int = 32, model_path: Path | None = None) -> None:
-        # `model_path`: another graph of the same layout (a fine-tuned one from `write_onnx`)
+    def __init__(self, home: Path, threads: int = 0, batch_size: int = 32, model_path: Path | None = None,
+                 name: str | None = None, dim: int | None = None, tokenizer: E5Tokenizer | None = None) -> None:
+        # `model_path`: another graph of the same layout (a fine-tuned one from `write_onnx`), with the name,
+        # width and tokenizer of its own vector space (models/tuned_embedder.py)
         self.model_path = model_path or converted_model(home)
+        self.name, self.dim = name or E5_NAME, dim or E5_DIM
         self.threads = resolve_threads(threads)
         self.batch_size = max(1, batch_size)
         options = ort.SessionOptions()
@@ -207,7 +210,7 @@ class E5OnnxEmbedder:
         # core the other worker needs (measured 650 vs 1080 tokens/s at load average 8)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = load_e5_tokenizer()
+        self._tokenizer = tokenizer or load_e5_tokenizer()
 
     @property
     def tokenizer(self) -> E5Tokenizer:

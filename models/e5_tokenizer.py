@@ -46,9 +46,10 @@ class Window:
 class E5Tokenizer:
     """Token ids and character spans for multilingual-e5-small; satisfies `TextTokenizer`."""
 
-    def __init__(self, tokenizer: Tokenizer, *, bos: int, eos: int, pad: int, unk: int) -> None:
+    def __init__(self, tokenizer: Tokenizer, *, bos: int, eos: int, pad: int, unk: int, window: int = WINDOW) -> None:
         self.hf = tokenizer
         self.bos, self.eos, self.pad_id, self.unk = bos, eos, pad, unk
+        self.window = window  # content tokens per model input (a model with fewer positions has smaller windows)
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the tokens of `text` (no prefix, no specials), in order, never overlapping.
@@ -79,11 +80,11 @@ class E5Tokenizer:
         return len(self.ids([text], prefix)[0])
 
     def windows(self, texts: Sequence[str], prefix: str) -> list[Window]:
-        """The model inputs for `texts`: one per text, or several back to back for a text over WINDOW."""
+        """The model inputs for `texts`: one per text, or several back to back for a text over the window."""
         out = []
         for owner, content in enumerate(self.ids(texts, prefix)):
-            for start in range(0, max(len(content), 1), WINDOW):
-                out.append(Window(owner, [self.bos, *content[start : start + WINDOW], self.eos]))
+            for start in range(0, max(len(content), 1), self.window):
+                out.append(Window(owner, [self.bos, *content[start : start + self.window], self.eos]))
         return out
 
     def pad(self, windows: Sequence[Window]) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,12 @@ def build_embedder(settings: Settings) -> Embedder:
         if settings.embedder_model_path is None:
             raise ConfigurationError("SIEVE_EMBEDDER=flag needs SIEVE_EMBEDDER_MODEL_PATH (a local model folder)")
         return FlagEmbedder(settings.embedder_model_path, batch_size=settings.embedder_batch_size)
+    if choice == "tuned":
+        from sieve.models.tuned_embedder import load_tuned_embedder
+
+        if settings.embedder_model_path is None:
+            raise ValueError("SIEVE_EMBEDDER=tuned needs SIEVE_EMBEDDER_MODEL_PATH (a `sieve finetune embedder` folder)")
+        return load_tuned_embedder(settings.embedder_model_path, settings.embedder_threads, settings.embedder_batch_size)
     if choice == "openai":
         from sieve.models.e5_tokenizer import load_e5_tokenizer
         from sieve.models.openai_embedder import OpenAIEmbedder

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sieve.retrievers.fusion import FusionMode, FusionNorm
 from sieve.retrievers.rerank import RerankerKind, RerankMode
@@ -62,6 +63,20 @@ class RetrievalProfile(BaseModel):
         15000, description="deep research: the whole run (plan, every step, the report); a stuck step is abandoned at it"
     )
     max_steps: int = Field(4, ge=1, le=20, description="deep research: retrieval rounds at most")
+    embedding_model: str | None = Field(
+        None, description="folder of the KB's own embedder (`sieve finetune embedder`); `sieve kb reembed` sets it "
+        "once the KB's chunks are embedded with it; unset = the deployment's embedder"
+    )
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _model_folder(cls, folder: str | None) -> str | None:
+        if folder is None:
+            return None
+        from sieve.models.tuned_embedder import read_model_folder
+
+        read_model_folder(Path(folder), verify=False)  # the graph's checksum is checked when it loads
+        return str(Path(folder).resolve())
 
     @model_validator(mode="after")
     def _known_weights(self) -> RetrievalProfile:

@@ -6,11 +6,12 @@ import logging
 import os
 import re
 import threading
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sieve.errors import ConfigurationError
@@ -19,12 +20,22 @@ from sieve.settings import Settings
 from sieve.stores.database import init_db, make_engine
 from sieve.stores.embedding_cache import EmbeddingCache, embed_passages_cached
 from sieve.stores.graph import EntityNames, GraphStore
+from sieve.stores.metadata import KnowledgeBase
 from sieve.stores.protocols import TextIndex, VectorIndex
 
 if TYPE_CHECKING:
     from sieve.models.image_embedder import ClipImageEmbedder
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Space:
+    """One embedder's vectors: what ingest writes and dense search reads for a knowledge base."""
+
+    embedder: Embedder
+    vectors: VectorIndex
+    cache: EmbeddingCache
 
 
 def _space(embedder: Embedder) -> str:
@@ -51,6 +62,9 @@ class Stack:
         self._lock = threading.Lock()
         self._owner_checked = False
         self._home_hold: int | None = None
+        self._spaces_lock = threading.Lock()
+        self._tuned: dict[str, Embedder] = {}  # fine-tuned embedder folder -> its embedder
+        self._spaces: dict[str, Space] = {}  # vector spaces of fine-tuned embedders other than the stack's, by name
 
     @property
     def embedder(self) -> Embedder:
@@ -106,8 +120,11 @@ class Stack:
 
     @cached_property
     def vectors(self) -> VectorIndex:
+        return self._open_vectors(self.embedder)
+
+    def _open_vectors(self, embedder: Embedder) -> VectorIndex:
         # one folder or collection set per vector space: switching embedders never mixes incompatible vectors
-        name, dim = self.embedder.name, self.embedder.dim
+        name, dim = embedder.name, embedder.dim
         if self.settings.vector_backend == "qdrant":
             from sieve.stores.qdrant_server_vectors import QdrantServerVectorIndex
 
@@ -115,7 +132,34 @@ class Stack:
         from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
 
         self.check_owner()
-        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / _space(self.embedder), dim)
+        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / _space(embedder), dim)
+
+    def space(self, kb_id: str) -> Space:
+        """The vector space a knowledge base's chunks live in: its profile's `embedding_model` (a fine-tuned
+        embedder folder), else the stack's embedder."""
+        with self.sessions() as session:
+            profile = session.scalar(select(KnowledgeBase.profile).where(KnowledgeBase.id == kb_id)) or {}
+        return self.model_space(profile.get("embedding_model"))
+
+    def model_space(self, folder: str | Path | None) -> Space:
+        """The embedder, vector index and embedding cache of a fine-tuned embedder folder (None: the stack's
+        own); each opens once per process, shared by every knowledge base that uses it."""
+        if folder is None:
+            return Space(self.embedder, self.vectors, self.embedding_cache)
+        from sieve.models.tuned_embedder import load_tuned_embedder
+
+        key = str(Path(folder).resolve())
+        with self._spaces_lock:
+            if key not in self._tuned:
+                self._tuned[key] = load_tuned_embedder(Path(key), self.settings.embedder_threads,
+                                                       self.settings.embedder_batch_size)
+            embedder = self._tuned[key]
+            if embedder.name == self.embedder.name:  # the stack already serves this model (SIEVE_EMBEDDER=tuned)
+                return self.model_space(None)
+            if embedder.name not in self._spaces:
+                self._spaces[embedder.name] = Space(embedder, self._open_vectors(embedder),
+                                                    EmbeddingCache(self.sessions, embedder.name))
+            return self._spaces[embedder.name]
 
     @cached_property
     def image_embedder(self) -> ClipImageEmbedder | None:
@@ -171,6 +215,8 @@ class Stack:
         for name in ("text", "vectors", "graph", "image_vectors"):
             if name in self.__dict__:
                 self.__dict__.pop(name).close()
+        while self._spaces:
+            self._spaces.popitem()[1].vectors.close()
         if self._home_hold is not None:
             os.close(self._home_hold)  # after the engines: a server may start on the home from now on
             self._home_hold, self._owner_checked = None, False
