@@ -24,6 +24,7 @@ from sieve.errors import Conflict, InvalidInput
 from sieve.ingest.pipeline import Ingestor
 from sieve.settings import Settings
 from sieve.stores.catalog import find_kb, get_kb
+from sieve.stores.crud import KbId, ready_document_ids
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
 from sieve.stores.graph import ChunkTriples, Triple
 from sieve.stores.metadata import Base, Chunk, Document, DocumentStatus, GraphEntity, GraphRelation, Tenant
@@ -74,10 +75,7 @@ def migrate_kb(
     with source.sessions() as session:
         kb_row = get_kb(session, tenant, kb)
         tenant_row = session.get(Tenant, tenant)
-        doc_ids = list(session.scalars(
-            select(Document.id).where(Document.kb_id == kb_row.id, Document.status == DocumentStatus.READY)
-            .order_by(Document.id)
-        ))
+        doc_ids = ready_document_ids(session, KbId(kb_row.id))
     with target.sessions.begin() as session:
         existing = find_kb(session, tenant, kb)
         if existing is not None and existing.id != kb_row.id:
@@ -90,9 +88,7 @@ def migrate_kb(
 
     Ingestor(target)  # reconciles: purges what an interrupted run left `indexing`
     with target.sessions() as session:
-        done = set(session.scalars(
-            select(Document.id).where(Document.kb_id == kb_row.id, Document.status == DocumentStatus.READY)
-        ))
+        done = set(ready_document_ids(session, KbId(kb_row.id)))
     todo = [d for d in doc_ids if d not in done]
     report = MigrationReport(tenant, kb, skipped=len(doc_ids) - len(todo))
     bar = tqdm(total=len(todo), desc=f"migrate {kb}", unit="doc", disable=not progress)

@@ -28,6 +28,7 @@ from sieve.graphs.history import text_of
 from sieve.graphs.runner import AskResult, StreamEvent, stream_answer, stream_turn
 from sieve.graphs.wiring import resolve_kb_id
 from sieve.stores.acl import Principal
+from sieve.stores.crud import KbId
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ def check_question(question: str, limit: int, what: str = "question") -> str:
     return text
 
 
-async def check_kb(state: AppState, tenant: str, kb: str) -> str:
-    """The KB's id; `KnowledgeBaseNotFound` (404) before any streaming starts."""
+async def check_kb(state: AppState, tenant: str, kb: str) -> KbId:
+    """The KB's id; `KnowledgeBaseNotFound` before any streaming starts."""
     return await asyncio.to_thread(resolve_kb_id, state.stack, tenant, kb)
 
 

@@ -1,15 +1,17 @@
-"""Dependencies the routers share: the app state, the caller (tenant and principal)."""
+"""Dependencies the routers share: the app state, the caller (tenant and principal), the knowledge base of the path."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sieve.api.auth import authenticate_principal
 from sieve.api.state import AppState
 from sieve.stores.acl import Principal
+from sieve.stores.crud import KbName, KnowledgeBaseRef, kb_id
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -55,3 +57,17 @@ async def get_writer_tenant(principal: PrincipalDep) -> str:
 
 
 WriterDep = Annotated[str, Depends(get_writer_tenant)]
+
+
+async def get_knowledge_base(kb: Annotated[str, Path(description="Knowledge base name.")], state: StateDep,
+                             tenant: TenantDep) -> KnowledgeBaseRef:
+    def resolve() -> KnowledgeBaseRef:
+        with state.stack.sessions() as session:
+            return KnowledgeBaseRef(KbName(kb), kb_id(session, tenant, kb))
+
+    return await asyncio.to_thread(resolve)
+
+
+KnowledgeBaseDep = Annotated[KnowledgeBaseRef, Depends(get_knowledge_base)]
+"""The `{kb}` of the path resolved once, before the route runs: an unknown name answers 404 (a writer's route
+lists its `WriterDep` first, so a user's key hears 403 whatever the name)."""

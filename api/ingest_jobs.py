@@ -12,8 +12,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
-
 from sieve.api.job_queue import JobFailed, JobProgress
 from sieve.api.state import AppState
 from sieve.api.uploads import StagedUpload
@@ -23,8 +21,9 @@ from sieve.ingest.loaders import LoaderError, load_bytes
 from sieve.ingest.ocr import page_progress
 from sieve.ingest.originals import UPLOAD_SCHEME
 from sieve.ingest.pipeline import IngestReport, Source
-from sieve.stores.catalog import get_kb
-from sieve.stores.metadata import Document, DocumentStatus
+from sieve.stores import crud
+from sieve.stores.crud import KnowledgeBaseRef
+from sieve.stores.metadata import Document
 
 
 
@@ -42,12 +41,8 @@ def source_path(state: AppState, doc: Document) -> Path:
 
 def discard_unused_original(state: AppState, content_hash: str, filename: str) -> None:
     with state.stack.sessions() as session:
-        used = session.scalar(
-            select(Document.id).where(
-                Document.content_hash == content_hash, Document.source_uri.startswith(UPLOAD_SCHEME)
-            ).limit(1)
-        )
-    if used is None:
+        used = crud.content_in_use(session, content_hash, UPLOAD_SCHEME)
+    if not used:
         original_path(state, content_hash, filename).unlink(missing_ok=True)
 
 
@@ -59,7 +54,7 @@ def _load(path: Path, filename: str) -> tuple[LoadedDocument, str]:
         raise JobFailed(str(exc)) from None
 
 
-def ingest_upload(state: AppState, tenant: str, kb: str, upload: StagedUpload,
+def ingest_upload(state: AppState, tenant: str, kb: KnowledgeBaseRef, upload: StagedUpload,
                   progress: JobProgress | None = None) -> IngestReport:
     """A new document, or a new version of the KB's document with the same file name.
 
@@ -69,17 +64,12 @@ def ingest_upload(state: AppState, tenant: str, kb: str, upload: StagedUpload,
     shutil.move(upload.path, path)
     source_uri = UPLOAD_SCHEME + upload.filename
     with state.stack.sessions() as session:
-        previous = session.scalar(
-            select(Document.content_hash).where(
-                Document.tenant_id == tenant, Document.kb_id == get_kb(session, tenant, kb).id,
-                Document.source_uri == source_uri, Document.status == DocumentStatus.READY,
-            )
-        )
+        previous = crud.current_content_hash(session, tenant, kb.id, source_uri)
     token = page_progress.set(lambda _name, done, total: progress(done, total)) if progress else None
     try:
         loaded, _ = _load(path, upload.filename)
         report = state.ingestor.ingest_sources(
-            [Source(source_uri, upload.filename, upload.sha256, loaded, upload.meta)], kb, tenant
+            [Source(source_uri, upload.filename, upload.sha256, loaded, upload.meta)], kb.name, tenant
         )
     finally:
         if token is not None:
@@ -90,11 +80,11 @@ def ingest_upload(state: AppState, tenant: str, kb: str, upload: StagedUpload,
     return report
 
 
-def reindex_document(state: AppState, tenant: str, kb: str, doc_id: str) -> IngestReport:
+def reindex_document(state: AppState, tenant: str, kb: KnowledgeBaseRef, doc_id: str) -> IngestReport:
     """Chunks, embeds and indexes the document's original again, keeping its metadata."""
     with state.stack.sessions() as session:
-        doc = session.scalar(select(Document).where(Document.id == doc_id, Document.tenant_id == tenant))
-    if doc is None or doc.status != DocumentStatus.READY:
+        doc = crud.get_document(session, tenant, kb.id, doc_id)
+    if doc is None:
         raise JobFailed(f"document {doc_id} no longer exists")
     path = source_path(state, doc)
     loaded, content_hash = _load(path, doc.filename)
@@ -107,7 +97,7 @@ def reindex_document(state: AppState, tenant: str, kb: str, doc_id: str) -> Inge
     report: IngestReport | None = None
     try:
         report = state.ingestor.ingest_sources(
-            [Source(doc.source_uri, doc.filename, content_hash, loaded, meta)], kb, tenant
+            [Source(doc.source_uri, doc.filename, content_hash, loaded, meta)], kb.name, tenant
         )
     finally:
         if report is None or report.failed:  # the old version still serves: give it back its hash
@@ -117,4 +107,4 @@ def reindex_document(state: AppState, tenant: str, kb: str, doc_id: str) -> Inge
 
 def _set_hash(state: AppState, doc_id: str, content_hash: str) -> None:
     with state.stack.sessions.begin() as session:
-        session.execute(update(Document).where(Document.id == doc_id).values(content_hash=content_hash))
+        crud.set_content_hash(session, doc_id, content_hash)

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sieve.api.metrics import Metrics
-from sieve.stores.metadata import JobRecord
+from sieve.errors import Unavailable
+from sieve.stores import crud
+from sieve.stores.metadata import JobRecord, as_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,12 +81,8 @@ class Job:
     @classmethod
     def of(cls, row: JobRecord) -> Job:
         return cls(row.id, row.tenant_id, row.kb, row.kind, row.filename, None, row.status,  # type: ignore[arg-type]
-                   _aware(row.created_at), _aware(row.started_at), _aware(row.finished_at), row.error, row.report)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes for DateTime(timezone=True) columns; they were stored in UTC
-    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+                   as_utc(row.created_at), row.started_at and as_utc(row.started_at),
+                   row.finished_at and as_utc(row.finished_at), row.error, row.report)
 
 
 class JobQueue:
@@ -121,7 +118,7 @@ class JobQueue:
     async def submit(self, tenant: str, kb: str, kind: JobKind, filename: str,
                      work: Callable[[], JobReport], progress: JobProgress | None = None) -> Job:
         if self._closing:
-            raise RuntimeError("the server is shutting down")
+            raise Unavailable("the server is shutting down")
         job = Job(uuid.uuid4().hex, tenant, kb, kind, filename, work, progress=progress)
         await self._save(job)  # recorded before it can run: a crash from here on leaves a trace
         self._jobs[job.id] = job
@@ -171,22 +168,19 @@ class JobQueue:
     async def _save(self, job: Job) -> None:
         def save() -> None:
             with self.sessions.begin() as session:
-                session.merge(job.record(self.home))
+                crud.save_job(session, job.record(self.home))
 
         await asyncio.to_thread(save)
 
     def _load(self, job_id: str) -> JobRecord | None:
         with self.sessions() as session:
-            return session.get(JobRecord, job_id)
+            return crud.get_job(session, job_id)
 
     def _fail_interrupted(self) -> int:
         with self.sessions.begin() as session:
-            return session.execute(
-                update(JobRecord).where(JobRecord.home == self.home, JobRecord.status.in_(["queued", "running"])).values(
-                    status="failed", finished_at=_now(),
-                    error="the server stopped before the job finished; upload the file again (or build the graph again)",
-                )
-            ).rowcount
+            return crud.fail_unfinished_jobs(
+                session, self.home, "the server stopped before the job finished; upload the file again (or build the "
+                "graph again)", _now())
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.finished_at is not None]

@@ -114,3 +114,15 @@ class EmbeddingList(BaseModel):
     data: list[Embedding]
     model: str
     usage: EmbeddingUsage
+
+
+class Model(BaseModel):
+    id: str = Field(description="A knowledge base's name: the `model` to ask it.")
+    object: Literal["model"] = "model"
+    created: int = Field(description="When the knowledge base was created (Unix seconds).")
+    owned_by: str = "sieve"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Model]

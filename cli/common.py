@@ -120,11 +120,11 @@ def through_server_only(tenant: str | None, **unsupported: object) -> None:
 
 
 def kb_filter(stack, tenant: str, kb: str):
-    from sieve.stores.catalog import get_kb
+    from sieve.stores.crud import kb_id
     from sieve.stores.types import SearchFilter
 
     with stack.sessions() as session:
-        return SearchFilter(tenant=tenant, kb=get_kb(session, tenant, kb).id)
+        return SearchFilter(tenant=tenant, kb=kb_id(session, tenant, kb))
 
 
 def graph_context(stack, tenant: str, kb: str):

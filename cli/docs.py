@@ -22,34 +22,17 @@ docs_app = typer.Typer(help="List and delete documents of a knowledge base, and 
 @friendly_errors
 def docs_list(kb: KbOpt, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """List the searchable documents of a knowledge base."""
-    from sqlalchemy import select
-
+    from sieve.api.schemas import DocumentPublic
     from sieve.stores.acl import acls_of
-    from sieve.stores.metadata import Document, DocumentStatus
+    from sieve.stores.crud import list_documents
 
     with open_stack() as stack:
         flt = kb_filter(stack, tenant_or_default(tenant), kb)
         with stack.sessions() as session:
-            docs = session.scalars(
-                select(Document)
-                .where(Document.kb_id == flt.kb, Document.tenant_id == flt.tenant, Document.status == DocumentStatus.READY)
-                .order_by(Document.filename)
-            ).all()
+            docs = list_documents(session, flt.tenant, flt.kb)
             acls = acls_of(session, [d.id for d in docs])
-    rows = [
-        {
-            "doc_id": d.id,
-            "filename": d.filename,
-            "title": d.title,
-            "owner": d.owner,
-            "tags": d.tags,
-            "chunks": d.chunk_count,
-            "created_at": d.created_at.isoformat() if d.created_at else None,
-            "source_uri": d.source_uri,
-            "acl": list(acls[d.id]),
-        }
-        for d in docs
-    ]
+    fields = {"doc_id", "filename", "title", "owner", "tags", "chunks", "created_at", "source_uri", "acl"}
+    rows = [DocumentPublic.of(d, acls[d.id]).model_dump(mode="json", include=fields) for d in docs]
     if as_json:
         print_json(rows)
         return
@@ -98,13 +81,9 @@ def docs_acl(
 
 
 def _ready_document(session, flt, doc_id: str) -> bool:
-    from sqlalchemy import select
+    from sieve.stores.crud import get_document
 
-    from sieve.stores.metadata import Document, DocumentStatus
-
-    return session.scalar(select(Document.id).where(
-        Document.id == doc_id, Document.tenant_id == flt.tenant, Document.kb_id == flt.kb,
-        Document.status == DocumentStatus.READY)) is not None
+    return get_document(session, flt.tenant, flt.kb, doc_id) is not None
 
 
 @docs_app.command("delete")

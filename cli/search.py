@@ -29,7 +29,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid search over a knowledge base; prints hits with per-path ranks (through the server on a served home)."""
-    from sieve.api.knowledge import hit_json
+    from sieve.api.schemas import HitPublic
     from sieve.retrievers.hybrid import HybridRetriever
 
     if (served := served_home()) is not None:
@@ -45,7 +45,7 @@ def search(
             profile = retriever.load_profile(flt.kb).merged(paths=chosen, top_k=k)
             found = asyncio.run(retriever.retrieve(query, flt, profile=profile))
             retriever.close()
-        hits, degraded = [hit_json(h) for h in found.hits], found.degraded
+        hits, degraded = [HitPublic.of(h).model_dump(mode="json") for h in found.hits], found.degraded
     if degraded:
         err.print(f"[yellow]degraded:[/yellow] {', '.join(degraded)}")
     if as_json:

@@ -20,16 +20,16 @@ from sieve.nl2sql.service import NarrowResult, anarrow
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.retrievers.types import RetrievalResult
-from sieve.stores.catalog import get_kb
+from sieve.stores.crud import KbId, kb_id
 from sieve.stores.stack import Stack
 from sieve.stores.types import SearchFilter
 from sieve.tools.web_search import build_web_search
 
 
-def resolve_kb_id(stack: Stack, tenant: str, kb: str) -> str:
+def resolve_kb_id(stack: Stack, tenant: str, kb: str) -> KbId:
     """The id of the tenant's knowledge base called `kb`; `KnowledgeBaseNotFound` otherwise."""
     with stack.sessions() as session:
-        return get_kb(session, tenant, kb).id
+        return kb_id(session, tenant, kb)
 
 
 class NamedKnowledgeBaseRetriever:

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, PlainSerializer, WithJsonSchema
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` with a time zone: SQLite hands back naive datetimes for the `DateTime(timezone=True)`
+    columns below, and they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc),
+                        PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+                        WithJsonSchema({"type": "string", "format": "date-time"})]
+"""A column's moment in a response: always aware, written as `isoformat()` (`+00:00`, not pydantic's `Z`)."""
 
 
 def new_id() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
@@ -18,8 +18,9 @@ from sse_starlette import EventSourceResponse
 
 from sieve.api.conversation import as_sse, check_kb, check_question, run_turn, thread_turns
 from sieve.api.deps import PrincipalDep, StateDep
-from sieve.api.routes.chat import SSE_HEADERS
+from sieve.api.routes.chat import SSE_HEADERS, SSE_RESPONSE
 from sieve.api.routes.citations import link_secret, linked_citations
+from sieve.api.schemas import ThreadPublic
 from sieve.graphs.runner import StreamEvent
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
@@ -34,25 +35,7 @@ class AgentRequest(BaseModel):
     )
 
 
-class ThreadTurn(BaseModel):
-    question: str
-    kb: str
-    answer: str
-    route: str
-    rewritten_query: str
-    refused: bool
-    refusal_reason: str
-    citations: list[dict[str, Any]] = Field(description="As in `done`, each with the `url` that opens its chunk.")
-    degraded: list[str]
-    timings_ms: dict[str, float]
-
-
-class Thread(BaseModel):
-    thread_id: str
-    turns: list[ThreadTurn] = Field(description="Oldest first.")
-
-
-@router.post("/stream", response_class=EventSourceResponse)
+@router.post("/stream", response_class=EventSourceResponse, responses=SSE_RESPONSE)
 async def agent_stream(
     request: AgentRequest, http: Request, state: StateDep, caller: PrincipalDep
 ) -> EventSourceResponse:
@@ -75,7 +58,7 @@ async def agent_stream(
 @router.get("/threads/{thread_id}")
 async def agent_thread(
     thread_id: Annotated[str, Path(min_length=1, max_length=200)], http: Request, state: StateDep, caller: PrincipalDep
-) -> Thread:
+) -> ThreadPublic:
     """A conversation kept by the server, read back (the chat page restores one after a reload); only the
     caller that held it can read it."""
     turns = await thread_turns(state, caller, thread_id)
@@ -84,4 +67,4 @@ async def agent_thread(
     secret = await asyncio.to_thread(link_secret, state.settings)
     for turn in turns:
         turn["citations"] = linked_citations(str(http.base_url), secret, caller, turn["kb"], turn["citations"])
-    return Thread(thread_id=thread_id, turns=turns)
+    return ThreadPublic(thread_id=thread_id, turns=turns)

@@ -18,7 +18,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -41,6 +40,8 @@ from sieve.api.openai_types import (
     Embedding,
     EmbeddingList,
     EmbeddingUsage,
+    Model,
+    ModelList,
     SieveFields,
     UrlCitation,
     Usage,
@@ -54,6 +55,9 @@ from sieve.stores.acl import Principal
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# what OpenAPI shows for a route that answers an event stream (each event's `data` is JSON)
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "Server-sent events.",
+                                                       "content": {"text/event-stream": {}}}}
 RESEARCH_PREFIX = "research:"  # `model="research:handbook"`: deep research over the knowledge base `handbook`
 
 
@@ -225,13 +229,10 @@ async def chat_completions(
 
 
 @router.get("/models")
-async def list_models(state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
+async def list_models(state: StateDep, caller: PrincipalDep) -> ModelList:
     """The knowledge bases this key may ask, as OpenAI models."""
     kbs = await TenantKnowledge(state, caller).knowledge_bases()
-    return {"object": "list", "data": [
-        {"id": kb["name"], "object": "model", "created": int(datetime.fromisoformat(kb["created_at"]).timestamp()),
-         "owned_by": "sieve"} for kb in kbs
-    ]}
+    return ModelList(data=[Model(id=kb.name, created=int(kb.created_at.timestamp())) for kb in kbs])
 
 
 class EmbeddingRequest(BaseModel):

@@ -21,21 +21,21 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 
 from sieve.api.auth import authenticate_principal
 from sieve.api.deps import StateDep
+from sieve.api.schemas import CitedChunkPublic
 from sieve.api.state import AppState
 from sieve.graphs.state import Citation
 from sieve.settings import Settings
-from sieve.stores.acl import Principal, where_readable
-from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
+from sieve.stores.acl import Principal
+from sieve.stores.crud import KbName, cited_chunk
 
 router = APIRouter(prefix="/v1/knowledge-bases/{kb}/documents", tags=["documents"])
 _bearer = HTTPBearer(auto_error=False, description="An API key; not needed with a link's `sig`.")
@@ -90,58 +90,55 @@ def linked_citations(base_url: str, secret: bytes, caller: Principal, kb: str, c
 
 def _load(
     state: AppState, kb: str, doc_id: str, chunk_id: str, readers: frozenset[str] | None
-) -> dict[str, Any] | None:
+) -> tuple[str, CitedChunkPublic] | None:
+    """The chunk's tenant and the chunk as it answers."""
     with state.stack.sessions() as session:
-        row = session.execute(where_readable(
-            select(Chunk.text, Chunk.ordinal, Chunk.meta, Document.tenant_id, Document.filename, Document.title)
-            .join(Document, Document.id == Chunk.doc_id)
-            .join(KnowledgeBase, KnowledgeBase.id == Document.kb_id)
-            .where(Chunk.id == chunk_id, Document.id == doc_id, KnowledgeBase.name == kb,
-                   KnowledgeBase.tenant_id == Document.tenant_id, Document.status == DocumentStatus.READY),
-            readers)
-        ).first()
-    if row is None:
+        found = cited_chunk(session, KbName(kb), doc_id, chunk_id, readers)
+    if found is None:
         return None
-    return {"kb": kb, "doc_id": doc_id, "chunk_id": chunk_id, "filename": row.filename, "title": row.title,
-            "ordinal": row.ordinal, "page": (row.meta or {}).get("page"), "text": row.text, "tenant": row.tenant_id}
+    tenant, chunk, doc = found
+    return tenant, CitedChunkPublic(kb=kb, doc_id=doc_id, chunk_id=chunk_id, filename=doc.filename, title=doc.title,
+                                    ordinal=chunk.ordinal, page=(chunk.meta or {}).get("page"), text=chunk.text)
 
 
-def _page(chunk: dict[str, Any]) -> str:
-    title = html.escape(chunk["title"] or chunk["filename"])
-    where = f"{html.escape(chunk['filename'])} · {html.escape(chunk['kb'])} · chunk {chunk['ordinal'] + 1}"
-    if chunk["page"] is not None:
-        where += f" · page {chunk['page']}"
+def _page(chunk: CitedChunkPublic) -> str:
+    title = html.escape(chunk.title or chunk.filename)
+    where = f"{html.escape(chunk.filename)} · {html.escape(chunk.kb)} · chunk {chunk.ordinal + 1}"
+    if chunk.page is not None:
+        where += f" · page {chunk.page}"
     return (
         '<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
         f"<title>{title}</title><style>body{{font:16px/1.6 system-ui,'PingFang SC','Noto Sans CJK SC',sans-serif;"
         "max-width:46rem;margin:2rem auto;padding:0 1rem}p{white-space:pre-wrap}small{color:#666}"
         "@media (prefers-color-scheme:dark){body{background:#111;color:#ddd}small{color:#999}}</style></head>"
-        f"<body><h1>{title}</h1><small>{where}</small><p>{html.escape(chunk['text'])}</p></body></html>"
+        f"<body><h1>{title}</h1><small>{where}</small><p>{html.escape(chunk.text)}</p></body></html>"
     )
 
 
-@router.get("/{doc_id}/chunks/{chunk_id}", responses={200: {"content": {"text/html": {}}}})
+@router.get("/{doc_id}/chunks/{chunk_id}", response_model=CitedChunkPublic,
+            responses={200: {"description": "JSON, or HTML for a browser (`Accept: text/html`).",
+                             "content": {"text/html": {}}}})
 async def get_chunk(
     kb: str, doc_id: str, chunk_id: str, request: Request, state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     sig: Annotated[str | None, Query(description="The signature of a link from an answer's citations.")] = None,
     readers: Annotated[str, Query(alias="as", description="The readers a link was made for (signed with it).")] = "",
-) -> Any:
+) -> CitedChunkPublic | HTMLResponse:
     """One cited chunk: its text, document, position (and page for scans); HTML for a browser."""
     missing = HTTPException(404, f"chunk {chunk_id!r} of document {doc_id!r} does not exist in knowledge base {kb!r}")
     if sig is not None:
         entries = frozenset(readers.split(",")) if readers else None
-        chunk = await asyncio.to_thread(_load, state, kb, doc_id, chunk_id, entries)
+        found = await asyncio.to_thread(_load, state, kb, doc_id, chunk_id, entries)
         secret = await asyncio.to_thread(link_secret, state.settings)
-        expected = chunk and signature(secret, chunk["tenant"], kb, doc_id, chunk_id, readers)
-        if not expected or not hmac.compare_digest(expected, sig):
+        expected = found and signature(secret, found[0], kb, doc_id, chunk_id, readers)
+        if not found or not expected or not hmac.compare_digest(expected, sig):
             raise missing  # a wrong signature learns nothing about what exists
     else:
         caller = await authenticate_principal(request, state, credentials)
-        chunk = await asyncio.to_thread(_load, state, kb, doc_id, chunk_id, caller.readers)
-        if chunk is None or chunk["tenant"] != caller.tenant:
+        found = await asyncio.to_thread(_load, state, kb, doc_id, chunk_id, caller.readers)
+        if found is None or found[0] != caller.tenant:
             raise missing
-    body = {key: value for key, value in chunk.items() if key != "tenant"}
+    chunk = found[1]
     if "text/html" in request.headers.get("accept", ""):
-        return HTMLResponse(_page(body))
-    return JSONResponse(body)
+        return HTMLResponse(_page(chunk))
+    return chunk

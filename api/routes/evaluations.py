@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
-from sieve.api.deps import StateDep, WriterDep
+from sieve.api.deps import KnowledgeBaseDep, StateDep, WriterDep
+from sieve.api.schemas import EvaluationPublic, EvaluationsPublic
 from sieve.api.state import AppState
+from sieve.errors import InvalidInput, SieveError
 from sieve.evals.beir import BeirSplit, load_split
 from sieve.evals.refusal import Row, evaluate_refusal, gather, held_out
 from sieve.evals.retrieval import configurations, evaluate_retrieval
@@ -34,8 +35,9 @@ from sieve.graphs.context import Thresholds
 from sieve.prompts.language import detect
 from sieve.retrievers.profile import PathName, RetrievalProfile
 from sieve.retrievers.rerank import RerankerKind, build_reranker
-from sieve.stores.catalog import get_kb
-from sieve.stores.metadata import Document, DocumentStatus, Evaluation
+from sieve.stores import crud
+from sieve.stores.crud import KbId, KnowledgeBaseRef
+from sieve.stores.metadata import Evaluation
 from sieve.stores.types import SearchFilter
 
 router = APIRouter(prefix="/v1/knowledge-bases/{kb}/evaluations", tags=["evaluations"])
@@ -57,19 +59,8 @@ class EvaluationRequest(BaseModel):
     paths: list[PathName] | None = Field(None, min_length=1, description="beir: recall paths (default: the profile's).")
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.replace(tzinfo=moment.tzinfo or timezone.utc).isoformat()
-
-
-def evaluation_json(row: Evaluation, full: bool = True) -> dict[str, Any]:
-    status, error = row.status, row.error
-    if status == "running" and row.id not in _running:  # its server stopped mid-way
-        status, error = "failed", INTERRUPTED
-    body = {"id": row.id, "kind": row.kind, "name": row.name, "status": status, "error": error,
-            "created_at": _iso(row.created_at), "finished_at": _iso(row.finished_at)}
-    if full:
-        body["result"] = row.result
-    return body
+def _public(row: Evaluation) -> EvaluationPublic:
+    return EvaluationPublic.of(row, interrupted=None if row.id in _running else INTERRUPTED)
 
 
 def _beir(body: EvaluationRequest, folder: Path) -> BeirSplit:
@@ -101,25 +92,24 @@ def _rows(body: EvaluationRequest) -> list[Row]:
     return rows
 
 
-def _labelled_documents(state: AppState, kb_id: str, split: BeirSplit) -> int:
+def _labelled_documents(state: AppState, kb_id: KbId, split: BeirSplit) -> int:
     labelled = {d for rel in split.qrels.values() for d in rel}
     with state.stack.sessions() as session:
-        return session.scalar(select(func.count()).select_from(Document).where(
-            Document.kb_id == kb_id, Document.status == DocumentStatus.READY, Document.filename.in_(labelled))) or 0
+        return crud.count_named_documents(session, kb_id, labelled)
 
 
-async def _run_beir(state: AppState, tenant: str, kb: str, kb_id: str, split: BeirSplit,
+async def _run_beir(state: AppState, tenant: str, kb: KnowledgeBaseRef, split: BeirSplit,
                     paths: list[str] | None) -> dict[str, Any]:
     if split.corpus.stat().st_size:
-        report = await state.jobs.write(state.ingestor.ingest_beir, split.corpus, kb, tenant)
+        report = await state.jobs.write(state.ingestor.ingest_beir, split.corpus, kb.name, tenant)
         if report.failed:
-            raise ValueError(f"{len(report.failed)} corpus documents failed to ingest: {report.failed[0][1]}")
-    if not await asyncio.to_thread(_labelled_documents, state, kb_id, split):
-        raise ValueError(f"no document of knowledge base {kb!r} is named by the qrels (corpus ids are matched to "
+            raise InvalidInput(f"{len(report.failed)} corpus documents failed to ingest: {report.failed[0][1]}")
+    if not await asyncio.to_thread(_labelled_documents, state, kb.id, split):
+        raise InvalidInput(f"no document of knowledge base {kb.name!r} is named by the qrels (corpus ids are matched to "
                          "filenames): send the folder's corpus.jsonl too, or ingest it first")
-    profile = await asyncio.to_thread(state.retriever.load_profile, kb_id)
+    profile = await asyncio.to_thread(state.retriever.load_profile, kb.id)
     runs = configurations(paths or list(profile.paths), profile, profile.reranker)
-    reports = await evaluate_retrieval(state.retriever, SearchFilter(tenant, kb_id), split, runs)
+    reports = await evaluate_retrieval(state.retriever, SearchFilter(tenant, kb.id), split, runs)
     return {"queries": len(split.queries), "runs": [dataclasses.asdict(r) for r in reports]}
 
 
@@ -150,11 +140,11 @@ async def _run(state: AppState, evaluation_id: str, work: Any, cleanup: tempfile
     try:
         result = await work
     except Exception as exc:
-        if not isinstance(exc, ValueError):
+        if isinstance(exc, SieveError):  # what is wrong with the data: the user can act on it
+            error = exc.message
+        else:  # a bug, whose text can name server paths: the log has it
             log.exception("evaluation %s failed", evaluation_id)
-        # a ValueError says what is wrong with the data; anything else may name server paths
-        error = str(exc) if isinstance(exc, ValueError) else f"internal error ({type(exc).__name__}); " \
-                                                              "the server log has the details"
+            error = f"internal error ({type(exc).__name__}); the server log has the details"
         await asyncio.to_thread(_save, state, evaluation_id, status="failed", error=error,
                                 finished_at=datetime.now(timezone.utc))
     else:
@@ -175,26 +165,25 @@ async def stop_evaluations(state: AppState) -> None:
 
 
 @router.post("", status_code=202)
-async def start_evaluation(kb: str, body: EvaluationRequest, response: Response, state: StateDep,
-                           tenant: WriterDep) -> dict[str, Any]:
-    def prepare() -> tuple[str, RetrievalProfile, Any, tempfile.TemporaryDirectory | None]:
+async def start_evaluation(body: EvaluationRequest, response: Response, state: StateDep, tenant: WriterDep,
+                           kb: KnowledgeBaseDep) -> EvaluationPublic:
+    def prepare() -> tuple[RetrievalProfile, Any, tempfile.TemporaryDirectory | None]:
         with state.stack.sessions() as session:
-            kb_row = get_kb(session, tenant, kb)
-            kb_id, profile = kb_row.id, RetrievalProfile.from_stored(kb_row.profile)
+            profile = RetrievalProfile.from_stored(crud.knowledge_base(session, tenant, kb).profile)
         if body.kind == "refusal":
-            return kb_id, profile, _rows(body), None
+            return profile, _rows(body), None
         folder = tempfile.TemporaryDirectory(prefix="sieve-eval-")
         try:
-            return kb_id, profile, _beir(body, Path(folder.name)), folder
+            return profile, _beir(body, Path(folder.name)), folder
         except BaseException:
             folder.cleanup()
             raise
 
-    kb_id, profile, data, folder = await asyncio.to_thread(prepare)
+    profile, data, folder = await asyncio.to_thread(prepare)
 
     def create() -> Evaluation:
         with state.stack.sessions.begin() as session:
-            row = Evaluation(tenant_id=tenant, kb_id=kb_id, kind=body.kind, name=body.name, status="running")
+            row = Evaluation(tenant_id=tenant, kb_id=kb.id, kind=body.kind, name=body.name, status="running")
             session.add(row)
             session.flush()
             session.expunge(row)
@@ -202,35 +191,32 @@ async def start_evaluation(kb: str, body: EvaluationRequest, response: Response,
 
     row = await asyncio.to_thread(create)
     if body.kind == "beir":
-        work = _run_beir(state, tenant, kb, kb_id, data, body.paths)
+        work = _run_beir(state, tenant, kb, data, body.paths)
     else:
         work = asyncio.to_thread(_run_refusal, state, profile, data)
     _running[row.id] = (state, asyncio.create_task(_run(state, row.id, work, folder), name=f"sieve-eval-{row.id}"))
-    response.headers["Location"] = f"/v1/knowledge-bases/{kb}/evaluations/{row.id}"
-    return evaluation_json(row)
+    response.headers["Location"] = f"/v1/knowledge-bases/{kb.name}/evaluations/{row.id}"
+    return _public(row)
 
 
 @router.get("")
-async def list_evaluations(kb: str, state: StateDep, tenant: WriterDep) -> dict[str, Any]:
+async def list_evaluations(state: StateDep, tenant: WriterDep, kb: KnowledgeBaseDep) -> EvaluationsPublic:
     """The KB's evaluations, newest first, with their results (to compare runs)."""
-    def rows() -> list[dict[str, Any]]:
+    def rows() -> list[EvaluationPublic]:
         with state.stack.sessions() as session:
-            kb_id = get_kb(session, tenant, kb).id
-            return [evaluation_json(r) for r in session.scalars(select(Evaluation).where(
-                Evaluation.tenant_id == tenant, Evaluation.kb_id == kb_id).order_by(Evaluation.created_at.desc()))]
+            return [_public(r) for r in crud.list_evaluations(session, tenant, kb.id)]
 
-    return {"data": await asyncio.to_thread(rows)}
+    return EvaluationsPublic(data=await asyncio.to_thread(rows))
 
 
 @router.get("/{evaluation_id}")
-async def get_evaluation(kb: str, evaluation_id: str, state: StateDep, tenant: WriterDep) -> dict[str, Any]:
-    def load() -> dict[str, Any]:
+async def get_evaluation(evaluation_id: str, state: StateDep, tenant: WriterDep,
+                         kb: KnowledgeBaseDep) -> EvaluationPublic:
+    def load() -> EvaluationPublic:
         with state.stack.sessions() as session:
-            kb_id = get_kb(session, tenant, kb).id
-            row = session.scalar(select(Evaluation).where(
-                Evaluation.id == evaluation_id, Evaluation.tenant_id == tenant, Evaluation.kb_id == kb_id))
+            row = crud.get_evaluation(session, tenant, kb.id, evaluation_id)
             if row is None:
-                raise HTTPException(404, f"evaluation {evaluation_id!r} does not exist in knowledge base {kb!r}")
-            return evaluation_json(row)
+                raise HTTPException(404, f"evaluation {evaluation_id!r} does not exist in knowledge base {kb.name!r}")
+            return _public(row)
 
     return await asyncio.to_thread(load)

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
-from sieve.api.deps import StateDep, WriterDep
+from sieve.api.deps import KnowledgeBaseDep, StateDep, WriterDep
 from sieve.api.job_queue import JobFailed, JobProgress
 from sieve.api.routes.jobs import accepted
+from sieve.api.schemas import JobPublic
 from sieve.api.state import AppState
 from sieve.ingest.extraction import GraphBuildReport, build_graph, graph_refusal
-from sieve.stores.catalog import get_kb
+from sieve.stores import crud
+from sieve.stores.crud import KbId, KnowledgeBaseRef
 
 router = APIRouter(prefix="/v1/knowledge-bases/{kb}/graph", tags=["knowledge graph"])
 
@@ -28,23 +29,23 @@ class GraphBuildRequest(BaseModel):
     rebuild: bool = Field(False, description="Extract every document again, not only those without graph entries.")
 
 
-def _graph_kb_id(state: AppState, tenant: str, kb: str) -> str:
-    """The KB's id when it exists (404 otherwise) and its profile wants a graph (JobFailed otherwise)."""
+def _graph_kb_id(state: AppState, tenant: str, kb: KnowledgeBaseRef) -> KbId:
+    """The KB's id when it still exists (404 otherwise) and its profile wants a graph (JobFailed otherwise)."""
     with state.stack.sessions() as session:
-        kb_id = get_kb(session, tenant, kb).id
-    if (refusal := graph_refusal(state.stack, kb_id)) is not None:
+        crud.knowledge_base(session, tenant, kb)
+    if (refusal := graph_refusal(state.stack, kb.id)) is not None:
         raise JobFailed(refusal)
-    return kb_id
+    return kb.id
 
 
-def _build(state: AppState, tenant: str, kb: str, rebuild: bool, progress: JobProgress) -> GraphBuildReport:
+def _build(state: AppState, tenant: str, kb: KnowledgeBaseRef, rebuild: bool, progress: JobProgress) -> GraphBuildReport:
     kb_id = _graph_kb_id(state, tenant, kb)  # again: the profile may have changed while the job waited
     return build_graph(state.stack, tenant, kb_id, rebuild=rebuild, on_progress=progress)
 
 
 @router.post("/build", status_code=202)
-async def build(kb: str, response: Response, state: StateDep, tenant: WriterDep,
-                body: GraphBuildRequest | None = None) -> dict[str, Any]:
+async def build(response: Response, state: StateDep, tenant: WriterDep, kb: KnowledgeBaseDep,
+                body: GraphBuildRequest | None = None) -> JobPublic:
     """Extracts entities and relations of the KB's documents that have none yet (all with `rebuild`).
 
     Poll the returned job (`GET /v1/jobs/{id}`): `progress` counts documents, the report says how many
@@ -56,6 +57,6 @@ async def build(kb: str, response: Response, state: StateDep, tenant: WriterDep,
         raise HTTPException(409, str(exc)) from None
     progress = JobProgress()
     rebuild = body.rebuild if body is not None else False
-    job = await state.jobs.submit(tenant, kb, "graph_build", "", partial(_build, state, tenant, kb, rebuild, progress),
+    job = await state.jobs.submit(tenant, kb.name, "graph_build", "", partial(_build, state, tenant, kb, rebuild, progress),
                                   progress)
     return accepted(job, response)

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from sieve.api.deps import StateDep
+from sieve.api.schemas import HealthPublic, ReadinessPublic
 from sieve.api.state import AppState
 
 router = APIRouter(tags=["health"])
@@ -43,12 +44,12 @@ def _checks(state: AppState) -> dict[str, bool | None]:
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
+async def healthz() -> HealthPublic:
     """The process serves requests."""
-    return {"status": "ok"}
+    return HealthPublic(status="ok")
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ReadinessPublic}})
 async def readyz(state: StateDep) -> JSONResponse:
     """`ready`: stores and models answer. `degraded` (still 200): the stores answer and questions are
     served on the degradation ladder because a model fails. `unavailable` (503): a store does not answer."""
@@ -69,6 +70,6 @@ async def readyz(state: StateDep) -> JSONResponse:
     return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(state: StateDep) -> Response:
     return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

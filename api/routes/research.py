@@ -13,7 +13,7 @@ from sse_starlette import EventSourceResponse
 
 from sieve.api.conversation import as_sse, check_kb, check_question, run_research
 from sieve.api.deps import PrincipalDep, StateDep
-from sieve.api.routes.chat import SSE_HEADERS
+from sieve.api.routes.chat import SSE_HEADERS, SSE_RESPONSE
 
 router = APIRouter(prefix="/v1/research", tags=["research"])
 
@@ -23,7 +23,7 @@ class ResearchRequest(BaseModel):
     kb: str = Field(min_length=1, description="Knowledge base name.")
 
 
-@router.post("/stream", response_class=EventSourceResponse)
+@router.post("/stream", response_class=EventSourceResponse, responses=SSE_RESPONSE)
 async def research_stream(request: ResearchRequest, state: StateDep, caller: PrincipalDep) -> EventSourceResponse:
     question = check_question(request.question, state.settings.max_question_chars)
     await check_kb(state, caller.tenant, request.kb)

@@ -9,16 +9,17 @@ from pydantic import ValidationError
 
 from sieve.api.deps import PrincipalDep, StateDep
 from sieve.api.knowledge import TenantKnowledge
+from sieve.api.schemas import ToolsPublic
 from sieve.tools.graph_tool import TOOLS, invoke, openai_tools
 
 router = APIRouter(prefix="/v1/tools", tags=["tools"])
 
 
 @router.get("")
-async def list_tools(state: StateDep, caller: PrincipalDep) -> dict[str, Any]:
+async def list_tools(state: StateDep, caller: PrincipalDep) -> ToolsPublic:
     """The knowledge-base tools as OpenAI `tools=` entries; `kb` lists this key's knowledge bases."""
     kbs = await TenantKnowledge(state, caller).knowledge_bases()
-    return {"tools": openai_tools([kb["name"] for kb in kbs])}
+    return ToolsPublic(tools=openai_tools([kb.name for kb in kbs]))
 
 
 @router.post("/{name}/invoke")
