@@ -10,6 +10,7 @@ and a free share for every passage in the other script put marathon running abov
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Collection, Iterable, Sequence
 
@@ -20,17 +21,17 @@ CJK_SHARE = 0.2  # a passage this share of whose letters are CJK is Chinese/Japa
 SCRIPT_SAMPLE = 200  # characters of a passage read to tell its script
 
 
-def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return 0x3400 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0x3040 <= code <= 0x30FF or 0xAC00 <= code <= 0xD7AF
+# CJK ideographs, compatibility ideographs, kana, hangul (every one of them a letter)
+_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 
 
 def script_of(text: str) -> str:
     """"cjk" or "latin" (every other alphabet: BM25 tokenises both the same way there)."""
-    letters = [ch for ch in text if ch.isalpha()]
+    # counted in C (a regex, map over a builtin): a query reads 100 candidates' openings, ~5 ms in a Python loop
+    letters = sum(map(str.isalpha, text))
     if not letters:
         return "latin"
-    return "cjk" if sum(map(_is_cjk, letters)) >= CJK_SHARE * len(letters) else "latin"
+    return "cjk" if len(_CJK.findall(text)) >= CJK_SHARE * letters else "latin"
 
 
 def other_script(query: str, chunks: Iterable[tuple[str, str]]) -> set[str]:
