@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sieve.api.metrics import Metrics
 from sieve.errors import Unavailable
+from sieve.ingest.report import Failures
 from sieve.stores import crud
 from sieve.stores.metadata import JobRecord, as_utc
 
@@ -41,7 +42,7 @@ class JobFailed(Exception):
 class JobReport(Protocol):
     """What a job's work returns (`IngestReport`, `GraphBuildReport`): any failure fails the job."""
 
-    failed: list[tuple[str, str]]
+    failed: Failures
 
     def as_dict(self) -> dict[str, Any]: ...
 

@@ -60,6 +60,7 @@ def _ingest_through(served, paths: list[Path], kb: str, tenant: str | None, meta
     from sieve.api.client import ServerError
     from sieve.ingest.loaders import discover
     from sieve.ingest.pipeline import IngestReport
+    from sieve.ingest.report import Failure
 
     through_server_only(tenant, **{"BEIR corpus.jsonl ingest": any(p.name == "corpus.jsonl" for p in paths)})
     report = IngestReport()
@@ -71,7 +72,7 @@ def _ingest_through(served, paths: list[Path], kb: str, tenant: str | None, meta
             except ServerError as refused:
                 if refused.status not in _FILE_REFUSALS:
                     raise  # the server, the key or the knowledge base: every other file would fail the same way
-                report.failed.append((str(path), str(refused)))
+                report.failed.append(Failure(str(path), str(refused)))
     return report
 
 

@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import rjieba
@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from sieve.errors import Conflict
+from sieve.ingest.report import Failure, Failures, Report
 from sieve.models.chat import build_chat_model, structured
 from sieve.prompts import extraction as prompts
 from sieve.prompts.language import Lang, detect
@@ -341,18 +342,15 @@ def extract_into_graph(
 
 
 @dataclass
-class GraphBuildReport:
+class GraphBuildReport(Report):
     """What `build_graph` did; `failed` holds (file name, error) per document it could not extract."""
 
     extracted: int = 0  # documents extracted now
     skipped: int = 0  # documents that already had graph entries
     relations: int = 0  # relations stored now
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: Failures = field(default_factory=list)
     entities_total: int = 0  # the KB's graph afterwards
     relations_total: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "failed": [{"source": s, "error": e} for s, e in self.failed]}
 
 
 def build_graph(
@@ -391,7 +389,7 @@ def build_graph(
                 log.exception("graph extraction of %s (%s) failed", filename, doc_id)
                 # the exception's text can name server paths: the log has it, the report its kind
                 report.failed.append(
-                    (filename, f"graph extraction failed ({type(exc).__name__}); the log has the details"))
+                    Failure(filename, f"graph extraction failed ({type(exc).__name__}); the log has the details"))
         if on_progress is not None:
             on_progress(done, len(docs))
     report.entities_total, report.relations_total = stack.graph.count(SearchFilter(tenant, kb_id))

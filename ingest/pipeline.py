@@ -26,6 +26,7 @@ from sieve.ingest.document import LoadedDocument, PageImage, TextSection
 from sieve.ingest.extraction import extract_into_graph
 from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
 from sieve.ingest.ocr import PageProgress, page_progress
+from sieve.ingest.report import Failure, Failures, Report
 from sieve.stores.acl import DEFAULT_ACL, acl_of, indexed_chunks, parse_acl, store_acl
 from sieve.stores.catalog import KnowledgeBaseNotEmpty, get_kb, get_or_create_kb
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
@@ -51,11 +52,11 @@ class Source:
 
 
 @dataclass
-class IngestReport:
+class IngestReport(Report):
     added: int = 0
     replaced: int = 0
     unchanged: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: Failures = field(default_factory=list)
     chunks: int = 0
     embedded: int = 0
     doc_ids: list[str] = field(default_factory=list)
@@ -69,24 +70,6 @@ class IngestReport:
         self.chunks += other.chunks
         self.embedded += other.embedded
         self.doc_ids += other.doc_ids
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IngestReport:
-        """The inverse of `as_dict` (a job's report as the API returns it)."""
-        return cls(data["added"], data["replaced"], data["unchanged"],
-                   [(f["source"], f["error"]) for f in data["failed"]], data["chunks"], data["embedded"],
-                   list(data["doc_ids"]))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "replaced": self.replaced,
-            "unchanged": self.unchanged,
-            "failed": [{"source": s, "error": e} for s, e in self.failed],
-            "chunks": self.chunks,
-            "embedded": self.embedded,
-            "doc_ids": self.doc_ids,
-        }
 
 
 def parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
@@ -178,7 +161,7 @@ class Ingestor:
                     data = path.read_bytes()
                     loaded = load_file(path)
                 except (LoaderError, OSError) as exc:
-                    report.failed.append((str(path), str(exc)))
+                    report.failed.append(Failure(str(path), str(exc)))
                     continue
                 yield Source(
                     source_uri=path.resolve().as_uri(),
@@ -324,7 +307,7 @@ class Ingestor:
                     # a new version keeps its predecessor's access list unless the upload names one
                     acl = parse_acl(meta.pop("acl")) if "acl" in meta else None
                 except ValueError as exc:
-                    report.failed.append((source.source_uri, str(exc)))
+                    report.failed.append(Failure(source.source_uri, str(exc)))
                     continue
                 if current is not None and current.content_hash == source.content_hash:
                     if meta:
@@ -348,10 +331,10 @@ class Ingestor:
                     )
                     _apply_meta(doc, {**(source.loaded.meta or {}), **meta})
                 except ValueError as exc:
-                    report.failed.append((source.source_uri, str(exc)))
+                    report.failed.append(Failure(source.source_uri, str(exc)))
                     continue
                 if not spans:
-                    report.failed.append((source.source_uri, "no text found in the document"))
+                    report.failed.append(Failure(source.source_uri, "no text found in the document"))
                     continue
                 session.add(doc)
                 session.flush()
