@@ -147,6 +147,18 @@ def kb_examples(stack, flt: SearchFilter) -> dict[str, Example]:
     return examples
 
 
+def split(examples: dict[str, Example], share: float) -> tuple[dict[str, Example], dict[str, Example]]:
+    """(training, held back) by a hash of the query id; a small set holds back at least one query."""
+    heldout = {q: e for q, e in examples.items() if held_back(q, share)}
+    if not heldout and len(examples) > 1:
+        first = min(examples, key=lambda q: hashlib.sha1(q.encode()).hexdigest())
+        heldout = {first: examples[first]}
+    training = {q: e for q, e in examples.items() if q not in heldout}
+    if not training or not heldout:
+        raise InvalidInput(f"{len(examples)} examples are too few to hold back {share:.0%} and train on the rest")
+    return training, heldout
+
+
 def _near_duplicate(text: str, positives: Sequence[str]) -> bool:
     norm = " ".join(text.split()).lower()
     return any(norm and (norm in p or p in norm) for p in (" ".join(x.split()).lower() for x in positives))
@@ -219,11 +231,14 @@ def train(base: Path | None, rows: dict[str, list[str]], out: Path, config: Embe
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers, SentenceTransformerTrainingArguments,
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
     )
+    from transformers.utils import logging as transformers_logging
 
     from sieve.models.tuned_embedder import export_embedder
 
+    transformers_logging.set_verbosity_error()  # load reports of the unused pooler are noise on the command's stderr
     with tempfile.TemporaryDirectory(prefix="sieve-ft-") as scratch:
         if base is None:
             folder = _e5_base_folder(Path(scratch) / "base")
@@ -288,10 +303,7 @@ def finetune_embedder(stack, flt: SearchFilter, examples: dict[str, Example], ou
     """Mine, train, export into `out`, and measure held-back nDCG@10 before and after."""
     from sieve.models.tuned_embedder import load_tuned_embedder
 
-    heldout = {q: e for q, e in examples.items() if held_back(q, config.holdout)}
-    training = {q: e for q, e in examples.items() if not held_back(q, config.holdout)}
-    if not training or not heldout:
-        raise InvalidInput(f"{len(examples)} examples are too few to hold back {config.holdout:.0%} and train on the rest")
+    training, heldout = split(examples, config.holdout)
     retriever = HybridRetriever(stack)
     try:
         negatives = asyncio.run(_mine(retriever, flt, training, config.candidates, progress))

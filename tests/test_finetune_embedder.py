@@ -14,8 +14,7 @@ from sqlalchemy import select
 from sieve.errors import InvalidInput
 from sieve.ingest.pipeline import Ingestor
 from sieve.ingest.reembed import reembed
-from sieve.models.finetune_embedder import EmbedderFinetuneConfig, finetune_embedder, kb_examples
-from sieve.models.finetune_reranker import held_back
+from sieve.models.finetune_embedder import EmbedderFinetuneConfig, finetune_embedder, kb_examples, split
 from sieve.models.tuned_embedder import load_tuned_embedder
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.profile import RetrievalProfile
@@ -75,8 +74,9 @@ def test_fine_tune_export_and_reembed_switch_a_kb_to_its_own_model(stack, settin
     config = EmbedderFinetuneConfig(holdout=0.3, candidates=5, steps=3, batch_size=4, max_length=64)
     report = finetune_embedder(stack, flt, examples, out, tiny_bert(tmp_path / "base"), config)
 
-    heldout = sum(held_back(q, 0.3) for q in examples)
-    assert (report.heldout_queries, report.train_queries, report.steps) == (heldout, 8 - heldout, 3)
+    training, heldout = split(examples, 0.3)
+    assert not set(training) & set(heldout)
+    assert (report.heldout_queries, report.train_queries, report.steps) == (len(heldout), len(training), 3)
     assert report.pairs == report.train_queries  # one positive each, with its mined hard negative
     assert set(report.before) == set(report.after) == {"ndcg@10", "recall@100"}
     assert all(0.0 <= v <= 1.0 for v in [*report.before.values(), *report.after.values()])
