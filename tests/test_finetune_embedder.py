@@ -119,3 +119,18 @@ def test_fine_tune_export_and_reembed_switch_a_kb_to_its_own_model(stack, settin
         assert len(result.hits) == 3 and not result.degraded
         # ingest into the switched KB embeds with its model
         Ingestor(tuned_stack).ingest_paths([sample_kb / "marathon.txt"], "kb", "t1")
+
+
+def test_pairs_file_gives_one_document_per_positive_and_names_a_bad_line(tmp_path):
+    from sieve.models.finetune_embedder import pair_examples
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"query": "how long is a marathon", "positive": "A marathon is 42.195 km."}\n\n'
+                     '{"query": "苹果公司在哪里", "positive": "Apple Inc. is based in Cupertino."}\n', encoding="utf-8")
+    examples, extra = pair_examples(pairs)
+    assert [e.query for e in examples.values()] == ["how long is a marathon", "苹果公司在哪里"]
+    assert sorted(extra.values()) == ["A marathon is 42.195 km.", "Apple Inc. is based in Cupertino."]
+    assert all(set(e.relevant) <= set(extra) for e in examples.values())
+    pairs.write_text('{"query": "q", "positive": "p"}\n{"query": "no positive"}\n', encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"pairs.jsonl:2: expected a JSON object"):
+        pair_examples(pairs)
