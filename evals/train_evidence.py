@@ -19,24 +19,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from sieve.bench.bench_graph import VectorCache, build_embedder
 from sieve.evals.refusal import Row, Scores, held_out, load_rows, row_passage
 from sieve.graphs.context import Thresholds
-from sieve.graphs.evidence_model import FEATURES, MODEL_PATH, complete, features
-from sieve.graphs.grading import Evidence, gather_evidence, with_synonyms
+from sieve.graphs.evidence_model import FEATURES, MODEL_PATH, complete, features, load
+from sieve.graphs.grading import Evidence, gather_evidence, language_of, with_synonyms
 from sieve.graphs.state import Passage
 
 REPO = Path(__file__).resolve().parents[1]
 ZH = REPO.parent / "shared" / "data" / "rgb-zh" / "answer_or_refuse.jsonl"
 EN = REPO / "evals" / "data" / "answer_or_refuse_en.jsonl"
-VERSION = "2"
+VERSION = "3"
 # shallow trees and large leaves: deeper ones fit the ~2,000 training passages to 0.95 and do worse held out
 TREES, RATE, DEPTH, LEAF = 100, 0.05, 2, 40
 
@@ -69,14 +74,32 @@ def matrix(items, lang: str, min_relevance: float) -> list[np.ndarray]:
             for _, evidence in items]
 
 
-def fit(x: list[np.ndarray], y: list[np.ndarray]) -> GradientBoostingClassifier:
-    model = GradientBoostingClassifier(n_estimators=TREES, max_depth=DEPTH, learning_rate=RATE, subsample=0.8,
-                                       min_samples_leaf=LEAF, random_state=0)
-    return model.fit(np.vstack(x), np.concatenate(y))
+Model = GradientBoostingClassifier | Pipeline
+# candidates compared by cross-validation on the fitting part; shallow trees with large leaves and a
+# strongly regularised logistic regression, as ~2,000 training passages overfit anything bigger
+CANDIDATES: dict[str, Callable[[], Model]] = {
+    "trees d2": lambda: GradientBoostingClassifier(n_estimators=TREES, max_depth=DEPTH, learning_rate=RATE,
+                                                   subsample=0.8, min_samples_leaf=LEAF, random_state=0),
+    "trees d3": lambda: GradientBoostingClassifier(n_estimators=TREES, max_depth=3, learning_rate=RATE,
+                                                   subsample=0.8, min_samples_leaf=LEAF, random_state=0),
+    "logistic C=0.1": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)),
+    "logistic C=1": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)),
+}
+FOLDS = 5
 
 
-def export_trees(model: GradientBoostingClassifier) -> dict:
-    """The ensemble as plain arrays, evaluated by `graphs/evidence_model.py` without sklearn."""
+def fit(make: Callable[[], Model], x: list[np.ndarray], y: list[np.ndarray]) -> Model:
+    return make().fit(np.vstack(x), np.concatenate(y))
+
+
+def export(model: Model) -> dict:
+    """The model as plain numbers, evaluated by `graphs/evidence_model.py` without sklearn."""
+    if isinstance(model, Pipeline):  # standardisation folded into the coefficients
+        scaler, logistic = model.named_steps["standardscaler"], model.named_steps["logisticregression"]
+        weights = logistic.coef_[0] / scaler.scale_
+        bias = float(logistic.intercept_[0] - weights @ scaler.mean_)
+        return {"kind": "logistic", "init": round(bias, 6), "rate": 1.0, "trees": [],
+                "weights": [round(float(w), 6) for w in weights]}
     trees = []
     for estimator in model.estimators_[:, 0]:
         t = estimator.tree_
@@ -85,34 +108,93 @@ def export_trees(model: GradientBoostingClassifier) -> dict:
                       "threshold": [round(float(v), 6) for v in t.threshold],
                       "value": [round(float(v), 6) for v in t.value[:, 0, 0]]})
     init = float(model._raw_predict_init(np.zeros((1, model.n_features_in_)))[0, 0])
-    return {"init": round(init, 6), "rate": RATE, "trees": trees}
+    return {"kind": "trees", "init": round(init, 6), "rate": RATE, "trees": trees}
 
 
-def row_decisions(model: GradientBoostingClassifier, x: list[np.ndarray], best: list[float], threshold: float,
-                  min_relevance: float, whole: list[bool]) -> list[bool]:
-    """Answer when the best passage is relevant enough and some passage reaches the threshold or
-    states the whole answer (`evidence_model.complete`)."""
-    return [b >= min_relevance and (w or bool((model.predict_proba(m)[:, 1] >= threshold).any()))
-            for m, b, w in zip(x, best, whole)]
+@dataclasses.dataclass
+class LangRows:
+    """One language's rows with what the fitting needs, per row: passage features and labels."""
+
+    rows: list[Row]
+    x: list[np.ndarray]  # passages x FEATURES
+    y: list[np.ndarray]  # 1 where the passage states one of the row's answers
+    relevant: list[np.ndarray]  # passage reaches the relevance threshold
+    whole: list[np.ndarray]  # passage has a sentence stating the whole answer (`evidence_model.complete`)
+    langs: list[list[str]]  # each passage's language: its threshold is that language's, as in the grade node
+
+    def part(self, held: bool) -> list[int]:
+        return [i for i, r in enumerate(self.rows) if held_out(r) == held]
 
 
-def best_threshold(model, x, best, truth, min_relevance, whole) -> float:
-    """The threshold with the best fitting-part accuracy; the middle of the best run on a tie."""
+def fold_of(row: Row) -> int:
+    """Cross-validation fold of a fitting row (both variants of a question in one fold)."""
+    return int(hashlib.sha1(row.question_id.encode()).hexdigest(), 16) // 2 % FOLDS
+
+
+def row_decisions(probabilities: list[np.ndarray], data: LangRows, idx: list[int],
+                  thresholds: dict[str, float]) -> list[bool]:
+    """Answer when some relevant passage reaches its language's threshold or states the whole answer:
+    the grade node's rule."""
+    return [bool((data.relevant[i] & ((probabilities[i] >= np.array([thresholds[lang] for lang in data.langs[i]]))
+                                      | data.whole[i])).any()) for i in idx]
+
+
+def best_threshold(probabilities: list[np.ndarray], data: LangRows, idx: list[int], lang: str,
+                   fitted: dict[str, float]) -> float:
+    """The threshold of `lang` with the best accuracy on these rows (other languages' passages at their
+    `fitted` thresholds, or this one where not fitted yet); the middle of the best run on a tie."""
     grid = np.round(np.linspace(0.05, 0.95, 91), 3)
-    scores = [Scores.of(row_decisions(model, x, best, t, min_relevance, whole), truth).accuracy for t in grid]
+    truth = [data.rows[i].answerable for i in idx]
+    scores = [Scores.of(row_decisions(probabilities, data, idx, {"zh": t, "en": t, **fitted, lang: t}), truth).accuracy
+              for t in grid]
     top = max(scores)
     winners = [t for t, s in zip(grid, scores) if s == top]
     return float(winners[len(winners) // 2])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zh", type=Path, default=ZH)
-    parser.add_argument("--en", type=Path, default=EN)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/sieve-evidence"))
-    parser.add_argument("--write", action="store_true", help="store the model in graphs/evidence_model.json")
-    args = parser.parse_args()
+def predict(model: Model, data: LangRows) -> list[np.ndarray]:
+    return [model.predict_proba(x)[:, 1] for x in data.x]
 
+
+def cross_validate(make: Callable[[], Model], data: dict[str, LangRows]) -> dict[str, float]:
+    """Row accuracy per language over FOLDS folds of the fitting part (threshold fitted in each fold)."""
+    correct = {lang: 0 for lang in data}
+    for fold in range(FOLDS):
+        train = {lang: [i for i in d.part(False) if fold_of(d.rows[i]) != fold] for lang, d in data.items()}
+        model = fit(make, [d.x[i] for lang, d in data.items() for i in train[lang]],
+                    [d.y[i] for lang, d in data.items() for i in train[lang]])
+        probabilities = {lang: predict(model, d) for lang, d in data.items()}
+        thresholds = fit_thresholds(probabilities, data, train)
+        for lang, d in data.items():
+            test = [i for i in d.part(False) if fold_of(d.rows[i]) == fold]
+            correct[lang] += sum(a == r.answerable for a, r in
+                                 zip(row_decisions(probabilities[lang], d, test, thresholds), [d.rows[i] for i in test]))
+    return {lang: round(correct[lang] / len(d.part(False)), 4) for lang, d in data.items()}
+
+
+def fit_thresholds(probabilities: dict[str, list[np.ndarray]], data: dict[str, LangRows],
+                   idx: dict[str, list[int]]) -> dict[str, float]:
+    """Each language's threshold on its rows, the language with the fewest passages in another
+    language first (the English set has none; rgb-zh has a few English ones)."""
+    fitted: dict[str, float] = {}
+    for lang in sorted(data, key=lambda lang: sum(x != lang for ps in data[lang].langs for x in ps)):
+        fitted[lang] = best_threshold(probabilities[lang], data[lang], idx[lang], lang, fitted)
+    return fitted
+
+
+def summary(scores: Scores) -> str:
+    c = scores.confusion
+    answered = c["answerable/answered"] + c["unanswerable/answered"]
+    answerable = c["answerable/answered"] + c["answerable/refused"]
+    precision = c["answerable/answered"] / answered if answered else 0.0
+    recall = c["answerable/answered"] / answerable if answerable else 0.0
+    return (f"acc {scores.accuracy:.3f} ({scores.rows} rows)  precision of answered {precision:.3f}  "
+            f"recall of answerable {recall:.3f}  answerable answered/refused "
+            f"{c['answerable/answered']}/{c['answerable/refused']}  unanswerable answered/refused "
+            f"{c['unanswerable/answered']}/{c['unanswerable/refused']}")
+
+
+def gather_all(args: argparse.Namespace) -> dict[str, LangRows]:
     name, embedder = build_embedder("auto")
     cache = VectorCache(args.cache / f"vectors-{name}.npz")
     thresholds = Thresholds()
@@ -122,45 +204,76 @@ def main() -> None:
         rows = load_rows(path)
         answers = answers_of(path)
         items = evidence_of(rows, lang, cache, embedder)
-        labels = [np.array([float(row.answerable and any(a in p["text"] for a in answers[row.id])) for p in passages])
-                  for row, (passages, _) in zip(rows, items)]
-        data[lang] = (rows, items, labels)
-    print(f"evidence gathered in {time.perf_counter() - t0:.0f} s (embedder {name}, vectors cached in {args.cache})")
-
-    xs, ys = [], []
-    for lang, (rows, items, labels) in data.items():
-        fitting = [i for i, r in enumerate(rows) if not held_out(r)]
-        xs += matrix([items[i] for i in fitting], lang, thresholds.relevance(lang))
-        ys += [labels[i] for i in fitting]
-    model = fit(xs, ys)
-    positives = np.vstack(xs)[np.concatenate(ys) == 1]
-    model_file: dict = {"version": VERSION, "features": list(FEATURES), **export_trees(model), "thresholds": {},
-                        "reference": {f: round(float(v), 5) for f, v in zip(FEATURES, positives.mean(axis=0))},
-                        "trained_on": {}, "report": {}}
-    print("importance: " + ", ".join(f"{f}={c:.2f}" for f, c in zip(FEATURES, model.feature_importances_)))
-    for lang, (rows, items, labels) in data.items():
         floor = thresholds.relevance(lang)
-        best = [max((e.relevance for e in ev), default=0.0) for _, ev in items]
-        truth = [r.answerable for r in rows]
-        fitting = [i for i, r in enumerate(rows) if not held_out(r)]
-        test = [i for i, r in enumerate(rows) if held_out(r)]
-        x = matrix(items, lang, floor)
-        whole = [any(e.relevance >= floor and complete(e) for e in ev) for _, ev in items]
-        t = best_threshold(model, [x[i] for i in fitting], [best[i] for i in fitting], [truth[i] for i in fitting], floor,
-                           [whole[i] for i in fitting])
-        model_file["thresholds"][lang] = t
-        scores = {}
-        for part, idx in (("fitting", fitting), ("held_out", test)):
-            scores[part] = Scores.of(row_decisions(model, [x[i] for i in idx], [best[i] for i in idx], t, floor,
-                                                   [whole[i] for i in idx]), [truth[i] for i in idx])
+        data[lang] = LangRows(
+            rows, matrix(items, lang, floor),
+            [np.array([float(row.answerable and any(a in p["text"] for a in answers[row.id])) for p in passages])
+             for row, (passages, _) in zip(rows, items)],
+            [np.array([e.relevance >= floor for e in ev]) for _, ev in items],
+            [np.array([bool(complete(e)) for e in ev]) for _, ev in items],
+            [[language_of(p["text"]) for p in passages] for passages, _ in items])
+    print(f"evidence gathered in {time.perf_counter() - t0:.0f} s (embedder {name}, vectors cached in {args.cache})")
+    return data
+
+
+def check(data: dict[str, LangRows]) -> None:
+    """Recompute the shipped model's held-out figures through the runtime model; exit 1 if they differ."""
+    shipped = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    model = load(MODEL_PATH)
+    differ = False
+    for lang, d in data.items():
+        probabilities = [np.array([model.probability(dict(zip(FEATURES, row))) for row in x]) for x in d.x]
+        held = d.part(True)
+        scores = Scores.of(row_decisions(probabilities, d, held, model.thresholds),
+                           [d.rows[i].answerable for i in held])
+        recorded = shipped["report"][lang]["held_out"]
+        same = dataclasses.asdict(scores) == recorded
+        differ |= not same
+        verdict = "matches the model file" if same else f"DIFFERS from the model file's {recorded}"
+        print(f"{lang} held-out, recomputed: {summary(scores)}  {verdict}")
+    raise SystemExit(1 if differ else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--zh", type=Path, default=ZH)
+    parser.add_argument("--en", type=Path, default=EN)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/sieve-evidence"))
+    parser.add_argument("--write", action="store_true", help="store the model in graphs/evidence_model.json")
+    parser.add_argument("--check", action="store_true",
+                        help="recompute the shipped model's held-out figures and compare them with its report")
+    args = parser.parse_args()
+    data = gather_all(args)
+    if args.check:
+        check(data)
+
+    cv = {}
+    for name, make in CANDIDATES.items():
+        cv[name] = cross_validate(make, data)
+        print(f"cross-validation on the fitting part, {name}: " + "  ".join(f"{k} {v:.3f}" for k, v in cv[name].items()))
+    chosen = max(cv, key=lambda n: sum(cv[n].values()))
+    fitting = {lang: d.part(False) for lang, d in data.items()}
+    model = fit(CANDIDATES[chosen], [d.x[i] for lang, d in data.items() for i in fitting[lang]],
+                [d.y[i] for lang, d in data.items() for i in fitting[lang]])
+    xs = np.vstack([d.x[i] for lang, d in data.items() for i in fitting[lang]])
+    positives = xs[np.concatenate([d.y[i] for lang, d in data.items() for i in fitting[lang]]) == 1]
+    model_file: dict = {"version": VERSION, "model": chosen, "features": list(FEATURES), **export(model),
+                        "thresholds": {},
+                        "reference": {f: round(float(v), 5) for f, v in zip(FEATURES, positives.mean(axis=0))},
+                        "cross_validation": cv, "trained_on": {}, "report": {}}
+    print(f"chosen: {chosen}")
+    probabilities = {lang: predict(model, d) for lang, d in data.items()}
+    model_file["thresholds"] = fit_thresholds(probabilities, data, fitting)
+    for lang, d in data.items():
+        t = model_file["thresholds"][lang]
+        scores = {part: Scores.of(row_decisions(probabilities[lang], d, d.part(held), model_file["thresholds"]),
+                                  [d.rows[i].answerable for i in d.part(held)])
+                  for part, held in (("fitting", False), ("held_out", True))}
         model_file["report"][lang] = {k: dataclasses.asdict(v) for k, v in scores.items()}
         model_file["trained_on"][lang] = {"file": path_name(args.zh if lang == "zh" else args.en),
-                                          "fitting_rows": len(fitting), "held_out_rows": len(test)}
-        c = scores["held_out"].confusion
-        print(f"{lang}: threshold {t:.2f}  fitting acc {scores['fitting'].accuracy:.3f}  "
-              f"held-out acc {scores['held_out'].accuracy:.3f} ({scores['held_out'].rows} rows)  "
-              f"answerable answered/refused {c['answerable/answered']}/{c['answerable/refused']}  "
-              f"unanswerable answered/refused {c['unanswerable/answered']}/{c['unanswerable/refused']}")
+                                          "fitting_rows": len(fitting[lang]), "held_out_rows": len(d.part(True))}
+        print(f"{lang}: threshold {t:.2f}  fitting {summary(scores['fitting'])}")
+        print(f"{lang}: held-out {summary(scores['held_out'])}")
     if args.write:
         MODEL_PATH.write_text(json.dumps(model_file, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         print(f"written {MODEL_PATH}")

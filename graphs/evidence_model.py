@@ -93,7 +93,8 @@ class Tree:
 
 @dataclass(frozen=True)
 class EvidenceModel:
-    """Gradient-boosted trees over `features`: log-odds = init + rate * sum of the trees."""
+    """Log-odds = init + rate * (sum of the boosted trees) + weights . features: gradient-boosted
+    trees (no weights) or a logistic regression (no trees), whichever training chose."""
 
     version: str
     features: tuple[str, ...]
@@ -102,10 +103,11 @@ class EvidenceModel:
     trees: tuple[Tree, ...]
     thresholds: dict[str, float]  # per language: the probability a passage must reach to answer
     reference: dict[str, float]  # mean feature values of answering passages in training
+    weights: tuple[float, ...] = ()
 
     def probability(self, values: dict[str, float]) -> float:
         x = [values[f] for f in self.features]
-        z = self.init + self.rate * sum(tree.predict(x) for tree in self.trees)
+        z = self.init + self.rate * sum(tree.predict(x) for tree in self.trees) + sum(w * v for w, v in zip(self.weights, x))
         return 1.0 / (1.0 + math.exp(-z))
 
     def probabilities(self, evidence: list, lang: Lang, min_relevance: float) -> list[float]:
@@ -167,7 +169,7 @@ def load(path: Path) -> EvidenceModel:
 
     trees = tuple(Tree(*(tuple(t[k]) for k in ("left", "right", "feature", "threshold", "value"))) for t in data["trees"])
     return EvidenceModel(data["version"], tuple(data["features"]), data["init"], data["rate"], trees,
-                         data["thresholds"], data["reference"])
+                         data["thresholds"], data["reference"], tuple(data.get("weights", ())))
 
 
 @lru_cache(maxsize=1)

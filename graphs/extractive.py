@@ -34,7 +34,7 @@ def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences
     that says something else; an open one ("what does X do") by the best few sentences, at most two
     per source. A sentence repeating a chosen one is dropped, and where two say as much, the one in
     the question's language wins. A chosen sentence that says "it" comes with the sentence naming
-    its subject.
+    its subject, unless the question names the cited document's subject itself.
     """
     if not kept:
         return "", []
@@ -72,7 +72,7 @@ def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences
         stated |= found
         per_passage[c.passage] = per_passage.get(c.passage, 0) + 1
         chosen.append(c)
-    chosen += _subjects(chosen, kept)
+    chosen += _subjects(chosen, kept, subjects)
 
     # number sources by first use, then read each source's sentences in document order
     numbers: dict[int, int] = {}
@@ -85,13 +85,22 @@ def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences
         last_of_source = i + 1 == len(chosen) or chosen[i + 1].passage != c.passage
         space = " " if c.text[-1:].isascii() else ""  # an English sentence in a Chinese answer
         parts.append(f"{c.text}{space}[{numbers[c.passage]}]" if last_of_source else c.text)
-    answer = separator.join(parts)
+    answer = _joined(parts, separator)
     citations = [
         cite(kept[p_index], _verbatim(kept[p_index]["text"], [c.text for c in chosen if c.passage == p_index],
                                       separator))
         for p_index in sorted(numbers, key=numbers.__getitem__)
     ]
     return answer, citations
+
+
+def _joined(parts: list[str], separator: str) -> str:
+    """Chinese sentences run on without a space; an English one in a Chinese answer is set apart by one."""
+    answer = parts[0]
+    for part in parts[1:]:
+        english = part[:1].isascii() or (answer[-1:].isascii() and answer[-1:] != "]")
+        answer += (separator or (" " if english else "")) + part
+    return answer
 
 
 def _verbatim(text: str, sentences: list[str], separator: str) -> str:
@@ -115,15 +124,27 @@ def _about(sentence: str, subjects: list[str], opening: bool) -> bool:
     return opening or bool(_PRONOUN.match(sentence)) or any(head.startswith(t) for t in subjects) or not subjects
 
 
-def _subjects(chosen: list[_Candidate], kept: list[Passage]) -> list[_Candidate]:
-    """The opening sentence of each passage whose chosen sentence says "it" without naming it."""
+def _subjects(chosen: list[_Candidate], kept: list[Passage], subjects: list[str]) -> list[_Candidate]:
+    """The opening sentence of each passage whose chosen sentence says "it" without naming it, unless
+    the question names what "it" is: its subjects are the cited document's title ("What does Apple
+    Inc. sell?" answered from "Apple Inc." by "It designs and sells ...")."""
     added = []
     for c in chosen:
-        if c.index > 0 and _PRONOUN.match(c.text) and not any(o.passage == c.passage and o.index < c.index
-                                                              for o in chosen + added):
+        heading = _heading(kept[c.passage]).lower()
+        named = bool(subjects) and all(t in heading for t in subjects)
+        if c.index > 0 and _PRONOUN.match(c.text) and not named and not any(
+                o.passage == c.passage and o.index < c.index for o in chosen + added):
             opening = split_sentences(kept[c.passage]["text"])[0]
             added.append(_Candidate((), 0.0, c.passage, 0, opening))
     return added
+
+
+def _heading(passage: Passage) -> str:
+    """The document's title, or the passage's opening markdown heading."""
+    if title := passage.get("title"):
+        return title
+    first = passage["text"].lstrip().split("\n", 1)[0]
+    return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
 def _repeats(text: str, chosen: list[_Candidate]) -> bool:

@@ -296,9 +296,13 @@ def grade_evidence(question: str, ranked: list[Passage], evidence: list[Evidence
     # unscored passages (no threshold to stand above): each is taken as just relevant enough
     floor = limits.min_relevance if math.isfinite(limits.min_relevance) else best
     probabilities = model.probabilities(evidence, lang, floor)
-    threshold = limits.evidence if limits.evidence is not None else model.threshold(lang)
+    # calibrated per language of the evidence: an English document answering a Chinese question is read
+    # by the English rules (its names, its numbers), so the English threshold applies to it
+    thresholds = [limits.evidence if limits.evidence is not None else model.threshold(language_of(p["text"]))
+                  for p in ranked]
     order = sorted(range(len(ranked)), key=lambda i: -probabilities[i])
-    kept = [ranked[i] for i in order if probabilities[i] >= threshold and evidence[i].relevance >= limits.min_relevance]
+    kept = [ranked[i] for i in order
+            if probabilities[i] >= thresholds[i] and evidence[i].relevance >= limits.min_relevance]
     if kept:
         return Graded(kept[:max_kept], "kept", best)
     return Graded([], "no_evidence", best, model.explain(evidence, order[0], question, lang, floor))
