@@ -57,13 +57,12 @@ def kb_delete(
 def kb_reembed(
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base name.")],
     model: Annotated[str | None, typer.Option("--model", help="Folder from `sieve finetune embedder`, or `default` for "
-                                              "the deployment's embedder (default: the KB's current model, e.g. to "
-                                              "finish an interrupted run).")] = None,
+                                              "the deployment's embedder (default: the KB's current model).")] = None,
     tenant: TenantOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Embed the KB's chunks with another embedder and switch the KB to it: queries keep the old vectors until the
-    new ones are complete; started again after an interruption, only the chunks not yet embedded are."""
+    new ones are complete; the same command started again after an interruption embeds only what it had not reached."""
     import dataclasses
     import sys
     from pathlib import Path

@@ -9,6 +9,7 @@ hash), so an interrupted run started again embeds only what it had not reached.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,17 @@ from pathlib import Path
 from sqlalchemy import select
 from tqdm import tqdm
 
+from sieve.errors import InvalidInput
 from sieve.stores.acl import acls_of
 from sieve.stores.catalog import get_kb
+from sieve.stores.crud import KbId, ready_document_ids
 from sieve.stores.embedding_cache import embed_passages_cached
-from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
+from sieve.stores.metadata import Chunk, KnowledgeBase
 from sieve.stores.stack import Space, Stack
 from sieve.stores.types import IndexedChunk
 
 _DOCS_PER_BATCH = 100
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,8 +43,7 @@ class ReembedReport:
 
 def _ready_docs(stack: Stack, kb_id: str) -> list[str]:
     with stack.sessions() as session:
-        return list(session.scalars(select(Document.id).where(Document.kb_id == kb_id,
-                                                              Document.status == DocumentStatus.READY)))
+        return ready_document_ids(session, KbId(kb_id))
 
 
 def _embed_into(stack: Stack, space: Space, tenant: str, kb_id: str, doc_ids: list[str], bar: tqdm) -> tuple[int, int]:
@@ -73,7 +76,12 @@ def reembed(stack: Stack, tenant: str, kb: str, model: Path | None, progress: bo
     with stack.sessions() as session:
         row = get_kb(session, tenant, kb)
         kb_id, old_folder = row.id, (row.profile or {}).get("embedding_model")
-    target, old = stack.model_space(folder), stack.model_space(old_folder)
+    target = stack.model_space(folder)
+    try:
+        old = stack.model_space(old_folder)
+    except InvalidInput:  # the old model's folder is gone or broken: switching away from it is the way out
+        log.warning("the previous embedder %s of %s does not load; its vectors stay where they are", old_folder, kb)
+        old = None
     doc_ids = _ready_docs(stack, kb_id)
     with tqdm(desc=f"reembed {kb}", unit="chunk", disable=not progress) as bar:
         chunks, embedded = _embed_into(stack, target, tenant, kb_id, doc_ids, bar)
@@ -84,7 +92,7 @@ def reembed(stack: Stack, tenant: str, kb: str, model: Path | None, progress: bo
         # documents that became ready while this ran were written to the old space: bring them over too
         late = sorted(set(_ready_docs(stack, kb_id)) - set(doc_ids))
         more, more_embedded = _embed_into(stack, target, tenant, kb_id, late, bar)
-    if target.embedder.name != old.embedder.name:
+    if old is not None and target.embedder.name != old.embedder.name:
         old.vectors.delete_documents(tenant, kb_id, doc_ids + late)
     return ReembedReport(kb, target.embedder.name, folder, len(doc_ids) + len(late), chunks + more,
                          embedded + more_embedded, round(time.perf_counter() - t0, 1))
