@@ -23,13 +23,13 @@ from tqdm import tqdm
 from sieve.errors import Conflict, InvalidInput
 from sieve.ingest.pipeline import Ingestor
 from sieve.settings import Settings
+from sieve.stores.acl import acls_of, store_acl
 from sieve.stores.catalog import find_kb, get_kb
 from sieve.stores.crud import KbId, ready_document_ids
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
 from sieve.stores.graph import ChunkTriples, Triple
 from sieve.stores.metadata import Base, Chunk, Document, DocumentStatus, GraphEntity, GraphRelation, Tenant
 from sieve.stores.stack import Stack
-from sieve.stores.acl import acls_of, store_acl
 from sieve.stores.types import IndexedChunk, SearchFilter
 
 M = TypeVar("M", bound=Base)

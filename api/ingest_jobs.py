@@ -26,7 +26,6 @@ from sieve.stores.crud import KnowledgeBaseRef
 from sieve.stores.metadata import Document
 
 
-
 def original_path(state: AppState, content_hash: str, filename: str) -> Path:
     return originals.original_path(state.settings.home, content_hash, filename)
 

@@ -179,14 +179,12 @@ def eval_tune(
 ) -> None:
     """Search fusion mode, normalisation, path weights and rrf_k on the KB's labelled queries (nDCG@10,
     k-fold cross-validated); store the winner in the KB's profile."""
-    from sqlalchemy import func, select
-
     from sieve.evals.beir import load_split
     from sieve.evals.tune import FusionSetting, collect_runs, tune
     from sieve.retrievers.hybrid import HybridRetriever
     from sieve.retrievers.profile import RetrievalProfile
     from sieve.stores.catalog import get_kb
-    from sieve.stores.metadata import Document
+    from sieve.stores.crud import count_named_documents
 
     if split is None:
         splits = sorted(p.stem for p in (data / "qrels").glob("*.tsv"))
@@ -201,8 +199,7 @@ def eval_tune(
         flt = kb_filter(stack, tenant_or_default(tenant), kb)
         labelled = {d for rel in beir.qrels.values() for d in rel}
         with stack.sessions() as session:
-            known = session.scalar(select(func.count()).select_from(Document).where(
-                Document.kb_id == flt.kb, Document.filename.in_(labelled)))
+            known = count_named_documents(session, flt.kb, labelled)
         if not known:
             raise InvalidInput(f"no document of knowledge base {kb!r} is named by {data.name}'s labels (corpus ids are "
                              "matched to filenames): ingest that corpus into it first")

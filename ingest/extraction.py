@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import rjieba
 from langchain_core.language_models import BaseChatModel
@@ -33,8 +33,9 @@ from sieve.prompts import extraction as prompts
 from sieve.prompts.language import Lang, detect
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.settings import Settings
+from sieve.stores.crud import KbId, document_chunks, ready_documents
 from sieve.stores.graph import ChunkTriples, EntityType, Triple, normalise_name
-from sieve.stores.metadata import Chunk, Document, DocumentStatus, KnowledgeBase
+from sieve.stores.metadata import Chunk, Document, KnowledgeBase
 from sieve.stores.stack import Stack
 from sieve.stores.types import IndexedChunk, SearchFilter
 
@@ -373,9 +374,8 @@ def build_graph(
         raise Conflict(refusal)
     extractor = extractor or build_extractor(stack.settings)
     with stack.sessions() as session:
-        docs = session.execute(select(Document.id, Document.filename).where(
-            Document.tenant_id == tenant, Document.kb_id == kb_id, Document.status == DocumentStatus.READY,
-        ).order_by(Document.filename, Document.id)).all()
+        docs = session.execute(ready_documents(tenant, KbId(kb_id)).with_only_columns(Document.id, Document.filename)
+                               .order_by(Document.filename, Document.id)).all()
     done_before = set() if rebuild else stack.graph.linked_documents(tenant, kb_id, [d for d, _ in docs])
     report = GraphBuildReport()
     for done, (doc_id, filename) in enumerate(docs, start=1):
@@ -398,8 +398,7 @@ def build_graph(
 
 def _extract_document(stack: Stack, tenant: str, kb_id: str, doc_id: str, extractor: TripleExtractor) -> int:
     with stack.sessions() as session:
-        chunks = [IndexedChunk(c.id, doc_id, tenant, kb_id, c.text) for c in session.scalars(
-            select(Chunk).where(Chunk.doc_id == doc_id, Chunk.tenant_id == tenant).order_by(Chunk.ordinal))]
+        chunks = [IndexedChunk(c.id, doc_id, tenant, kb_id, c.text) for c in document_chunks(session, tenant, doc_id)]
     extracted = extract_triples(chunks, extractor)
     # replaces whatever a rebuild or an interrupted run left of this document (upserts alone would
     # store its relations twice)

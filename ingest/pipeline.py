@@ -27,8 +27,9 @@ from sieve.ingest.extraction import extract_into_graph
 from sieve.ingest.loaders import LoaderError, discover, iter_beir_corpus, load_file
 from sieve.ingest.ocr import PageProgress, page_progress
 from sieve.ingest.report import Failure, Failures, Report
+from sieve.stores import crud
 from sieve.stores.acl import DEFAULT_ACL, acl_of, indexed_chunks, parse_acl, store_acl
-from sieve.stores.catalog import KnowledgeBaseNotEmpty, get_kb, get_or_create_kb
+from sieve.stores.catalog import KnowledgeBaseNotEmpty, get_or_create_kb
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
 from sieve.stores.metadata import Chunk, Document, DocumentStatus, IngestJournal, KnowledgeBase, utcnow
 from sieve.stores.stack import Stack
@@ -246,7 +247,7 @@ class Ingestor:
         `KnowledgeBaseNotFound` for an unknown name; `KnowledgeBaseNotEmpty` when a document arrived
         while deleting (the knowledge base stays, so nothing is orphaned; delete again)."""
         with self.stack.sessions() as session:
-            kb_id = get_kb(session, tenant, name).id
+            kb_id = crud.kb_id(session, tenant, name)
             docs = list(session.scalars(select(Document).where(Document.tenant_id == tenant, Document.kb_id == kb_id)))
             session.expunge_all()
         self.delete_documents(tenant, kb_id, [d.id for d in docs])
@@ -276,9 +277,7 @@ class Ingestor:
         embedded again); visible to the next query. None when the tenant's KB has no such document."""
         entries = parse_acl(acl)
         with self.stack.sessions.begin() as session:
-            doc = session.scalar(select(Document).where(
-                Document.id == doc_id, Document.tenant_id == tenant, Document.kb_id == kb_id,
-                Document.status == DocumentStatus.READY))
+            doc = crud.get_document(session, tenant, crud.KbId(kb_id), doc_id)
             if doc is None:
                 return None
             store_acl(session, doc.id, entries)
