@@ -24,7 +24,7 @@ from sieve.ingest.pipeline import Ingestor
 from sieve.models.chat import failure_kind
 from sieve.models.guarded_embedder import EmbedderUnavailable
 from sieve.retrievers.hybrid import HybridRetriever
-from sieve.retrievers.profile import PathName
+from sieve.retrievers.profile import PathName, require_deployable_profiles
 from sieve.settings import Settings
 from sieve.stores.stack import Stack
 
@@ -60,6 +60,8 @@ class AppState:
 
     @classmethod
     async def open(cls, settings: Settings, stack: Stack, metrics: Metrics) -> AppState:
+        # a stored profile needing a model this deployment lacks stops the start, naming the setting
+        await asyncio.to_thread(require_deployable_profiles, stack.sessions, settings)
         ingestor = await asyncio.to_thread(Ingestor, stack)  # reconciles what a killed process left
         context = await asyncio.to_thread(build_context, stack)
         assert isinstance(context.retriever, NamedKnowledgeBaseRetriever)

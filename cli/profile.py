@@ -52,5 +52,6 @@ def profile_set(
     with open_stack() as stack, stack.sessions.begin() as session:
         record = get_kb(session, tenant_or_default(tenant), kb)
         profile = RetrievalProfile.from_stored(record.profile).assigned(assignments)
+        profile.require_deployable(stack.settings)
         record.profile = profile.model_dump(mode="json")
     _print_profile(profile, as_json)

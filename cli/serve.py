@@ -41,11 +41,19 @@ def serve(
         local = bound_host
     url = f"http://[{local}]:{bound_port}" if ":" in local else f"http://{local}:{bound_port}"
     settings = current_settings().model_copy(update={"auth_disabled": dev, "server_url": url})
+    _check_profiles(settings)  # a refusal on one line and exit 78 here, not a traceback from the app's start-up
     if not dev and not _any_api_key():
         err.print("[yellow]no API keys yet:[/yellow] create one with `sieve keys create --tenant T`")
     err.print(f"Sieve at {url}{' (dev mode: no API key, this machine only)' if dev else ''}; home {settings.home}")
     config = uvicorn.Config(create_app(settings), log_level=log_level, timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _check_profiles(settings: Settings) -> None:
+    from sieve.retrievers.profile import require_deployable_profiles
+
+    with open_stack() as stack:
+        require_deployable_profiles(stack.sessions, settings)
 
 
 def _any_api_key() -> bool:

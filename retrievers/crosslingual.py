@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from sieve.retrievers.fusion import FusedChunk
+from sieve.stores.metadata import Chunk
 from sieve.stores.types import ScoredChunk
 
 MIN_GROUP = 3  # candidates per script for a median worth aligning
@@ -63,3 +69,47 @@ def topical_unseen(aligned: Sequence[ScoredChunk], other: Collection[str], match
         return set()
     bar = statistics.median(bar_from)
     return {c for c in other if c in scores and scores[c] >= bar}
+
+
+@dataclass
+class StoodIn:
+    """What fusion gets from the stand-in: the recall lists (dense aligned across scripts) and, per path,
+    the chunks it is stood in for; `cosines` keeps the dense scores hits report."""
+
+    per_path: dict[str, list[ScoredChunk]]
+    unseen: dict[str, set[str]] | None
+    cosines: dict[str, float]
+
+    def report_cosines(self, fused: Iterable[FusedChunk]) -> None:
+        """The aligned score ranks; the cosine stays what hits report (relevance, thresholds)."""
+        for f in fused:
+            if "dense" in f.path_scores:
+                f.path_scores["dense"] = self.cosines[f.chunk_id]
+
+
+class CrossLingualStandIn:
+    """Reads the dense candidates' scripts from the metadata store and lets dense stand in for BM25."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self.sessions = sessions
+
+    def other_script_chunks(self, query: str, chunk_ids: list[str]) -> set[str]:
+        """The chunks among `chunk_ids` written in another script than the query."""
+        if not chunk_ids:
+            return set()
+        with self.sessions() as session:
+            # a passage's opening is enough to tell its script, and reading only it keeps this at a few ms
+            heads = session.execute(select(Chunk.id, func.substr(Chunk.text, 1, SCRIPT_SAMPLE)).where(Chunk.id.in_(chunk_ids)))
+            return other_script(query, heads.tuples())
+
+    def apply(self, query: str, per_path: Mapping[str, list[ScoredChunk]]) -> StoodIn:
+        """The recall lists as fusion takes them; unchanged without a dense list."""
+        if "dense" not in per_path:
+            return StoodIn(dict(per_path), None, {})
+        dense = per_path["dense"]
+        other = self.other_script_chunks(query, [c.chunk_id for c in dense])
+        aligned = language_aligned(dense, other)
+        unseen = None
+        if "bm25" in per_path:
+            unseen = {"bm25": topical_unseen(aligned, other, [c.chunk_id for c in per_path["bm25"]])}
+        return StoodIn({**per_path, "dense": aligned}, unseen, {c.chunk_id: c.score for c in dense})

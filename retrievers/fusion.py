@@ -5,19 +5,19 @@ from __future__ import annotations
 import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from sieve.stores.types import ScoredChunk
 
 
-class FusionMode(str, Enum):
+class FusionMode(StrEnum):
     """RRF needs no score calibration; weighted fusion normalises each path's scores first (`FusionNorm`)."""
 
     RRF = "rrf"
     WEIGHTED = "weighted"
 
 
-class FusionNorm(str, Enum):
+class FusionNorm(StrEnum):
     """How weighted fusion puts each path's scores on one scale, per query: min-max (the path's best and
     worst candidates set the scale) or z-scores (its standard deviation does, so a score counts by how far
     it stands out from all the path's candidates)."""
@@ -83,7 +83,7 @@ def fuse(
             continue
         weight = weights.get(path, 1.0)
         for chunk_id in blind:
-            entry = fused.get(chunk_id)
-            if entry is not None and path not in entry.ranks:
-                entry.score += weight * shares[chunk_id]
+            seen = fused.get(chunk_id)
+            if seen is not None and path not in seen.ranks:
+                seen.score += weight * shares[chunk_id]
     return sorted(fused.values(), key=lambda f: f.score, reverse=True)

@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from sieve.errors import ConfigurationError, InvalidInput
 from sieve.retrievers.fusion import FusionMode, FusionNorm
-from sieve.retrievers.rerank import RerankerKind, RerankMode
+from sieve.retrievers.rerank import RerankerKind, RerankMode, missing_setting
+from sieve.settings import Settings
+from sieve.stores.metadata import KnowledgeBase
 
 PathName = Literal["bm25", "dense", "graph", "image"]
 PATH_NAMES: tuple[str, ...] = get_args(PathName)
@@ -32,7 +37,7 @@ class RetrievalProfile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    paths: list[PathName] = Field(default_factory=lambda: ["bm25", "dense"], min_length=1)
+    paths: list[PathName] = Field(default_factory=lambda: list[PathName](["bm25", "dense"]), min_length=1)
     # the defaults were chosen on the development sets (SciFact, RGB Chinese news) by bench/bench_fusion.py
     fusion: FusionMode = FusionMode.WEIGHTED
     fusion_norm: FusionNorm = Field(FusionNorm.MINMAX, description="weighted fusion: each path's scores scaled by "
@@ -85,6 +90,14 @@ class RetrievalProfile(BaseModel):
             raise ValueError(f"weights name unknown paths: {', '.join(sorted(unknown))} (paths: {', '.join(PATH_NAMES)})")
         return self
 
+    def require_deployable(self, settings: Settings) -> None:
+        """Raises `InvalidInput` when the profile asks for a model this deployment has not configured:
+        refused when it is set, instead of degrading every query later."""
+        missing = missing_setting(self.reranker, settings)
+        if missing is not None:
+            raise InvalidInput(f"reranker={self.reranker.value} needs {missing}, which this deployment does not "
+                               "set: choose another reranker, or set it first")
+
     @classmethod
     def from_stored(cls, stored: dict[str, Any] | None) -> RetrievalProfile:
         """The stored profile; a field stored before its check existed (a NaN weight) takes its default,
@@ -132,6 +145,25 @@ class RetrievalProfile(BaseModel):
             else:
                 data[field] = _value(raw)
         return RetrievalProfile.model_validate(data)
+
+
+def require_deployable_profiles(sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Raises `ConfigurationError` when a stored profile needs a model the deployment has not configured
+    (a setting removed since the profile was set): a server refuses to start rather than degrade every
+    query on that knowledge base. The message names the setting and each knowledge base that needs it."""
+    with sessions() as session:
+        stored = session.execute(select(KnowledgeBase.name, KnowledgeBase.tenant_id, KnowledgeBase.profile)).all()
+    needing: dict[str, list[str]] = {}
+    for name, tenant, data in stored:
+        profile = RetrievalProfile.from_stored(data)
+        missing = missing_setting(profile.reranker, settings)
+        if missing is not None:
+            needing.setdefault(f"reranker={profile.reranker.value} needs {missing}", []).append(
+                f"{name!r} (tenant {tenant}: `sieve profile set --kb {name} --tenant {tenant} reranker=none`)")
+    if needing:
+        raise ConfigurationError("; ".join(f"{need}, which is not set, for the profile of knowledge base "
+                                           f"{', '.join(kbs)}" for need, kbs in needing.items())
+                                 + ": set it, or change the profile")
 
 
 def _value(raw: str) -> Any:

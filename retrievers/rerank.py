@@ -14,19 +14,27 @@ import asyncio
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
 import numpy as np
 
+from sieve.errors import ConfigurationError
 from sieve.models.embedding import Embedder
+from sieve.retrievers.faults import Faults
+from sieve.retrievers.types import Hit
 from sieve.settings import Settings
 from sieve.stores.embedding_cache import EmbeddingCache, embed_passages_cached
 
+if TYPE_CHECKING:
+    from sieve.models.guarded_embedder import GuardedEmbedder
+    from sieve.retrievers.paths import Lanes
+    from sieve.stores.stack import Stack
 
-class RerankerKind(str, Enum):
+
+class RerankerKind(StrEnum):
     NONE = "none"  # fused order; relevance is the embedding cosine, not reordered
     EMBEDDING = "embedding"  # reorder the fused top-N by query-passage embedding cosine
     FLAG = "flag"  # a local cross-encoder folder through FlagEmbedding (bge-reranker-v2-m3, fine-tuned MiniLM)
@@ -34,7 +42,7 @@ class RerankerKind(str, Enum):
     SCORE_API = "score_api"  # a vLLM `/score` endpoint
 
 
-class RerankMode(str, Enum):
+class RerankMode(StrEnum):
     """How the reranker's scores order the fused head.
 
     `replace` sorts by the reranker alone. `rrf` adds its rank to the fused rank (reciprocal rank
@@ -53,6 +61,15 @@ def reranked_order(scores: Sequence[float], mode: RerankMode, rrf_k: int = 60) -
         return by_score
     rerank_rank = {i: rank for rank, i in enumerate(by_score)}
     return sorted(range(len(scores)), key=lambda i: 1 / (rrf_k + i) + 1 / (rrf_k + rerank_rank[i]), reverse=True)
+
+
+def reranked_head(hits: Sequence[Hit], scores: Sequence[float], mode: RerankMode, rrf_k: int = 60) -> list[Hit]:
+    """`hits` with the first `len(scores)` (the scored head) carrying their score as relevance and in
+    the reranked order; hits past the head keep fused order and carry no relevance (another scale)."""
+    head = list(hits[: len(scores)])
+    for hit, score in zip(head, scores):
+        hit.relevance = score
+    return [head[i] for i in reranked_order(scores, mode, rrf_k)] + list(hits[len(head):])
 
 
 @runtime_checkable
@@ -200,10 +217,52 @@ def build_reranker(kind: RerankerKind, settings: Settings, embedder: Embedder | 
         if embedder is None:
             raise ValueError("the embedding reranker needs an embedder")
         return EmbeddingReranker(embedder, cache)
+    require_configured(kind, settings)
     if kind is RerankerKind.FLAG:
-        if settings.reranker_model_path is None:
-            raise ValueError("reranker=flag needs SIEVE_RERANKER_MODEL_PATH (a local cross-encoder folder)")
+        assert settings.reranker_model_path is not None
         return FlagCrossEncoder(settings.reranker_model_path, max_length=settings.reranker_max_length)
-    if not settings.reranker_base_url:
-        raise ValueError(f"reranker={kind.value} needs SIEVE_RERANKER_BASE_URL (e.g. http://vllm:8000/v1)")
+    assert settings.reranker_base_url is not None
     return EndpointReranker(settings.reranker_base_url, settings.reranker_model, kind, settings.reranker_api_key)
+
+
+def missing_setting(kind: RerankerKind, settings: Settings) -> str | None:
+    """What the deployment must set for a reranker of `kind` and does not (None: nothing missing)."""
+    if kind is RerankerKind.FLAG and settings.reranker_model_path is None:
+        return "SIEVE_RERANKER_MODEL_PATH (a local cross-encoder folder)"
+    if kind in (RerankerKind.RERANK_API, RerankerKind.SCORE_API) and not settings.reranker_base_url:
+        return "SIEVE_RERANKER_BASE_URL (e.g. http://vllm:8000/v1)"
+    return None
+
+
+def require_configured(kind: RerankerKind, settings: Settings) -> None:
+    """Raises `ConfigurationError` naming the setting a reranker of `kind` needs and the deployment lacks."""
+    missing = missing_setting(kind, settings)
+    if missing is not None:
+        raise ConfigurationError(f"reranker={kind.value} needs {missing}")
+
+
+class Rerankers:
+    """The reranker of each kind a profile names, built on first use and kept (loading a model is
+    start-up cost, outside any query's budget), with each kind's latest outcome for readiness reports."""
+
+    def __init__(self, stack: Stack, embedder: Embedder | GuardedEmbedder, faults: Faults, lanes: Lanes):
+        self.stack, self.embedder, self.faults, self.lanes = stack, embedder, faults, lanes
+        self._built: dict[RerankerKind, Reranker | None] = {}
+        self.health: dict[str, str] = {}  # kind -> `ok`, `error` or `timeout`
+
+    async def get(self, kind: RerankerKind) -> Reranker | None:
+        """The reranker of `kind` (`SIEVE_FAULTS`' reranker fault applied); None for `none`. Raises when it cannot be built."""
+        if kind is RerankerKind.NONE:
+            return None
+        if kind not in self._built:
+            built = await self.lanes.run(build_reranker, kind, self.stack.settings, self.embedder,
+                                         self.stack.embedding_cache)
+            if isinstance(built, LocalReranker):
+                await built.ascore("warm-up", ["warm-up"])
+            self._built[kind] = built
+        return self.faults.wrap("reranker", self._built[kind], ("score", "ascore"))
+
+    def close(self) -> None:
+        for reranker in self._built.values():
+            if reranker is not None:
+                reranker.close()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sieve.degraded import Degraded
 from sieve.stores.types import SearchFilter
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sieve.retrievers.profile import RetrievalProfile
 
 
 @dataclass
@@ -46,3 +52,35 @@ class Retriever(Protocol):
     """What the query graph calls: hybrid retrieval over one knowledge base under a filter."""
 
     async def retrieve(self, query: str, flt: SearchFilter, k: int) -> RetrievalResult: ...
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since `start` (a `time.perf_counter()` reading), as stage timings report them."""
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+@dataclass
+class QueryRun:
+    """One retrieval under way: what it searches, its deadline, and what it has to report so far.
+
+    Each component takes its stage's budget from it (never past what is left of the profile's
+    `total_budget_ms`) and adds its degradation flags and stage times to it.
+    """
+
+    query: str
+    flt: SearchFilter
+    profile: RetrievalProfile
+    degraded: list[Degraded] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    query_vector: np.ndarray | None = None  # the dense path's query embedding, reused for relevance
+    # flags a recall path reports only if it answers (the graph path found no graph to search)
+    on_answer: dict[str, list[Degraded]] = field(default_factory=dict)
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.profile.total_budget_ms / 1000
+
+    def budget(self, stage_ms: int) -> float:
+        """Seconds a stage with a `stage_ms` budget may take now."""
+        return max(0.0, min(stage_ms / 1000, self.deadline - time.perf_counter()))

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from sieve.degraded import Degraded
+from sieve.errors import ConfigurationError
 from sieve.ingest.pipeline import Ingestor
 from sieve.retrievers.faults import Fault, FaultKind, Faults, InjectedFault
 from sieve.retrievers.hybrid import HybridRetriever
@@ -95,9 +96,10 @@ def test_an_unreachable_rerank_endpoint_yields_the_fused_order(stack, flt):
     assert [h.chunk_id for h in failed.hits] == [h.chunk_id for h in fused.hits]
 
 
-def test_an_unconfigured_reranker_degrades_instead_of_failing(stack, flt):
-    result = retrieve(stack, flt, reranker=RerankerKind.FLAG)  # no SIEVE_RERANKER_MODEL_PATH
-    assert result.degraded == ["rerank_error"] and result.hits
+def test_an_unconfigured_reranker_is_a_configuration_error_naming_its_setting(stack, flt):
+    # not a `rerank_error` on every query: the profile asks for a model this deployment does not have
+    with pytest.raises(ConfigurationError, match="reranker=flag needs SIEVE_RERANKER_MODEL_PATH"):
+        retrieve(stack, flt, reranker=RerankerKind.FLAG)
 
 
 def test_a_slow_reranker_times_out_to_the_fused_order(stack, flt):

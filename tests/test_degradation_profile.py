@@ -85,6 +85,16 @@ def test_the_api_and_the_cli_refuse_the_same_bad_profiles(server, sieve, fields,
     assert client.get("/v1/knowledge-bases/kb/profile").json() == before
 
 
+def test_a_reranker_without_its_model_is_refused_by_the_api_and_the_cli_naming_the_setting(server, sieve):
+    client, home = server  # this server and the CLI have no SIEVE_RERANKER_MODEL_PATH
+    before = client.get("/v1/knowledge-bases/kb/profile").json()
+    response = put(client, reranker="flag")
+    assert response.status_code == 400 and "SIEVE_RERANKER_MODEL_PATH" in response.text
+    refused = sieve(home, "profile", "set", "--kb", "kb", "reranker=flag", check=False)
+    assert refused.returncode == 1 and "SIEVE_RERANKER_MODEL_PATH" in refused.stderr.replace("\n", " ")
+    assert client.get("/v1/knowledge-bases/kb/profile").json() == before
+
+
 def test_every_recall_path_may_be_weighted_through_the_api_and_the_cli(server, sieve):
     client, home = server
     assert put(client, weights={"bm25": 1.0, "dense": 1.0, "graph": 0.5}).status_code == 200

