@@ -41,10 +41,11 @@ def keys_create(
 def keys_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """List API keys by prefix (never the keys themselves)."""
     from sieve.stores.api_keys import list_api_keys
+    from sieve.stores.metadata import as_utc
 
     with open_stack() as stack, stack.sessions() as session:
         keys = list_api_keys(session, tenant)
-    rows = [{"prefix": k.prefix, "tenant": k.tenant, "name": k.name, "created_at": k.created_at.isoformat(),
+    rows = [{"prefix": k.prefix, "tenant": k.tenant, "name": k.name, "created_at": as_utc(k.created_at).isoformat(),
              "revoked": k.revoked, "user": k.user, "groups": list(k.groups)} for k in keys]
     if as_json:
         print_json(rows)
