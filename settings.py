@@ -147,7 +147,6 @@ class Settings(BaseSettings):
     qdrant_layout: Literal["per_kb", "per_tenant", "shared"] = Field(
         "per_kb", description="One collection per knowledge base, per tenant, or one for all (payload-partitioned)."
     )
-    qdrant_bm25: bool = Field(False, description="Also store BM25 sparse vectors for server-side hybrid search.")
     opensearch_url: str | None = Field(None, description="OpenSearch URL (https://host:9200).")
     opensearch_index_prefix: str = "sieve"
     opensearch_username: str | None = None

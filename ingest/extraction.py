@@ -182,7 +182,7 @@ def _en_mentions(words: list[str]) -> list[Mention]:
     return mentions
 
 
-def _en_label(words: list[str], left: Mention, right: Mention, next_start: int) -> str:
+def _en_label(words: list[str], left: Mention, right: Mention) -> str:
     for word in words[left.end : right.start]:
         low = word.lower()
         if low in _EN_AUX or low in _EN_STOP:
@@ -233,7 +233,6 @@ class RuleExtractor:
     concurrency = 1
 
     def extract(self, chunk_text: str, lang: Lang) -> list[Triple]:
-        label = _zh_label if lang == "zh" else _en_label
         triples: list[Triple] = []
         for sentence in _sentences(chunk_text):
             tokens, mentions = _analyse(sentence, lang)
@@ -242,9 +241,13 @@ class RuleExtractor:
                     right = mentions[b]
                     if normalise_name(left.name) == normalise_name(right.name):
                         continue
-                    next_start = mentions[b + 1].start if b + 1 < len(mentions) else len(tokens)
-                    triples.append(Triple(left.name, left.type, label(tokens, left, right, next_start),
-                                          right.name, right.type, round(1.0 / (b - a), 4)))
+                    if lang == "zh":  # after a preposition the verb follows the tail, up to the next mention
+                        next_start = mentions[b + 1].start if b + 1 < len(mentions) else len(tokens)
+                        relation = _zh_label(tokens, left, right, next_start)
+                    else:
+                        relation = _en_label(tokens, left, right)
+                    triples.append(Triple(left.name, left.type, relation, right.name, right.type,
+                                          round(1.0 / (b - a), 4)))
         return triples
 
 

@@ -68,11 +68,6 @@ class Principal:
             entries.add(f"user:{self.user}")
         return frozenset(entries)
 
-    @property
-    def thread_owner(self) -> str | None:
-        """Whose threads these are: threads of a user are that user's alone."""
-        return self.user
-
 
 def readable(readers: frozenset[str] | None, doc_id_column=Document.id):
     """SQL condition: the document behind `doc_id_column` is readable with `readers` (None: no condition)."""

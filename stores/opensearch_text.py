@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
-from opensearchpy import AsyncOpenSearch, OpenSearch, helpers
+from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import RequestError
 
 from sieve.errors import ConfigurationError
@@ -152,7 +152,7 @@ def _hits(response: dict[str, Any]) -> list[ScoredChunk]:
 
 
 class OpenSearchTextIndex:
-    """`TextIndex` on OpenSearch, with async twins (`a*`) for the serving path.
+    """`TextIndex` on OpenSearch (the serving path calls it off the event loop, like every index).
 
     Opening creates the index template and the index `{prefix}-chunks` when missing. With `knn_dim`,
     chunks may carry embeddings and `search_knn` runs filtered k-NN on the same index.
@@ -162,12 +162,10 @@ class OpenSearchTextIndex:
         self,
         client: OpenSearch,
         *,
-        aclient: AsyncOpenSearch | None = None,
         prefix: str = "sieve",
         knn_dim: int | None = None,
     ):
         self.client = client
-        self.aclient = aclient
         self.index = f"{prefix}-chunks"
         self.knn_dim = knn_dim
         self.zh = self._open()
@@ -186,7 +184,6 @@ class OpenSearchTextIndex:
         }
         return cls(
             OpenSearch(**options),
-            aclient=AsyncOpenSearch(**options),
             prefix=settings.opensearch_index_prefix,
             knn_dim=knn_dim,
         )
@@ -254,38 +251,3 @@ class OpenSearchTextIndex:
         if vectors is not None and self.knn_dim is None:
             raise ValueError("this index has no k-NN field; open it with knn_dim to store vectors")
         return bulk_actions(self.index, chunks, self.zh, vectors)
-
-    # --- async twins for the serving path ---
-
-    async def aadd(self, chunks: Sequence[IndexedChunk], vectors: np.ndarray | None = None) -> None:
-        await helpers.async_bulk(self._async(), self._actions(chunks, vectors), **_BULK)
-
-    async def adelete_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> None:
-        if doc_ids:
-            await self._async().delete_by_query(
-                index=self.index, body=delete_body(tenant, kb, doc_ids), refresh=True, conflicts="proceed"
-            )
-
-    async def asearch(self, query: str, flt: SearchFilter, k: int) -> list[ScoredChunk]:
-        if flt.allows_nothing():
-            return []
-        return _hits(await self._async().search(index=self.index, body=search_body(query, flt, k, self.zh)))
-
-    async def asearch_knn(self, vector: np.ndarray, flt: SearchFilter, k: int) -> list[ScoredChunk]:
-        if flt.allows_nothing():
-            return []
-        return _hits(await self._async().search(index=self.index, body=knn_body(vector, flt, k)))
-
-    async def acount(self, flt: SearchFilter) -> int:
-        if flt.allows_nothing():
-            return 0
-        return int((await self._async().count(index=self.index, body={"query": filter_query(flt)}))["count"])
-
-    async def aclose(self) -> None:
-        if self.aclient is not None:
-            await self.aclient.close()
-
-    def _async(self) -> AsyncOpenSearch:
-        if self.aclient is None:
-            raise RuntimeError("this index was built without an AsyncOpenSearch client")
-        return self.aclient

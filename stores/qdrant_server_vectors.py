@@ -1,7 +1,6 @@
 """The production vector index: a Qdrant server or cluster through qdrant-client.
 
-Dense cosine vectors, and optionally a BM25 sparse vector (term frequencies weighted client-side,
-IDF applied by the server) so that one request does server-side hybrid search with RRF fusion.
+Dense cosine vectors; BM25 is the text index's job, so collections hold no sparse vectors.
 Every read and delete carries the tenant and knowledge-base conditions, whatever the layout.
 """
 
@@ -11,17 +10,15 @@ import hashlib
 import logging
 import re
 import uuid
-import zlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from qdrant_client import AsyncQdrantClient, QdrantClient
+from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from sieve.errors import ConfigurationError
-from sieve.stores.analysis import analyze
 from sieve.stores.types import IndexedChunk, ScoredChunk, SearchFilter
 
 if TYPE_CHECKING:
@@ -32,13 +29,10 @@ log = logging.getLogger(__name__)
 Layout = Literal["per_kb", "per_tenant", "shared"]
 
 DENSE = "dense"
-SPARSE = "bm25"
 _PAYLOAD_OUT = ["chunk_id", "doc_id"]
 _UPSERT_BATCH = 256
 # fixed namespace: the same chunk maps to the same point id in every process, so re-adding overwrites
 _POINT_NAMESPACE = uuid.UUID("6f1d7c52-3a0e-4d55-9a51-0b9a54c1e8d2")
-_BM25_K1 = 1.2
-_BM25_B = 0.75
 
 
 def collection_name(prefix: str, layout: Layout, tenant: str, kb: str) -> str:
@@ -79,27 +73,6 @@ def payload_indexes(layout: Layout) -> dict[str, qm.KeywordIndexParams]:
     }
 
 
-def bm25_document_vector(text: str, avg_len: float) -> qm.SparseVector:
-    """BM25's term-frequency part; the collection's IDF modifier supplies the rest at query time."""
-    counts = _term_counts(text)
-    norm = _BM25_K1 * (1 - _BM25_B + _BM25_B * sum(counts.values()) / avg_len)
-    return _sparse({i: tf * (_BM25_K1 + 1) / (tf + norm) for i, tf in counts.items()})
-
-
-def bm25_query_vector(text: str) -> qm.SparseVector:
-    return _sparse({i: 1.0 for i in _term_counts(text)})
-
-
-def _term_counts(text: str) -> Counter[int]:
-    # crc32, not hash(): term ids must agree across processes and restarts
-    return Counter(zlib.crc32(token.encode()) for token in analyze(text))
-
-
-def _sparse(weights: dict[int, float]) -> qm.SparseVector:
-    indices = sorted(weights)
-    return qm.SparseVector(indices=indices, values=[weights[i] for i in indices])
-
-
 def _dense(vector: np.ndarray) -> list[float]:
     return np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
 
@@ -113,7 +86,7 @@ def _hits(response: qm.QueryResponse) -> list[ScoredChunk]:
 
 
 class QdrantServerVectorIndex:
-    """`VectorIndex` on a Qdrant server, with async twins (`a*`) for the serving path.
+    """`VectorIndex` on a Qdrant server (the serving path calls it off the event loop, like every index).
 
     Collections are created on first write: one per knowledge base, per tenant, or one shared,
     as `layout` says. qdrant-client's local mode (`QdrantClient(":memory:")`) speaks the same API
@@ -125,31 +98,22 @@ class QdrantServerVectorIndex:
         client: QdrantClient,
         dim: int,
         *,
-        aclient: AsyncQdrantClient | None = None,
         layout: Layout = "per_kb",
         prefix: str = "sieve_",
-        bm25: bool = False,
-        bm25_avg_len: float = 256.0,
     ):
         self.client = client
-        self.aclient = aclient
         self.dim = dim
         self.layout: Layout = layout
         self.prefix = prefix
-        self.bm25 = bm25
-        self.bm25_avg_len = bm25_avg_len
-        # collections known to exist, per client (local-mode sync and async clients are separate stores)
+        # collections known to exist
         self._ready: set[str] = set()
-        self._aready: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, space: str, dim: int) -> QdrantServerVectorIndex:
         """`space` names the embedding model: switching embedders never mixes vector spaces.
-        A server URL wins; `qdrant_path` opens local mode, which locks its folder, so it gets no async twin."""
-        aclient: AsyncQdrantClient | None = None
+        A server URL wins; `qdrant_path` opens local mode."""
         if settings.qdrant_url:
-            auth = {"url": settings.qdrant_url, "api_key": settings.qdrant_api_key}
-            client, aclient = QdrantClient(**auth), AsyncQdrantClient(**auth)
+            client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
         elif settings.qdrant_path is not None:
             client = QdrantClient(path=str(settings.qdrant_path))
         else:
@@ -158,10 +122,8 @@ class QdrantServerVectorIndex:
         return cls(
             client,
             dim,
-            aclient=aclient,
             layout=settings.qdrant_layout,
             prefix=f"{settings.qdrant_collection_prefix}{slug}-{dim}_",
-            bm25=settings.qdrant_bm25,
         )
 
     def collection(self, tenant: str, kb: str) -> str:
@@ -169,12 +131,7 @@ class QdrantServerVectorIndex:
 
     def collection_config(self) -> dict[str, object]:
         """Arguments of `create_collection` for every collection of this index."""
-        config: dict[str, object] = {
-            "vectors_config": {DENSE: qm.VectorParams(size=self.dim, distance=qm.Distance.COSINE)}
-        }
-        if self.bm25:
-            config["sparse_vectors_config"] = {SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)}
-        return config
+        return {"vectors_config": {DENSE: qm.VectorParams(size=self.dim, distance=qm.Distance.COSINE)}}
 
     def points(self, chunks: Sequence[IndexedChunk], vectors: np.ndarray) -> dict[str, list[qm.PointStruct]]:
         """The points to upsert, grouped by collection."""
@@ -184,8 +141,6 @@ class QdrantServerVectorIndex:
         grouped: dict[str, list[qm.PointStruct]] = defaultdict(list)
         for chunk, vector in zip(chunks, vectors, strict=True):
             named: dict[str, object] = {DENSE: vector.tolist()}
-            if self.bm25:
-                named[SPARSE] = bm25_document_vector(chunk.text, self.bm25_avg_len)
             payload = {"chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "tenant": chunk.tenant, "kb": chunk.kb,
                        "acl": list(chunk.acl)}
             grouped[self.collection(chunk.tenant, chunk.kb)].append(
@@ -195,22 +150,6 @@ class QdrantServerVectorIndex:
 
     def dense_query(self, vector: np.ndarray, flt: SearchFilter, k: int) -> dict[str, object]:
         return {"query": _dense(vector), "using": DENSE, "query_filter": search_filter(flt), "limit": k}
-
-    def hybrid_query(self, query_text: str, vector: np.ndarray, flt: SearchFilter, k: int) -> dict[str, object]:
-        if not self.bm25:
-            raise ValueError("hybrid search needs an index built with bm25=True")
-        # each candidate list is filtered inside the engine, so RRF only ever fuses allowed points
-        condition = search_filter(flt)
-        return {
-            "prefetch": [
-                qm.Prefetch(query=_dense(vector), using=DENSE, filter=condition, limit=k),
-                qm.Prefetch(query=bm25_query_vector(query_text), using=SPARSE, filter=condition, limit=k),
-            ],
-            "query": qm.FusionQuery(fusion=qm.Fusion.RRF),
-            "limit": k,
-        }
-
-    # --- sync (VectorIndex) ---
 
     def add(self, chunks: Sequence[IndexedChunk], vectors: np.ndarray) -> None:
         for name, points in self.points(chunks, vectors).items():
@@ -234,10 +173,6 @@ class QdrantServerVectorIndex:
 
     def search(self, vector: np.ndarray, flt: SearchFilter, k: int) -> list[ScoredChunk]:
         return self._query(flt, self.dense_query(vector, flt, k))
-
-    def search_hybrid(self, query_text: str, vector: np.ndarray, flt: SearchFilter, k: int) -> list[ScoredChunk]:
-        """Dense and BM25 candidates fused by RRF on the server."""
-        return self._query(flt, self.hybrid_query(query_text, vector, flt, k))
 
     def count(self, flt: SearchFilter) -> int:
         name = self.collection(flt.tenant, flt.kb)
@@ -286,65 +221,3 @@ class QdrantServerVectorIndex:
         for field, schema in payload_indexes(self.layout).items():
             self.client.create_payload_index(name, field, field_schema=schema, wait=True)
         self._ready.add(name)
-
-    # --- async twins for the serving path ---
-
-    async def aadd(self, chunks: Sequence[IndexedChunk], vectors: np.ndarray) -> None:
-        aclient = self._async()
-        for name, points in self.points(chunks, vectors).items():
-            await self._aensure(name)
-            for start in range(0, len(points), _UPSERT_BATCH):
-                await aclient.upsert(name, points[start : start + _UPSERT_BATCH], wait=True)
-
-    async def adelete_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> None:
-        name = self.collection(tenant, kb)
-        if doc_ids and await self._aexists(name):
-            selector = qm.FilterSelector(filter=search_filter(SearchFilter(tenant, kb, frozenset(doc_ids))))
-            await self._async().delete(name, points_selector=selector, wait=True)
-
-    async def asearch(self, vector: np.ndarray, flt: SearchFilter, k: int) -> list[ScoredChunk]:
-        return await self._aquery(flt, self.dense_query(vector, flt, k))
-
-    async def asearch_hybrid(
-        self, query_text: str, vector: np.ndarray, flt: SearchFilter, k: int
-    ) -> list[ScoredChunk]:
-        return await self._aquery(flt, self.hybrid_query(query_text, vector, flt, k))
-
-    async def acount(self, flt: SearchFilter) -> int:
-        name = self.collection(flt.tenant, flt.kb)
-        if flt.allows_nothing() or not await self._aexists(name):
-            return 0
-        return (await self._async().count(name, count_filter=search_filter(flt), exact=True)).count
-
-    async def aclose(self) -> None:
-        if self.aclient is not None:
-            await self.aclient.close()
-
-    def _async(self) -> AsyncQdrantClient:
-        if self.aclient is None:
-            raise RuntimeError("this index was built without an AsyncQdrantClient")
-        return self.aclient
-
-    async def _aquery(self, flt: SearchFilter, request: dict[str, object]) -> list[ScoredChunk]:
-        name = self.collection(flt.tenant, flt.kb)
-        if flt.allows_nothing() or not await self._aexists(name):
-            return []
-        return _hits(await self._async().query_points(name, with_payload=_PAYLOAD_OUT, **request))
-
-    async def _aexists(self, name: str) -> bool:
-        if name not in self._aready and await self._async().collection_exists(name):
-            self._aready.add(name)
-        return name in self._aready
-
-    async def _aensure(self, name: str) -> None:
-        if await self._aexists(name):
-            return
-        aclient = self._async()
-        try:
-            await aclient.create_collection(name, **self.collection_config())
-        except Exception:
-            if not await aclient.collection_exists(name):
-                raise
-        for field, schema in payload_indexes(self.layout).items():
-            await aclient.create_payload_index(name, field, field_schema=schema, wait=True)
-        self._aready.add(name)

@@ -250,14 +250,3 @@ def test_contract_access_lists_filter_in_the_engine_and_change_in_place(index):
     assert "leave#0" not in ids(index.search("leave policy", hr, k=10)) and index.count(hr) == 2
     assert "leave#0" in ids(index.search("leave policy", ACME_HR, k=10))
 
-
-@pytest.mark.contract
-async def test_contract_async_twins(index):
-    await index.aadd([chunk("travel", "travel booking rules", kb="ops")])
-    assert ids(await index.asearch("travel", SearchFilter("acme", "ops"), k=3)) == ["travel#0"]
-    assert await index.acount(SearchFilter("acme", "ops")) == 1
-    knn = await index.asearch_knn(np.array([0, 1, 0, 0], dtype=np.float32), ACME_HR, k=1)
-    assert ids(knn) == ["expenses#0"]
-    await index.adelete_documents("acme", "ops", ["travel"])
-    assert await index.acount(SearchFilter("acme", "ops")) == 0
-    await index.aclose()

@@ -11,16 +11,13 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from qdrant_client import AsyncQdrantClient, QdrantClient
+from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from sieve.stores.protocols import VectorIndex
 from sieve.stores.qdrant_server_vectors import (
     DENSE,
-    SPARSE,
     QdrantServerVectorIndex,
-    bm25_document_vector,
-    bm25_query_vector,
     collection_name,
     payload_indexes,
     search_filter,
@@ -62,12 +59,9 @@ def make_index(request):
     prefix = f"sieve_test_{uuid.uuid4().hex[:8]}_"
     built: list[QdrantServerVectorIndex] = []
 
-    def make(layout: str = "per_kb", bm25: bool = False) -> QdrantServerVectorIndex:
-        if request.param == "server":
-            client, aclient = QdrantClient(url=QDRANT_URL), AsyncQdrantClient(url=QDRANT_URL)
-        else:  # two separate in-memory stores: the async tests use only the async twins
-            client, aclient = QdrantClient(":memory:"), AsyncQdrantClient(":memory:")
-        index = QdrantServerVectorIndex(client, DIM, aclient=aclient, layout=layout, prefix=prefix, bm25=bm25)
+    def make(layout: str = "per_kb") -> QdrantServerVectorIndex:
+        client = QdrantClient(url=QDRANT_URL) if request.param == "server" else QdrantClient(":memory:")
+        index = QdrantServerVectorIndex(client, DIM, layout=layout, prefix=prefix)
         built.append(index)
         return index
 
@@ -79,8 +73,8 @@ def make_index(request):
         index.close()
 
 
-def filled(make_index, layout: str = "per_kb", bm25: bool = False) -> QdrantServerVectorIndex:
-    index = make_index(layout, bm25)
+def filled(make_index, layout: str = "per_kb") -> QdrantServerVectorIndex:
+    index = make_index(layout)
     index.add([c for c, _ in CORPUS], np.vstack([v for _, v in CORPUS]))
     return index
 
@@ -155,37 +149,6 @@ def test_vectors_of_the_wrong_shape_are_refused(make_index):
         make_index().add([chunk("a", "x")], np.zeros((1, DIM + 1), dtype=np.float32))
 
 
-@pytest.mark.parametrize("layout", ["per_kb", "shared"])
-def test_hybrid_finds_lexical_matches_the_vector_misses(make_index, layout):
-    index = filled(make_index, layout, bm25=True)
-    # the vector ranks "expenses" then "leave"; only the words find the Chinese leave policy
-    hits = index.search_hybrid("年假政策", vec(0.6, 0.8, 0, 0), ACME_HR, k=2)
-    assert sorted(ids(hits)) == ["expenses#0", "leave-zh#0"]
-    # globex's chunks match these words and this vector best, and stay invisible to acme
-    hits = index.search_hybrid("globex merger plans", vec(0, 0, 0, 1), ACME_HR, k=10)
-    assert sorted(ids(hits)) == ["expenses#0", "leave#0", "leave-zh#0"]
-    allowed = SearchFilter("acme", "hr", frozenset({"leave"}))
-    assert ids(index.search_hybrid("年假政策", vec(0, 1, 0, 0), allowed, k=5)) == ["leave#0"]
-
-
-def test_hybrid_needs_the_sparse_vectors(make_index):
-    with pytest.raises(ValueError, match="bm25"):
-        filled(make_index).search_hybrid("leave", vec(1, 0, 0, 0), ACME_HR, k=3)
-
-
-async def test_async_twins_add_search_count_delete(make_index):
-    index = make_index(bm25=True)
-    await index.aadd([c for c, _ in CORPUS], np.vstack([v for _, v in CORPUS]))
-    assert (await index.asearch(vec(0, 1, 0, 0), ACME_HR, k=1))[0].chunk_id == "expenses#0"
-    hybrid = await index.asearch_hybrid("年假", vec(0.6, 0.8, 0, 0), ACME_HR, k=2)
-    assert sorted(ids(hybrid)) == ["expenses#0", "leave-zh#0"]
-    assert await index.acount(ACME_HR) == 3
-    await index.adelete_documents("acme", "hr", ["expenses"])
-    assert await index.acount(ACME_HR) == 2
-    assert await index.acount(SearchFilter("globex", "hr")) == 2
-    await index.aclose()
-
-
 @pytest.mark.contract
 def test_snapshot_of_a_knowledge_base(make_index):
     if not QDRANT_URL:
@@ -216,19 +179,6 @@ def test_filter_with_an_allow_list_matches_any_listed_document():
     assert flt.should is None and flt.must_not is None
 
 
-def test_hybrid_request_filters_every_prefetch_and_fuses_by_rrf():
-    index = QdrantServerVectorIndex(QdrantClient(":memory:"), DIM, bm25=True)
-    flt = SearchFilter("acme", "hr", frozenset({"leave"}))
-    request = index.hybrid_query("annual leave", vec(1, 0, 0, 0), flt, k=7)
-    assert request["query"] == qm.FusionQuery(fusion=qm.Fusion.RRF)
-    assert request["limit"] == 7
-    dense, sparse = request["prefetch"]
-    assert (dense.using, sparse.using) == (DENSE, SPARSE)
-    assert dense.filter == sparse.filter == search_filter(flt)
-    assert dense.query == [1.0, 0.0, 0.0, 0.0]
-    assert sparse.query == bm25_query_vector("annual leave")
-
-
 @pytest.mark.parametrize(
     ("layout", "tenant_field"), [("shared", "tenant"), ("per_tenant", "kb"), ("per_kb", None)]
 )
@@ -239,11 +189,9 @@ def test_payload_indexes_are_keywords_with_the_partition_field_marked_tenant(lay
     assert {f for f, p in indexes.items() if p.is_tenant} == ({tenant_field} if tenant_field else set())
 
 
-def test_collections_are_cosine_with_an_idf_sparse_vector_when_hybrid():
+def test_collections_are_cosine_dense_vectors():
     plain = QdrantServerVectorIndex(QdrantClient(":memory:"), 384).collection_config()
     assert plain == {"vectors_config": {DENSE: qm.VectorParams(size=384, distance=qm.Distance.COSINE)}}
-    hybrid = QdrantServerVectorIndex(QdrantClient(":memory:"), 384, bm25=True).collection_config()
-    assert hybrid["sparse_vectors_config"] == {SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)}
 
 
 def test_collection_names_follow_the_layout_and_never_collide():
@@ -254,18 +202,3 @@ def test_collection_names_follow_the_layout_and_never_collide():
     assert collection_name("p_", "per_kb", "a b", "x") != collection_name("p_", "per_kb", "a_b", "x")
     assert collection_name("p_", "per_kb", "t", "知识库").startswith("p_t._-")
 
-
-def test_bm25_vectors_share_terms_across_chinese_word_boundaries():
-    doc = bm25_document_vector("中华人民共和国成立", avg_len=10)
-    query = bm25_query_vector("共和国")
-    assert set(query.indices) <= set(doc.indices)
-    assert query.indices == sorted(query.indices)
-
-
-def test_bm25_term_weight_grows_with_frequency_but_saturates():
-    def weight(text: str) -> float:
-        v = bm25_document_vector(text, avg_len=4)
-        return v.values[v.indices.index(bm25_query_vector("leave").indices[0])]
-
-    once, twice, many = weight("leave a b c"), weight("leave leave b c"), weight("leave " * 40)
-    assert once < twice < many < 1.2 + 1  # k1 + 1 bounds a BM25 term weight
