@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from typer.exceptions import TyperException
 
 from sieve.errors import ConfigurationError, InvalidInput, SieveError, Unavailable
 from sieve.settings import Settings, get_settings
@@ -51,8 +52,8 @@ def friendly_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except typer.Exit:  # click's Exit is a RuntimeError: let it through untouched
-            raise
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # the framework's own endings (an exit, an unanswered prompt, a bad option): it reports them
         except ValidationError as exc:  # e.g. a profile: one line, worded as the API words it
             from sieve.api.errors import describe_errors
 

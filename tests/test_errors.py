@@ -3,10 +3,12 @@ code and one line); a bug is "internal error" everywhere, its text and traceback
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 from fastapi.testclient import TestClient
+from graph_support import sample_context
 from server_support import add_key, embedder, server_settings
 from typer.testing import CliRunner
 
@@ -25,6 +27,7 @@ from sieve.errors import (
     Unavailable,
     UnsupportedType,
 )
+from sieve.graphs.runner import stream_answer
 from sieve.server import create_app
 from sieve.settings import Settings
 from sieve.stores.stack import Stack
@@ -133,3 +136,16 @@ def test_a_misconfiguration_met_by_a_request_names_no_server_path(api, monkeypat
 def test_each_kind_of_failure_has_one_status_and_one_exit_code(error, status, code):
     assert status_of(error) == status and exit_code(error) == code
     assert set(EXIT_CODES) <= set(STATUSES)
+
+
+async def test_a_failed_narrowing_tells_the_user_the_whole_kb_was_searched_and_only_the_log_says_why(caplog):
+    async def broken(question, tenant, kb, readers):
+        raise OSError(f"database is locked: {SECRET}")
+
+    caplog.set_level(logging.WARNING)
+    events = [e async for e in stream_answer("华为的总部在哪里", kb="samples", context=sample_context(narrow=broken))]
+    assert [e.data["reason"] for e in events if e.type == "filter"] == [
+        "narrowing by metadata failed; the whole knowledge base was searched"]
+    assert "narrow_error" in events[-1].data["degraded"] and not events[-1].data["refused"]
+    assert SECRET not in json.dumps([e.data for e in events], ensure_ascii=False)
+    assert SECRET in caplog.text  # with its traceback, for whoever runs the server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -14,6 +15,7 @@ from sieve.api.deps import StateDep
 from sieve.api.schemas import HealthPublic, ReadinessPublic
 from sieve.api.state import AppState
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 FAILING = ("error", "timeout")  # model states that put questions on the degradation ladder
 
@@ -39,6 +41,7 @@ def _checks(state: AppState) -> dict[str, bool | None]:
             result = probe()
             checks[name] = None if result is None else bool(result)
         except Exception:  # a store that raises is simply not ready
+            log.warning("readiness check of %s failed", name, exc_info=True)
             checks[name] = False
     return checks
 
