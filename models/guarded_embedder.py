@@ -16,7 +16,8 @@ that finds `max_waiting` calls already waiting (admission: it fails at once rath
 without bound). A call that does not answer although the model ran it for a good share of the
 caller's budget, or that waited behind a call the model has run past its own budget, opens it.
 Calls that wait together go to the model together: a free worker takes every waiting call of the
-same kind (queries, passages) up to `max_batch` texts, one model call for a burst of questions.
+same kind (queries, passages) up to `max_batch` texts, one model call for a burst of questions;
+the breaker allows a batch the budget of each call it carries.
 
 Query vectors are kept in a small LRU: routing, the KB probe and retrieval embed the same question.
 """
@@ -74,7 +75,7 @@ class BreakerPolicy:
     query_cache: int = 256  # query vectors kept (LRU)
     word_cache: int = 20_000  # word vectors kept for grading's synonym matching (LRU): a KB's words recur
     max_waiting: int = 64  # calls waiting for a worker; one more fails at once as `busy`
-    max_batch: int = 64  # texts a worker sends to the model at once, from calls that waited together
+    max_batch: int = 32  # texts a worker sends to the model at once, from calls that waited together
     # a call unanswered after the model ran it for this share of the caller's budget is the model's fault
     model_share: float = 0.5
 
@@ -86,6 +87,12 @@ class _Call:
     timeout_s: float
     result: Future = field(default_factory=Future)
     started: float | None = None  # monotonic; set by the worker that runs the model
+    batch: int = 1  # calls in the model call that carries this one
+
+    def overran(self, now: float, share: float = 1.0) -> bool:
+        """The model has run this call for `share` of its budget, times the calls it carries with it: a
+        batch of many questions takes longer than one and is not a stuck model for that."""
+        return self.started is not None and now - self.started >= share * self.timeout_s * self.batch
 
 
 class GuardedEmbedder:
@@ -216,7 +223,7 @@ class GuardedEmbedder:
                     size += len(call.texts)
             started = time.monotonic()
             for call in batch:
-                call.started = started
+                call.started, call.batch = started, len(batch)
             self._running.update(batch)
         embed = self.inner.embed_queries if batch[0].kind == "query" else self.inner.embed_passages
         try:
@@ -240,9 +247,9 @@ class GuardedEmbedder:
         with self._lock:
             if call.started is None:  # never begun: it leaves the queue
                 self._waiting.remove(call)
-            model_slow = call.started is not None and now - call.started >= self.policy.model_share * call.timeout_s
+            model_slow = call.overran(now, self.policy.model_share)
             # the call waited behind one the model has run past its own budget: the model is stuck
-            stuck = any(c is not call and now - c.started >= c.timeout_s for c in self._running)  # type: ignore[operator]
+            stuck = any(c is not call and c.overran(now) for c in self._running)
         if model_slow or stuck:
             self.trip("timeout")
             return "timeout"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -20,6 +23,16 @@ from sieve.models.guarded_embedder import EmbedderUnavailable, GuardedEmbedder
 from sieve.prompts import grade as prompts
 from sieve.prompts import refuse as refuse_prompts
 from sieve.prompts.language import Lang, detect
+
+# grading's CPU work (sentence splitting, POS tagging, the model's trees) is Python holding the GIL: a
+# pool of its own, so concurrent turns neither fill the default executor that every request's
+# authentication and knowledge-base lookup wait on, nor take the GIL from the event loop a thread each
+_GRADING = ThreadPoolExecutor(2, thread_name_prefix="sieve-grade")
+T = TypeVar("T")
+
+
+async def _grading(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_GRADING, fn, *args)
 
 
 class GradeDecision(BaseModel):
@@ -78,7 +91,7 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
         return {"passages": passages, "kept": kept, "refusal_reason": "", "degraded": degraded}
 
     # sentence splitting and POS tagging of every passage: CPU work, off the event loop
-    evidence = await asyncio.to_thread(gather_evidence, query, ranked, lang)
+    evidence = await _grading(gather_evidence, query, ranked, lang)
     if ctx.embedder is not None and not unscored and (words := synonym_words(evidence, lang)):
         try:
             vectors = dict(zip(words, await ctx.embedder.aembed_words(words, ctx.embedder_timeout_s)))
@@ -86,7 +99,7 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
         except EmbedderUnavailable as unavailable:  # paraphrases go uncounted: the model refuses more, never less
             degraded += unavailable.flags
     # the model's trees (and, once, reading its file): off the event loop too
-    graded = await asyncio.to_thread(grade_evidence, query, ranked, evidence, lang, limits, ctx.thresholds.max_kept)
+    graded = await _grading(grade_evidence, query, ranked, evidence, lang, limits, ctx.thresholds.max_kept)
     reason = ""
     if graded.outcome == "no_evidence":
         reason = _reason("no_evidence", lang, state) + (" " if lang == "en" else "") + graded.explanation
