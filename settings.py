@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     jwt_tenant_claim: str = Field("tenant", description="JWT claim naming the tenant; absent = the default tenant.")
     max_question_chars: int = Field(4000, ge=1, description="Longer questions are refused with 413.")
     turn_concurrency: int = Field(
-        4, ge=1, description="Turns past their first event (route) that run at once; the others wait, already routed."
+        8, ge=1, description="Turns past their first event (route) that run at once; the others wait, already routed."
     )
     turn_queue: int = Field(256, ge=1, description="Turns in flight; one more is answered 429 with Retry-After.")
     max_embedding_chars: int = Field(32000, ge=1, description="Longer `/v1/embeddings` inputs are refused with 413.")

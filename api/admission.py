@@ -3,7 +3,7 @@
 A turn's first event (its route) is cheap; what follows (retrieval, grading, the answer) is CPU
 work that on a small machine would otherwise interleave with every other turn on the event loop,
 so a new user's route queued behind all of it. Turns therefore route at once, then take one of
-`SIEVE_TURN_CONCURRENCY` slots for the rest: the graph does not advance past its route until its
+`SIEVE_TURN_CONCURRENCY` (8) slots for the rest: the graph does not advance past its route until its
 stream is read again, so holding the stream holds the turn. Past `SIEVE_TURN_QUEUE` turns in flight
 the server answers 429 with `Retry-After` instead of queueing without bound.
 """
