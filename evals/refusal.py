@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sieve.graphs.evidence_model import evidence_model
-from sieve.graphs.grading import Evidence, WordVectors, gather_evidence, with_synonyms
+from sieve.graphs.grading import Evidence, WordVectors, gather_evidence, language_of, with_synonyms
 from sieve.graphs.state import Passage
 from sieve.prompts.language import Lang, detect
 
@@ -70,6 +70,7 @@ def calibration_half(row: Row) -> bool:
 class RowEvidence:
     lang: Lang
     passages: list[Evidence]
+    passage_langs: list[Lang]  # each passage's own language, whose threshold it must reach (as in grading)
 
 
 def gather(rows: Sequence[Row], relevance: Relevance, lang: Lang | None = None,
@@ -83,7 +84,7 @@ def gather(rows: Sequence[Row], relevance: Relevance, lang: Lang | None = None,
         evidence = gather_evidence(row.query, passages, row_lang)
         if vectors is not None:
             evidence = with_synonyms(evidence, row_lang, vectors)
-        gathered.append(RowEvidence(row_lang, evidence))
+        gathered.append(RowEvidence(row_lang, evidence, [language_of(p["text"]) for p in passages]))
     return gathered
 
 
@@ -96,9 +97,9 @@ def decisions(evidence: Sequence[RowEvidence], min_relevance: float, relevance_o
         if relevance_only or not any(relevant):
             decided.append(any(relevant))
             continue
-        threshold = model.threshold(row.lang)
         probabilities = model.probabilities(row.passages, row.lang, min_relevance)
-        decided.append(any(ok and p >= threshold for ok, p in zip(relevant, probabilities)))
+        decided.append(any(ok and p >= model.threshold(lang)
+                           for ok, p, lang in zip(relevant, probabilities, row.passage_langs)))
     return decided
 
 
