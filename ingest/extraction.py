@@ -26,7 +26,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from sieve.errors import Conflict
+from sieve.errors import InvalidInput
 from sieve.ingest.report import Failure, Failures, Report
 from sieve.models.chat import build_chat_model, structured
 from sieve.prompts import extraction as prompts
@@ -374,7 +374,7 @@ def build_graph(
     `on_progress(done, total)` after each document. `ValueError` when the KB gets no graph triples.
     """
     if (refusal := graph_refusal(stack, kb_id)) is not None:
-        raise Conflict(refusal)
+        raise InvalidInput(refusal)
     extractor = extractor or build_extractor(stack.settings)
     with stack.sessions() as session:
         docs = session.execute(ready_documents(tenant, KbId(kb_id)).with_only_columns(Document.id, Document.filename)
