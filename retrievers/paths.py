@@ -82,7 +82,7 @@ class Bm25Path:
         try:
             await self.lanes.run(lambda: self.stack.text.search("warm-up", ANYWHERE, 1), lane=self.name)
         except Exception:  # a text backend that cannot open is reported by the path (`bm25_error`)
-            logger.info("the BM25 index did not warm up; queries will report it", exc_info=True)
+            logger.debug("the BM25 index did not warm up; queries will report it", exc_info=True)
             return False
         return True
 
@@ -112,7 +112,7 @@ class DensePath:
             await self.lanes.run(self.embedder.embed_queries, ["warm-up"])
             await self.lanes.run(lambda: self.stack.vectors)
         except EmbedderUnavailable:
-            logger.info("the embedder did not warm up; its breaker reports it", exc_info=True)
+            logger.debug("the embedder did not warm up; its breaker reports it", exc_info=True)
         return True  # tried once: the breaker, not another warm-up, decides when the embedder is retried
 
     async def search(self, run: QueryRun) -> list[ScoredChunk]:
@@ -158,7 +158,7 @@ class GraphPath:
         try:
             await self.lanes.run(self.stack.graph.match_entities, ["warm-up"], ANYWHERE, lane=self.name)
         except Exception:  # a graph backend that is down is reported by the path (`graph_error`)
-            logger.info("the graph store did not warm up; queries will report it", exc_info=True)
+            logger.debug("the graph store did not warm up; queries will report it", exc_info=True)
             return False
         return True
 
@@ -196,7 +196,7 @@ class ImagePath:
             await self.lanes.run(lambda: self.stack.image_embedder.embed_texts(["warm-up"]), lane=self.name)  # type: ignore[union-attr]
             await self.lanes.run(lambda: self.stack.image_vectors, lane=self.name)
         except Exception:  # a CLIP model that cannot load is reported by the path (`image_error`)
-            logger.info("the image path did not warm up; queries will report it", exc_info=True)
+            logger.debug("the image path did not warm up; queries will report it", exc_info=True)
             return False
         return True
 
