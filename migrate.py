@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from more_itertools import chunked
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm import Session, aliased
 from tqdm import tqdm
@@ -92,8 +93,7 @@ def migrate_kb(
     todo = [d for d in doc_ids if d not in done]
     report = MigrationReport(tenant, kb, skipped=len(doc_ids) - len(todo))
     bar = tqdm(total=len(todo), desc=f"migrate {kb}", unit="doc", disable=not progress)
-    for start in range(0, len(todo), batch_docs):
-        batch = todo[start : start + batch_docs]
+    for batch in chunked(todo, batch_docs):
         chunks, embedded, relations = _copy_batch(source, target, tenant, kb_row.id, batch)
         report.documents += len(batch)
         report.chunks += chunks

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from more_itertools import chunked
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from tqdm import tqdm
@@ -419,9 +420,7 @@ class Ingestor:
         embedder = self.stack.image_embedder
         assert embedder is not None
         first = list({chunk.id: (chunk, picture) for chunk, picture in reversed(pictures)}.values())
-        step = self.stack.settings.embedder_batch_size
-        for start in range(0, len(first), step):
-            batch = first[start : start + step]
+        for batch in chunked(first, self.stack.settings.embedder_batch_size):
             vectors = embedder.embed_images([picture.image for _, picture in batch])
             self.stack.image_vectors.add(
                 [IndexedChunk(c.id, c.doc_id, tenant, kb_id, c.text, acls[c.doc_id]) for c, _ in batch], vectors)

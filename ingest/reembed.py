@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from more_itertools import chunked
 from sqlalchemy import select
 from tqdm import tqdm
 
@@ -49,8 +50,7 @@ def _ready_docs(stack: Stack, kb_id: str) -> list[str]:
 def _embed_into(stack: Stack, space: Space, tenant: str, kb_id: str, doc_ids: list[str], bar: tqdm) -> tuple[int, int]:
     """(chunks, newly embedded) after writing the documents' chunks into `space`."""
     chunks = embedded = 0
-    for i in range(0, len(doc_ids), _DOCS_PER_BATCH):
-        batch = doc_ids[i : i + _DOCS_PER_BATCH]
+    for batch in chunked(doc_ids, _DOCS_PER_BATCH):
         with stack.sessions() as session:
             acls = acls_of(session, batch)
             rows = session.execute(select(Chunk.id, Chunk.doc_id, Chunk.text).where(Chunk.doc_id.in_(batch))

@@ -28,13 +28,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from cachetools import LRUCache
+
 from sieve.degraded import Degraded
 from sieve.errors import Unavailable
 from sieve.models.embedding import Embedder, TextTokenizer
@@ -112,8 +114,8 @@ class GuardedEmbedder:
         self._open_until = 0.0
         self.trips = 0  # how often the breaker opened (benches and callers tell their own trip from an earlier one)
         self._last: Failure | Literal["ok"] | None = None  # the latest call's outcome; None before any
-        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._words: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries: LRUCache[str, np.ndarray] = LRUCache(maxsize=policy.query_cache)
+        self._words: LRUCache[str, np.ndarray] = LRUCache(maxsize=policy.word_cache)
 
     @property
     def dim(self) -> int:
@@ -157,24 +159,22 @@ class GuardedEmbedder:
 
     async def aembed_queries(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
         """Query vectors within `timeout_s`, from the LRU where already embedded."""
-        return await self._cached(self._queries, self.policy.query_cache, "query", texts, timeout_s)
+        return await self._cached(self._queries, "query", texts, timeout_s)
 
     async def aembed_words(self, words: Sequence[str], timeout_s: float) -> np.ndarray:
         """Words embedded as passages within `timeout_s`, from their own LRU where already embedded."""
-        return await self._cached(self._words, self.policy.word_cache, "passage", words, timeout_s)
+        return await self._cached(self._words, "passage", words, timeout_s)
 
-    async def _cached(self, cache: OrderedDict[str, np.ndarray], size: int, kind: Kind, texts: Sequence[str],
+    async def _cached(self, cache: LRUCache[str, np.ndarray], kind: Kind, texts: Sequence[str],
                       timeout_s: float) -> np.ndarray:
         texts = list(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        # a local copy: a request longer than the cache still gets every vector it asked for
+        found = {t: cache[t] for t in dict.fromkeys(texts) if t in cache}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             for text, vector in zip(missing, await self._within(kind, missing, timeout_s)):
-                cache[text] = vector
-        for text in texts:
-            cache.move_to_end(text)
-        while len(cache) > size:
-            cache.popitem(last=False)
-        return np.stack([cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+                found[text] = cache[text] = vector
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
     async def aembed_passages(self, texts: Sequence[str], timeout_s: float) -> np.ndarray:
         return await self._within("passage", list(texts), timeout_s)

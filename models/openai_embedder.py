@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import httpx
 import numpy as np
+from more_itertools import chunked
 
 from sieve.errors import Unavailable
 from sieve.models.embedding import TextTokenizer, l2_normalise
@@ -140,7 +141,7 @@ class OpenAIEmbedder:
         return self._aclient
 
     def _batches(self, texts: Sequence[str]) -> list[list[str]]:
-        return [list(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)]
+        return list(chunked(texts, self._batch_size))
 
     def _body(self, batch: list[str], kind: Kind) -> dict[str, Any]:
         prefix = self._prefixes[kind]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from more_itertools import chunked
 from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,9 +104,8 @@ def write_acls_everywhere(sessions: sessionmaker[Session], engines: Sequence[Any
     access lists needs once. Returns the number of documents."""
     with sessions() as session:
         doc_ids = list(session.scalars(select(Document.id).where(Document.status == DocumentStatus.READY)))
-    for start in range(0, len(doc_ids), batch_docs):
+    for batch in chunked(doc_ids, batch_docs):
         with sessions() as session:
-            batch = doc_ids[start : start + batch_docs]
             acls = acls_of(session, batch)
             chunks = [c for doc in session.scalars(select(Document).where(Document.id.in_(batch)))
                       for c in indexed_chunks(session, doc, acls[doc.id])]
@@ -122,9 +122,9 @@ def acl_of(session: Session, doc_id: str) -> tuple[str, ...]:
 def acls_of(session: Session, doc_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Access lists of many documents (default for any without rows)."""
     found: dict[str, list[str]] = {}
-    for start in range(0, len(doc_ids), 500):
+    for batch in chunked(doc_ids, 500):
         for doc_id, entry in session.execute(
-            select(DocumentAcl.doc_id, DocumentAcl.entry).where(DocumentAcl.doc_id.in_(doc_ids[start : start + 500]))
+            select(DocumentAcl.doc_id, DocumentAcl.entry).where(DocumentAcl.doc_id.in_(batch))
         ):
             found.setdefault(doc_id, []).append(entry)
     return {d: tuple(sorted(found.get(d, ()))) or DEFAULT_ACL for d in doc_ids}

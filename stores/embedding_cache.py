@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from more_itertools import chunked
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,11 +32,11 @@ class EmbeddingCache:
         found: dict[str, np.ndarray] = {}
         unique = list(dict.fromkeys(hashes))
         with self._sessions() as session:
-            for i in range(0, len(unique), self._LOOKUP_BATCH):
+            for batch in chunked(unique, self._LOOKUP_BATCH):
                 rows = session.execute(
                     select(EmbeddingCacheEntry.text_hash, EmbeddingCacheEntry.vector).where(
                         EmbeddingCacheEntry.model == self._model,
-                        EmbeddingCacheEntry.text_hash.in_(unique[i : i + self._LOOKUP_BATCH]),
+                        EmbeddingCacheEntry.text_hash.in_(batch),
                     )
                 )
                 for h, blob in rows:
@@ -67,8 +68,7 @@ def embed_passages_cached(
     missing = list(dict.fromkeys(h for h in hashes if h not in known))
     text_of = dict(zip(hashes, texts))
     occurrences = Counter(hashes)
-    for i in range(0, len(missing), batch_size):
-        batch = missing[i : i + batch_size]
+    for batch in chunked(missing, batch_size):
         vectors = embedder.embed_passages([text_of[h] for h in batch])
         fresh = dict(zip(batch, vectors))
         cache.put_many(fresh)

@@ -9,9 +9,10 @@ accept it there, whereas window functions and LATERAL are not allowed (SQLite) i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from more_itertools import chunked
 from sqlalchemy import bindparam, delete, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,11 +36,6 @@ log = logging.getLogger(__name__)
 HOP_DECAY = 0.5
 _BATCH = 500  # ids per IN list: far below SQLite's and PostgreSQL's bound-parameter limits
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-
-
-def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), _BATCH):
-        yield items[start : start + _BATCH]
 
 
 def walk_sql(n_seeds: int, with_doc_ids: bool) -> str:
@@ -150,7 +146,7 @@ class SqlGraphStore:
                     })
                     link["weight"] = max(link["weight"], t.weight)
         with self.sessions() as session:
-            known = {i for batch in _batches(list(entities)) for i in session.scalars(
+            known = {i for batch in chunked(entities, _BATCH) for i in session.scalars(
                 select(GraphEntity.id).where(GraphEntity.id.in_(batch)))}
         new = [e for eid, e in entities.items() if eid not in known]
         # vectors before rows: a vector without its row is never matched (seeds join the entity table)
@@ -177,12 +173,12 @@ class SqlGraphStore:
         with self.sessions.begin() as session:
             scope = (GraphLink.tenant_id == tenant, GraphLink.kb_id == kb)
             touched: set[str] = set()
-            for batch in _batches(list(doc_ids)):
+            for batch in chunked(doc_ids, _BATCH):
                 touched.update(session.scalars(select(GraphLink.entity_id).where(*scope, GraphLink.doc_id.in_(batch))))
                 session.execute(delete(GraphRelation).where(
                     GraphRelation.tenant_id == tenant, GraphRelation.kb_id == kb, GraphRelation.doc_id.in_(batch)))
                 session.execute(delete(GraphLink).where(*scope, GraphLink.doc_id.in_(batch)))
-            for batch in _batches(sorted(touched)):
+            for batch in chunked(sorted(touched), _BATCH):
                 linked = exists().where(GraphLink.entity_id == GraphEntity.id)
                 gone = list(session.scalars(select(GraphEntity.id).where(GraphEntity.id.in_(batch), ~linked)))
                 if gone:
@@ -194,7 +190,7 @@ class SqlGraphStore:
 
     def linked_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> set[str]:
         with self.sessions() as session:
-            return {d for batch in _batches(list(doc_ids)) for d in session.scalars(
+            return {d for batch in chunked(doc_ids, _BATCH) for d in session.scalars(
                 select(GraphLink.doc_id).distinct().where(
                     GraphLink.doc_id.in_(batch), GraphLink.tenant_id == tenant, GraphLink.kb_id == kb))}
 

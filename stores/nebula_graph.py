@@ -22,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from more_itertools import chunked
+
 from sieve.errors import ConfigurationError, Unavailable
 from sieve.settings import Settings
 from sieve.stores.graph import (
@@ -113,7 +115,7 @@ def upsert_statements(tenant: str, kb: str, extracted: Sequence[ChunkTriples]) -
         (relations, "INSERT EDGE relation(tenant, kb, relation, weight, chunk_id, doc_id) VALUES "),
         (list(mentions.values()), "INSERT EDGE mentions(tenant, kb, doc_id, weight) VALUES "),
     ):
-        statements += [head + ", ".join(rows[i : i + _BATCH]) for i in range(0, len(rows), _BATCH)]
+        statements += [head + ", ".join(batch) for batch in chunked(rows, _BATCH)]
     return statements
 
 
@@ -257,28 +259,26 @@ class NebulaGraphStore:
         if not doc_ids:
             return
         touched: set[str] = set()
-        for start in range(0, len(doc_ids), 50):
-            docs, chunk_ids = doc_ids[start : start + 50], []
+        for docs in chunked(doc_ids, 50):
+            chunk_ids: list[str] = []
             for edge in ("relation", "mentions"):
                 rows = [(r["src"], r["dst"], r["rank"]) for r in self._run(doc_edges_query(edge, tenant, kb, docs))]
                 if edge == "mentions":
                     touched.update(s for s, _, _ in rows)
                     chunk_ids = sorted({d for _, d, _ in rows})
-                for i in range(0, len(rows), _BATCH):
-                    self._run(delete_edges_statement(edge, rows[i : i + _BATCH]))
+                for batch in chunked(rows, _BATCH):
+                    self._run(delete_edges_statement(edge, batch))
             if chunk_ids:
                 self._run(f"DELETE VERTEX {_ids(chunk_ids)}")
         scope = SearchFilter(tenant, kb)
         linked = {r["entity"] for r in self._run(links_query(touched, scope))} if touched else set()
         orphans = sorted(touched - linked)
-        for i in range(0, len(orphans), _BATCH):
-            self._run(f"DELETE VERTEX {_ids(orphans[i : i + _BATCH])} WITH EDGE")
+        for batch in chunked(orphans, _BATCH):
+            self._run(f"DELETE VERTEX {_ids(batch)} WITH EDGE")
         self.names.delete(tenant, kb, orphans)
 
     def linked_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> set[str]:
-        ids = list(doc_ids)
-        return {r["doc_id"] for start in range(0, len(ids), 50)
-                for r in self._run(linked_docs_query(tenant, kb, ids[start : start + 50]))}
+        return {r["doc_id"] for batch in chunked(doc_ids, 50) for r in self._run(linked_docs_query(tenant, kb, batch))}
 
     def match_entities(self, names: Sequence[str], flt: SearchFilter) -> dict[str, float]:
         seeds = seed_scores(names, flt, self.names)

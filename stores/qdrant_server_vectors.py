@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from more_itertools import chunked
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
@@ -154,8 +155,8 @@ class QdrantServerVectorIndex:
     def add(self, chunks: Sequence[IndexedChunk], vectors: np.ndarray) -> None:
         for name, points in self.points(chunks, vectors).items():
             self._ensure(name)
-            for start in range(0, len(points), _UPSERT_BATCH):
-                self.client.upsert(name, points[start : start + _UPSERT_BATCH], wait=True)
+            for batch in chunked(points, _UPSERT_BATCH):
+                self.client.upsert(name, batch, wait=True)
 
     def delete_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> None:
         name = self.collection(tenant, kb)
