@@ -152,12 +152,13 @@ EXPLAINED = set(FEATURES) - {"open", "zh"}
 _KIND_NAMES = {
     "number": {"zh": "数字", "en": "number"}, "date": {"zh": "时间", "en": "date"},
     "person": {"zh": "人物", "en": "person"}, "place": {"zh": "地点", "en": "place"},
-    "name": {"zh": "名称", "en": "name"}, "work": {"zh": "作品", "en": "title"},
+    "name": {"zh": "名称", "en": "name"}, "work": {"zh": "作品", "en": "title"}, "value": {"zh": "数值或名称", "en": "value"},
 }
 _TEXT = {
     "missing": {"zh": "最接近的段落没有一句提到{missing}。", "en": "no sentence of the closest passage mentions {missing}."},
     "kind": {"zh": "没有一句话给出所问的{kind}。", "en": "no sentence states the {kind} that was asked for."},
-    "numbers": {"zh": "段落没有提到问题中的年份或数字。", "en": "the passages do not mention the year or number in the question."},
+    "numbers": {"zh": "段落没有提到问题中的年份或数字。",
+                "en": "the passages do not mention the year or number in the question."},
     "relevance": {"zh": "相关的段落都只是沾边（最高相关度 {relevance:.2f}），没有一句直接回答。",
                   "en": "the related passages only touch on it (best relevance {relevance:.2f}); none answers it directly."},
     "statement": {"zh": "没有一句话直接回答它。", "en": "no sentence answers it directly."},

@@ -36,7 +36,7 @@ from sieve.graphs.state import Passage
 from sieve.graphs.text import EN_STOPWORDS, ZH_FUNCTION_CHARS, ZH_STOP_TOKENS, singular, split_sentences
 from sieve.prompts.language import Lang
 
-Kind = Literal["work", "number", "date", "person", "place", "name", "other"]
+Kind = Literal["work", "number", "date", "person", "place", "name", "value", "other"]
 Outcome = Literal["kept", "below_threshold", "no_evidence"]
 
 # First match wins. Interrogatives (多少, 什么时候) decide before the nouns around them (冠军, 票房):
@@ -56,10 +56,15 @@ _KINDS_EN: list[tuple[Kind, re.Pattern[str]]] = [
     ("work", re.compile(r"\bwhich (?:movie|film|book|song|album|show|series)\b|\bbest (?:picture|film|movie)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|day|month)\b|\bwhich year\b", re.I)),
     ("number", re.compile(r"\bhow (?:many|much|long|old|tall|big|far|high|heavy|loud|fast|hot|often|large|strong)\b|"
-                            r"\bwhat (?:percentage|number|amount)\b|\bwhat is the (?:price|weight|length|height|size|capacity|range|cost)\b", re.I)),
+                            r"\bwhat (?:percentage|number|amount)\b"
+                            r"|\bwhat is the (?:price|weight|length|height|size|capacity|range|cost)\b", re.I)),
     ("name", re.compile(r"\bwhich (?:team|club|company|firm|party)\b|\bchampion\b|\bwinner\b", re.I)),
     ("person", re.compile(r"\bwho\b|\bwhom\b|\bwhose\b", re.I)),
     ("place", re.compile(r"\bwhere\b|\bwhich (?:country|countries|city|place)\b", re.I)),
+    # "What screen size does X have?", "Which RFC defines X?", "What is the battery life of X?": one
+    # particular value (a quantity, a name, a code), not an explanation ("What does X do?")
+    ("value", re.compile(r"^\s*(?:what|which)\s+(?!(?:is|are|was|were|does|do|did|can|could|should|would|will|has|have|had)\b)"
+                         r"[a-z]|^\s*what (?:is|are|was|were) the [\w' -]+ (?:of|for|on|at|in)\b", re.I)),
 ]
 # synonym matching embeds the words of a few sentences: bounded, as it is most of grading's cost
 SYNONYM_SENTENCES = 6
@@ -87,6 +92,7 @@ _DATE = re.compile(
 )
 _QUOTED = re.compile(r"《([^》]{1,20})》|“([^”]{1,20})”|\"([^\"]{1,30})\"")
 _EN_WORD = re.compile(r"[A-Za-z0-9]+")
+_CODE = re.compile(r"\b[A-Z][A-Z0-9]*(?:[/.\-][A-Z0-9]+)*\b|\b[a-z]+[A-Z][A-Za-z0-9]*\b")  # TCP, C, HTTP/2, iPhone
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ZH_WEAK_CHARS = ZH_FUNCTION_CHARS | set("上下里中内外叫年月日")
 # words naming the asked-for slot: the answering sentence states the value, not the slot's name
@@ -385,6 +391,9 @@ def answer_candidates(sentence: str, kind: Kind, question: str, lang: Lang) -> s
         found = {n for n in found if not _YEAR.fullmatch(n)}
     elif kind == "date":
         found = {m.group(0) for m in _DATE.finditer(sentence)}
+    elif kind == "value":
+        found = set().union(*(answer_candidates(sentence, k, question, lang) for k in ("number", "date", "name")))
+        found |= {m.group(0) for m in _CODE.finditer(sentence) if m.start() > 0}
     elif lang == "zh":
         tags = _ZH_KIND_TAGS.get(kind, _ZH_PROPER_TAGS)
         found = {w for w, tag in _zh_names_joined(rjieba.tag(sentence)) if tag in tags and len(w) >= 2}

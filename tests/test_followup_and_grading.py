@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sieve.graphs.followup import rewrite_followup
 from sieve.graphs.context import Thresholds
+from sieve.graphs.followup import rewrite_followup
 from sieve.graphs.grading import answer_kind, grade_passages
 from sieve.graphs.state import Passage
 
@@ -44,7 +44,8 @@ LIMITS = Thresholds().grade_limits("zh")  # what the grade node ships with
 
 
 def test_a_passage_stating_the_asked_for_number_is_kept():
-    graded = grade_passages("2022年星河公司的营收是多少", [passage("2022年，星河公司的营收为35亿元，同比增长12%。")], "zh", LIMITS, 4)
+    graded = grade_passages("2022年星河公司的营收是多少", [passage("2022年，星河公司的营收为35亿元，同比增长12%。")],
+                            "zh", LIMITS, 4)
     assert graded.outcome == "kept"
 
 
@@ -97,6 +98,9 @@ def test_irrelevant_passages_are_refused_before_reading_them():
         ("特拉斯当了多久首相", "number"),
         ("乌镇峰会举办时间", "date"),
         ("Which team won the 2022 final?", "name"),
+        ("What screen size does the Lumen X2 have?", "value"),  # one particular value, not an explanation
+        ("What is the battery life of the Lumen X1?", "value"),
+        ("What does Apple Inc. sell?", "other"),
     ],
 )
 def test_the_kind_of_answer_asked_for(question, kind):
@@ -126,3 +130,20 @@ def test_a_sentence_missing_the_one_constraint_no_passage_meets_is_not_an_answer
 )
 def test_light_verbs_are_not_key_terms_and_compounds_match_their_head(question, text):
     assert grade_passages(question, [passage(text)], "en", Thresholds().grade_limits("en"), 4).outcome == "kept"
+
+
+@pytest.mark.parametrize(
+    ("question", "intro", "stating", "naming_only"),
+    [
+        ("What is the battery life of the Lumen X1?", "The Lumen X1 is a phone sold by Corvid Mobile.",
+         "Its battery is rated for 19 hours of video playback.",
+         "Reviewers tested the battery of the Lumen X1 with screen brightness fixed at half."),
+        ("Which protocol does Harbor Sync use for transport?", "Harbor Sync is a file synchronisation tool.",
+         "Harbor Sync uses QUIC for transport.", "The transport of Harbor Sync is described in its manual."),
+    ],
+)
+def test_a_question_asking_for_one_value_needs_a_sentence_stating_one(question, intro, stating, naming_only):
+    limits = Thresholds().grade_limits("en")
+    assert grade_passages(question, [passage(f"{intro} {stating}")], "en", limits, 4).outcome == "kept"
+    refused = grade_passages(question, [passage(f"{intro} {naming_only}")], "en", limits, 4)
+    assert refused.outcome == "no_evidence" and refused.explanation
