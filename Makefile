@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_HOME := .sieve-demo
 
-.PHONY: install install-test demo test bench
+.PHONY: install install-test demo lint test bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -50,5 +50,14 @@ demo: install
 	$(BIN)/sieve --home $(DEMO_HOME) ask 它的总部在哪里 --kb demo --thread demo
 	$(BIN)/sieve --home $(DEMO_HOME) ask "What is the capital of Peru?" --kb demo
 
+# ruff and mypy (config in pyproject.toml); mypy sees the repository root as the package `sieve`
+# through the link .venv/mypy-path/sieve
+lint: $(BIN)/python
+	@test -x $(BIN)/mypy || $(BIN)/pip install -q -e '.[test]'
+	$(BIN)/ruff check .
+	@mkdir -p $(VENV)/mypy-path && ln -sfn ../.. $(VENV)/mypy-path/sieve
+	$(BIN)/mypy
+
 test: install-test
+	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q

@@ -3,8 +3,8 @@
 Rows are copied as they are, ids included, so chunk ids (and search results) stay the same. Vectors come
 from the embedding cache: nothing is embedded again unless the cache lacks a text. The text index is
 rebuilt from the chunks, and the knowledge graph from the source's SQL graph tables (entity ids derive
-from tenant, KB and name, so they come out the same). Documents arrive `indexing` and turn `ready` only once both engines hold them,
-so a migration that dies half-way leaves nothing half-visible (the target's reconcile purges it) and
+from tenant, KB and name, so they come out the same). Documents arrive `indexing` and turn `ready` only once
+both engines hold them, so a migration that dies half-way leaves nothing half-visible (the target's reconcile purges it) and
 running it again finishes the job: documents already `ready` in the target are skipped.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from more_itertools import chunked
@@ -174,5 +174,5 @@ def _copy(row: M, **overrides: Any) -> M:
 def _portable(value: Any) -> Any:
     # SQLite hands back naive datetimes; Sieve writes UTC, so say so before another database reads them
     if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value

@@ -19,8 +19,19 @@ from sieve.api.errors import install_error_handlers
 from sieve.api.hosts import HostCheck, allowed_hosts
 from sieve.api.mcp_http import AuthenticatedMcp
 from sieve.api.metrics import Metrics, RequestCounter
-from sieve.api.routes import (agent, chat, citations, documents, evaluations, graph, health, jobs,
-                              knowledge_bases, research, tools)
+from sieve.api.routes import (
+    agent,
+    chat,
+    citations,
+    documents,
+    evaluations,
+    graph,
+    health,
+    jobs,
+    knowledge_bases,
+    research,
+    tools,
+)
 from sieve.api.server_record import remove_server_record, write_server_record
 from sieve.api.state import AppState
 from sieve.settings import Settings, get_settings

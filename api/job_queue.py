@@ -14,7 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,7 +32,7 @@ JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class JobFailed(Exception):

@@ -14,7 +14,7 @@ import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sieve.errors import Conflict
@@ -78,7 +78,7 @@ def write_server_record(home: Path, url: str, auth: bool) -> ServerRecord:
             raise Conflict(f"{home} is in use: another process has its engines open (a `sieve` command, "
                                "`sieve mcp`, `langgraph dev`); serve it when that has finished") from None
         _held[home] = fd
-    record = ServerRecord(url, os.getpid(), datetime.now(timezone.utc).isoformat(timespec="seconds"), auth)
+    record = ServerRecord(url, os.getpid(), datetime.now(UTC).isoformat(timespec="seconds"), auth)
     tmp = home / f".{FILENAME}.{os.getpid()}"
     tmp.write_text(json.dumps(asdict(record)), encoding="utf-8")
     tmp.replace(home / FILENAME)  # readers never see a half-written record

@@ -21,15 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_query_latency import build  # noqa: E402
-from synthetic import HashEmbedder, queries  # noqa: E402
+from bench_query_latency import build
+from synthetic import HashEmbedder, queries
 
-from sieve.evals.metrics import percentile  # noqa: E402
-from sieve.retrievers.hybrid import HybridRetriever  # noqa: E402
-from sieve.settings import Settings  # noqa: E402
-from sieve.stores.acl import Principal  # noqa: E402
-from sieve.stores.stack import Stack  # noqa: E402
-from sieve.stores.types import SearchFilter  # noqa: E402
+from sieve.evals.metrics import percentile
+from sieve.retrievers.hybrid import HybridRetriever
+from sieve.settings import Settings
+from sieve.stores.acl import Principal
+from sieve.stores.stack import Stack
+from sieve.stores.types import SearchFilter
 
 GROUPS = 1_000
 USERS = 5_000
@@ -74,29 +74,28 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(5)
     qs = queries(args.queries)
-    with tempfile.TemporaryDirectory() as tmp:
-        with Stack(Settings(home=Path(tmp)), embedder=HashEmbedder()) as stack:
-            flt = build(stack, args.chunks, acl=document_acl(rng))
-            users = callers(len(qs), rng)
-            shares = [stack.vectors.count(dataclasses.replace(flt, readers=u.readers)) / args.chunks for u in users[:50]]
-            print(f"{GROUPS} groups, users in 1-5 groups; a user reads {100 * sum(shares) / len(shares):.1f}% "
-                  f"of the chunks on average")
-            retriever = HybridRetriever(stack)
-            runs = {
-                "tenant-wide": [flt] * len(qs),
-                "as users": [dataclasses.replace(flt, readers=u.readers) for u in users],
-            }
-            print(f"\n{'run':<20} {'p50 ms':>8} {'p95 ms':>8} {'hits':>6}   ({len(qs)} queries, "
-                  f"{args.chunks} chunks, query embedding excluded)")
-            p95 = {}
-            # each path alone says where the cost is; the runs alternate so that load drifts hit both alike
-            for paths in (["bm25"], ["dense"], ["bm25", "dense"]):
-                label = "fused" if len(paths) > 1 else paths[0]
-                for name, flts in runs.items():
-                    lat, hits = asyncio.run(measure(retriever, flts, qs, paths))
-                    p95[label, name] = percentile(lat, 95)
-                    print(f"{label + ' ' + name:<20} {percentile(lat, 50):>8.2f} {p95[label, name]:>8.2f} {hits:>6.1f}")
-            retriever.close()
+    with tempfile.TemporaryDirectory() as tmp, Stack(Settings(home=Path(tmp)), embedder=HashEmbedder()) as stack:
+        flt = build(stack, args.chunks, acl=document_acl(rng))
+        users = callers(len(qs), rng)
+        shares = [stack.vectors.count(dataclasses.replace(flt, readers=u.readers)) / args.chunks for u in users[:50]]
+        print(f"{GROUPS} groups, users in 1-5 groups; a user reads {100 * sum(shares) / len(shares):.1f}% "
+              f"of the chunks on average")
+        retriever = HybridRetriever(stack)
+        runs = {
+            "tenant-wide": [flt] * len(qs),
+            "as users": [dataclasses.replace(flt, readers=u.readers) for u in users],
+        }
+        print(f"\n{'run':<20} {'p50 ms':>8} {'p95 ms':>8} {'hits':>6}   ({len(qs)} queries, "
+              f"{args.chunks} chunks, query embedding excluded)")
+        p95 = {}
+        # each path alone says where the cost is; the runs alternate so that load drifts hit both alike
+        for paths in (["bm25"], ["dense"], ["bm25", "dense"]):
+            label = "fused" if len(paths) > 1 else paths[0]
+            for name, flts in runs.items():
+                lat, hits = asyncio.run(measure(retriever, flts, qs, paths))
+                p95[label, name] = percentile(lat, 95)
+                print(f"{label + ' ' + name:<20} {percentile(lat, 50):>8.2f} {p95[label, name]:>8.2f} {hits:>6.1f}")
+        retriever.close()
     for label in ("bm25", "dense", "fused"):
         print(f"{label}: as users / tenant-wide p95 {p95[label, 'as users'] / p95[label, 'tenant-wide']:.2f}x")
     print("(target for fused: <= 1.5x)")

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from sieve.evals.refusal import (
     RefusalReport,
     calibration_half,
@@ -140,8 +141,8 @@ def bench_refusal(args: argparse.Namespace) -> None:
 
 def bench_grading(args: argparse.Namespace) -> None:
     """Grading cost per question over 10 passages: a question's answering and distractor passages."""
-    from sieve.graphs.grading import gather_evidence, grade_passages, synonym_words
     from sieve.evals.refusal import row_passage
+    from sieve.graphs.grading import gather_evidence, grade_passages, synonym_words
 
     name, embedder = build_embedder(args.embedder)
     cache = VectorCache(OUT / f"answer_or_refuse-{name}.npz")
@@ -241,6 +242,7 @@ async def prepare_overhead_context() -> GraphContext:
     """Runs every conversation once with real embeddings, recording every vector and result it needed."""
     sys.path.insert(0, str(REPO / "tests"))
     from graph_support import embedder, sample_context
+
     from sieve.graphs.runner import ask
     from sieve.prompts.route import EXEMPLARS
 
@@ -271,6 +273,7 @@ async def prepare_overhead_context() -> GraphContext:
 def bench_overhead(args: argparse.Namespace) -> None:
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.memory import InMemorySaver
+
     from sieve.graphs.agentic_rag import build_graph
     from sieve.graphs.runner import ask
 
@@ -288,7 +291,8 @@ def bench_overhead(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             await graph.ainvoke(inputs, config, context=ctx, durability="exit")  # as the runner does
             t1 = time.perf_counter()
-            await ask(question, kb="samples", thread_id=f"{n}-{run_index // len(turns)}", context=ctx, settings=Settings(home=home))
+            await ask(question, kb="samples", thread_id=f"{n}-{run_index // len(turns)}", context=ctx,
+                      settings=Settings(home=home))
             t2 = time.perf_counter()
             if run_index >= 10:
                 graph_ms.append((t1 - t0) * 1000)

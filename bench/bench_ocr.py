@@ -29,7 +29,6 @@ import shutil
 import statistics
 import subprocess
 import time
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 

@@ -18,17 +18,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import HashEmbedder, chunk_texts, queries  # noqa: E402
+from synthetic import HashEmbedder, chunk_texts, queries
 
-from sieve.evals.metrics import percentile  # noqa: E402
-from sieve.retrievers.hybrid import HybridRetriever  # noqa: E402
-from sieve.settings import Settings  # noqa: E402
-from sieve.stores.catalog import get_or_create_kb  # noqa: E402
-from sieve.stores.embedding_cache import text_hash  # noqa: E402
-from sieve.stores.acl import DEFAULT_ACL  # noqa: E402
-from sieve.stores.metadata import Chunk, Document, DocumentAcl, DocumentStatus, new_id  # noqa: E402
-from sieve.stores.stack import Stack  # noqa: E402
-from sieve.stores.types import IndexedChunk, SearchFilter  # noqa: E402
+from sieve.evals.metrics import percentile
+from sieve.retrievers.hybrid import HybridRetriever
+from sieve.settings import Settings
+from sieve.stores.acl import DEFAULT_ACL
+from sieve.stores.catalog import get_or_create_kb
+from sieve.stores.embedding_cache import text_hash
+from sieve.stores.metadata import Chunk, Document, DocumentAcl, DocumentStatus, new_id
+from sieve.stores.stack import Stack
+from sieve.stores.types import IndexedChunk, SearchFilter
 
 
 def build(
@@ -82,15 +82,14 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
     qs = queries(args.queries)
-    with tempfile.TemporaryDirectory() as tmp:
-        with Stack(Settings(home=Path(tmp)), embedder=HashEmbedder()) as stack:
-            flt = build(stack, args.chunks)
-            retriever = HybridRetriever(stack)
-            print(f"\n{'run':<8} {'p50 ms':>8} {'p95 ms':>8}   (excluding query embedding; {len(qs)} queries)")
-            for name, paths in (("bm25", ["bm25"]), ("dense", ["dense"]), ("fused", ["bm25", "dense"])):
-                lat = asyncio.run(measure(retriever, flt, qs, paths))
-                print(f"{name:<8} {percentile(lat, 50):>8.2f} {percentile(lat, 95):>8.2f}")
-            retriever.close()
+    with tempfile.TemporaryDirectory() as tmp, Stack(Settings(home=Path(tmp)), embedder=HashEmbedder()) as stack:
+        flt = build(stack, args.chunks)
+        retriever = HybridRetriever(stack)
+        print(f"\n{'run':<8} {'p50 ms':>8} {'p95 ms':>8}   (excluding query embedding; {len(qs)} queries)")
+        for name, paths in (("bm25", ["bm25"]), ("dense", ["dense"]), ("fused", ["bm25", "dense"])):
+            lat = asyncio.run(measure(retriever, flt, qs, paths))
+            print(f"{name:<8} {percentile(lat, 50):>8.2f} {percentile(lat, 95):>8.2f}")
+        retriever.close()
 
     from sieve.models.factory import build_embedder
 

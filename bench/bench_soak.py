@@ -32,10 +32,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_server import CONVERSATIONS, ingest, serving  # noqa: E402
-from synthetic import sentence  # noqa: E402
+from bench_server import CONVERSATIONS, ingest, serving
+from synthetic import sentence
 
-from sieve.evals.metrics import percentile  # noqa: E402
+from sieve.evals.metrics import percentile
 
 KB = "soak"
 QUESTIONS = [q for conversation in CONVERSATIONS for q in conversation]

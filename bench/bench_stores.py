@@ -20,11 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import chunk_texts, queries  # noqa: E402
+from synthetic import chunk_texts, queries
 
-from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex  # noqa: E402
-from sieve.stores.tantivy_text import TantivyTextIndex  # noqa: E402
-from sieve.stores.types import IndexedChunk, SearchFilter  # noqa: E402
+from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
+from sieve.stores.tantivy_text import TantivyTextIndex
+from sieve.stores.types import IndexedChunk, SearchFilter
 
 DIM = 384
 BATCH = 5000  # what the ingest pipeline hands the stores at once

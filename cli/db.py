@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from sieve.cli.common import (
-    JsonOpt, KbOpt, TenantOpt, current_settings, friendly_errors, open_stack, out, print_json, tenant_or_default,
+    JsonOpt,
+    KbOpt,
+    TenantOpt,
+    current_settings,
+    friendly_errors,
+    open_stack,
+    out,
+    print_json,
+    tenant_or_default,
 )
 
 db_app = typer.Typer(help="The metadata DB's schema (Alembic migrations, SQLite and PostgreSQL).", no_args_is_help=True)

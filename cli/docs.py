@@ -9,8 +9,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from sieve.cli.common import (
-    JsonOpt, KbOpt, TenantOpt, err, friendly_errors, kb_filter, open_stack, out, print_json, served_home,
-    tenant_or_default, through_server_only,
+    JsonOpt,
+    KbOpt,
+    TenantOpt,
+    err,
+    friendly_errors,
+    kb_filter,
+    open_stack,
+    out,
+    print_json,
+    served_home,
+    tenant_or_default,
+    through_server_only,
 )
 from sieve.errors import NotFound
 

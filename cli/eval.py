@@ -14,8 +14,19 @@ import typer
 from rich.table import Table
 
 from sieve.cli.common import (
-    JsonOpt, KbOpt, TenantOpt, current_settings, err, exit_if_failed, friendly_errors, graph_context, kb_filter,
-    open_stack, out, print_json, tenant_or_default,
+    JsonOpt,
+    KbOpt,
+    TenantOpt,
+    current_settings,
+    err,
+    exit_if_failed,
+    friendly_errors,
+    graph_context,
+    kb_filter,
+    open_stack,
+    out,
+    print_json,
+    tenant_or_default,
 )
 from sieve.errors import ConfigurationError, InvalidInput, Unavailable
 
@@ -102,7 +113,8 @@ def _print_refusal(reports: list, title: str) -> None:
 @friendly_errors
 def eval_refusal(
     data: Annotated[Path, typer.Option("--data", help="Labelled rows: id, query, docs, answerable (JSON lines).")],
-    reranker: Annotated[str, typer.Option("--reranker", help="Relevance provider: embedding, flag, rerank_api, score_api.")] = "embedding",
+    reranker: Annotated[str, typer.Option(
+        "--reranker", help="Relevance provider: embedding, flag, rerank_api, score_api.")] = "embedding",
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions (both variants).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -189,7 +201,8 @@ def eval_tune(
     if split is None:
         splits = sorted(p.stem for p in (data / "qrels").glob("*.tsv"))
         if len(splits) != 1:
-            raise InvalidInput(f"{data / 'qrels'} holds {len(splits)} splits ({', '.join(splits) or 'none'}): pick one with --split")
+            raise InvalidInput(f"{data / 'qrels'} holds {len(splits)} splits ({', '.join(splits) or 'none'}): "
+                               "pick one with --split")
         split = splits[0]
     beir = load_split(data, split)
     if limit:

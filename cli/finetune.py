@@ -11,7 +11,14 @@ import typer
 from rich.table import Table
 
 from sieve.cli.common import (
-    JsonOpt, TenantOpt, friendly_errors, kb_filter, open_stack, out, print_json, tenant_or_default,
+    JsonOpt,
+    TenantOpt,
+    friendly_errors,
+    kb_filter,
+    open_stack,
+    out,
+    print_json,
+    tenant_or_default,
 )
 
 finetune_app = typer.Typer(help="Fine-tune models on your data (CPU).", no_args_is_help=True)
@@ -28,9 +35,11 @@ def finetune_reranker(
     tenant: TenantOpt = None,
     holdout: Annotated[float, typer.Option("--holdout", min=0.05, max=0.9, help="Share of queries held back.")] = 0.2,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs (default 5).")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--learning-rate", min=0.0, help="AdamW learning rate (default 5e-5).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(
+        "--learning-rate", min=0.0, help="AdamW learning rate (default 5e-5).")] = None,
     negatives: Annotated[int | None, typer.Option("--negatives", min=1, help="Hard negatives per positive (default 7).")] = None,
-    candidates: Annotated[int | None, typer.Option("--candidates", min=2, help="Fused candidates mined and reranked (default 20).")] = None,
+    candidates: Annotated[int | None, typer.Option(
+        "--candidates", min=2, help="Fused candidates mined and reranked (default 20).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N queries.")] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device to train on: cpu, cuda, cuda:1.")] = "cpu",
     as_json: JsonOpt = False,

@@ -11,8 +11,18 @@ import typer
 from rich.markup import escape
 
 from sieve.cli.common import (
-    JsonOpt, KbOpt, TenantOpt, err, exit_if_failed, friendly_errors, open_stack, out, print_json, served_home,
-    tenant_or_default, through_server_only,
+    JsonOpt,
+    KbOpt,
+    TenantOpt,
+    err,
+    exit_if_failed,
+    friendly_errors,
+    open_stack,
+    out,
+    print_json,
+    served_home,
+    tenant_or_default,
+    through_server_only,
 )
 from sieve.errors import NotFound
 
@@ -81,7 +91,7 @@ _FILE_REFUSALS = frozenset({400, 413, 415, 422})
 
 
 def _ingest_here(paths: list[Path], kb: str, tenant: str, metadata: dict, progress: bool):
-    from sieve.ingest.pipeline import IngestReport, Ingestor
+    from sieve.ingest.pipeline import Ingestor, IngestReport
 
     with open_stack() as stack:
         ingestor = Ingestor(stack)

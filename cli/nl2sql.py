@@ -8,9 +8,17 @@ import typer
 from rich.table import Table
 
 from sieve.cli.common import (
-    JsonOpt, KbOpt, TenantOpt, err, friendly_errors, kb_filter, open_stack, out, print_json, tenant_or_default,
+    JsonOpt,
+    KbOpt,
+    TenantOpt,
+    err,
+    friendly_errors,
+    kb_filter,
+    open_stack,
+    out,
+    print_json,
+    tenant_or_default,
 )
-
 
 nl2sql_app = typer.Typer(help="Guarded SQL over the document metadata.", no_args_is_help=True)
 

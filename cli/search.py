@@ -11,8 +11,19 @@ import typer
 from rich.table import Table
 
 from sieve.cli.common import (
-    JsonOpt, KbOpt, TenantOpt, err, friendly_errors, graph_context, kb_filter, open_stack, out, print_json, served_home,
-    tenant_or_default, through_server_only,
+    JsonOpt,
+    KbOpt,
+    TenantOpt,
+    err,
+    friendly_errors,
+    graph_context,
+    kb_filter,
+    open_stack,
+    out,
+    print_json,
+    served_home,
+    tenant_or_default,
+    through_server_only,
 )
 from sieve.degraded import Degraded
 

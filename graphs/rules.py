@@ -14,7 +14,8 @@ _PHRASES: dict[SmallTalk, list[str]] = {
         "good morning", "good afternoon", "good evening", "how are you doing", "how are you", "how's it going",
         "what's up", "hello", "hey", "hi", "greetings",
     ],
-    "thanks": ["非常感谢", "谢谢你", "谢谢", "多谢", "感谢", "谢啦", "辛苦了", "thank you very much", "thank you", "thanks a lot", "thanks", "thx", "cheers"],
+    "thanks": ["非常感谢", "谢谢你", "谢谢", "多谢", "感谢", "谢啦", "辛苦了",
+               "thank you very much", "thank you", "thanks a lot", "thanks", "thx", "cheers"],
     "goodbye": ["再见", "拜拜", "回头见", "晚安", "goodbye", "good night", "see you later", "see you", "bye"],
     "identity": [
         "你是谁", "你叫什么", "你能做什么", "你会什么", "介绍一下你自己", "介绍一下自己",
@@ -22,7 +23,8 @@ _PHRASES: dict[SmallTalk, list[str]] = {
     ],
 }
 # what may surround a small-talk phrase without making it a real question
-_FILLER = re.compile(r"[\s,，.。!！?？~～…、:：;；'\"]+|\b(?:there|sieve|bot|so|much|again|very)\b|[啊呀呢哦哈嘛吧啦吖哇呐]|sieve", re.IGNORECASE)
+_FILLER = re.compile(r"[\s,，.。!！?？~～…、:：;；'\"]+|\b(?:there|sieve|bot|so|much|again|very)\b"
+                     r"|[啊呀呢哦哈嘛吧啦吖哇呐]|sieve", re.IGNORECASE)
 
 _WEB_CUES = re.compile(
     r"今天.{0,6}新闻|今日新闻|新闻头条|最新|最近.{0,4}(?:新闻|消息|动态)|实时|天气|气温|股价|汇率|比分|热搜|"

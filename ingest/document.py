@@ -39,7 +39,7 @@ class TableSection:
     def header_lines(self) -> list[str]:
         """The lines every piece of this table starts with: the caption (if any), then the header."""
         lines = [render_row([self.caption])] if self.caption.strip() else []
-        return lines + [render_row(self.header)]
+        return [*lines, render_row(self.header)]
 
     def render(self) -> str:
         return "\n".join(self.header_lines() + [render_row(row) for row in self.rows])

@@ -12,7 +12,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def _apply_meta(doc: Document, meta: dict[str, Any]) -> None:
                 when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
             except ValueError as exc:
                 raise InvalidInput(f"{key} must be an ISO date like 2023-05-01, got {value!r}") from exc
-            setattr(doc, key, when if when.tzinfo else when.replace(tzinfo=timezone.utc))
+            setattr(doc, key, when if when.tzinfo else when.replace(tzinfo=UTC))
         elif key == "tags":
             doc.tags = list(value) if isinstance(value, (list, tuple)) else [str(value)]
         else:

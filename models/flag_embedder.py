@@ -63,7 +63,8 @@ class FlagEmbedder:
         self._is_m3 = is_m3
         backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
         if backend is None:
-            raise ConfigurationError(f"SIEVE_EMBEDDER_MODEL_PATH: {folder} has no fast tokenizer (tokenizer.json); chunking needs token offsets")
+            raise ConfigurationError(f"SIEVE_EMBEDDER_MODEL_PATH: {folder} has no fast tokenizer (tokenizer.json); "
+                                     "chunking needs token offsets")
         self._tokenizer = FastTokenizerOffsets(backend)
         self.name = f"flag:{folder.name}"
         # A probe is the one answer that holds for every pooling and head; it costs one short forward pass.

@@ -17,7 +17,7 @@ import numpy as np
 
 from sieve.errors import InvalidInput
 from sieve.models.e5_float import TunedE5File, _layout
-from sieve.models.e5_format import QK, Q4_BLOCK
+from sieve.models.e5_format import Q4_BLOCK, QK
 from sieve.models.e5_onnx import E5OnnxEmbedder, _sha256, write_onnx
 from sieve.models.e5_tokenizer import WINDOW, E5Tokenizer, load_e5_tokenizer
 

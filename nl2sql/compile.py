@@ -8,7 +8,7 @@ SQL text; SQLAlchemy does the quoting.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, String, Table, cast, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,7 +38,8 @@ def compile_slots(slots: Slots, *, dialect: Dialect = "sqlite") -> str:
     if slots.filenames:
         conditions.append(d.filename.in_(slots.filenames))
     for name in slots.names:
-        conditions.append(or_(d.filename.contains(name, autoescape=True), d.title.contains(name, autoescape=True), _has_tag(name)))
+        conditions.append(or_(d.filename.contains(name, autoescape=True), d.title.contains(name, autoescape=True),
+                              _has_tag(name)))
     if slots.tags:
         conditions.append(or_(*(_has_tag(t) for t in slots.tags)))
     if slots.kb_names:
@@ -56,9 +57,11 @@ def _has_tag(tag: str) -> ColumnElement[bool]:
 
 def _utc(moment: datetime) -> datetime:
     """Stored times are UTC (SQLite keeps no offset), so compare in UTC."""
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _sa_dialect(dialect: Dialect) -> SADialect:
     # A non-pyformat paramstyle keeps '%' in LIKE patterns single: the SQL runs without parameters.
-    return sqlite.dialect() if dialect == "sqlite" else postgresql.dialect(paramstyle="named")
+    if dialect == "sqlite":
+        return sqlite.dialect()
+    return postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]  # psycopg2's dialect is unannotated

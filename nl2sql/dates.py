@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 Range = tuple[datetime | None, datetime | None]
 
@@ -24,7 +24,7 @@ class DateMatch:
 
 def find_dates(text: str, now: datetime) -> list[DateMatch]:
     """All date expressions in `text`, left to right, longest match first where they overlap."""
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
     candidates: list[tuple[int, int, Range]] = []
     for pattern, resolve in _PATTERNS:
         for m in pattern.finditer(text):
@@ -230,7 +230,8 @@ _PATTERNS: list[tuple[re.Pattern[str], Resolver]] = [(re.compile(p, re.IGNORECAS
      lambda m, n: _valid(lambda: _day(int(m[1]), int(m[2]), int(m[3]), n.tzinfo))),
     (r"(?<!\d)" + _Y + r"-(0[1-9]|1[0-2])(?![\d-])", lambda m, n: _months(int(m[1]), int(m[2]), 1, n.tzinfo)),
     # --- English, absolute
-    (_B + r"(?:between|from)\s+" + _EN_MON + r"(?:\s+" + _Y + r")?\s+(?:and|to|through|until|-)\s+" + _EN_MON + r",?\s+" + _Y + _E,
+    (_B + r"(?:between|from)\s+" + _EN_MON + r"(?:\s+" + _Y + r")?\s+(?:and|to|through|until|-)\s+"
+     + _EN_MON + r",?\s+" + _Y + _E,
      lambda m, n: _span_months(int(m[2] or m[4]), _month(m[1]), int(m[4]), _month(m[3]), n)),
     (_B + _EN_MON + r"\s*(?:-|–|to|through)\s*" + _EN_MON + r",?\s+" + _Y + _E,
      lambda m, n: _span_months(int(m[3]), _month(m[1]), int(m[3]), _month(m[2]), n)),

@@ -160,7 +160,7 @@ def _check_syntax(tree: exp.Expression) -> None:
                 raise SQLRejected(f"function {node.name}() is not allowed")
         elif isinstance(node, exp.Func):
             if kind not in _ALLOWED_FUNCTIONS:
-                raise SQLRejected(f"function {kind.sql_names()[0]}() is not allowed")
+                raise SQLRejected(f"function {node.sql_name()}() is not allowed")
         else:
             raise SQLRejected(f"{kind.key.upper()} is not allowed in a read-only question")
     for table in tree.find_all(exp.Table):
@@ -233,7 +233,8 @@ def _resolve(
                     if node.args.get("alias") and node.args["alias"].columns:
                         raise SQLRejected(f"column aliases on table {node.name} are not allowed")
                     physical.append(node)
-                elif isinstance(target, Scope) and isinstance(cte := target.expression.parent, exp.CTE) and cte.alias == node.name:
+                elif (isinstance(target, Scope) and isinstance(cte := target.expression.parent, exp.CTE)
+                      and cte.alias == node.name):
                     cte_refs.append((node, cte))
                 else:
                     raise SQLRejected(f"could not resolve table {node.name}")
@@ -259,7 +260,7 @@ def _check_column(column: exp.Column, scope: Scope, rules: Mapping[str, TableRul
                     return
                 raise SQLRejected(f"column {column.table}.{name} is not allowed")
         raise SQLRejected(f"unknown table or alias {column.table}")
-    if _is_alias_reference(column, scope.expression):
+    if isinstance(scope.expression, exp.Expression) and _is_alias_reference(column, scope.expression):
         return
     for visible in _visible_scopes(scope):
         if any(name in _source_columns(source, rules) for source in _selected(visible)):
@@ -269,7 +270,7 @@ def _check_column(column: exp.Column, scope: Scope, rules: Mapping[str, TableRul
 
 def _is_alias_reference(column: exp.Column, query: exp.Expression) -> bool:
     """ORDER BY n / HAVING n where n is an output alias (not a column named in the select list itself)."""
-    clause: exp.Expression = column
+    clause: exp.Expr = column
     while clause.parent is not None and clause.parent is not query:
         clause = clause.parent
     if clause.arg_key == "expressions":
@@ -311,8 +312,8 @@ def _outputs(scope: Scope, rules: Mapping[str, TableRule]) -> set[str]:
             for source in _selected(scope):
                 names |= _source_columns(source, rules)
         elif isinstance(item, exp.Column) and isinstance(item.this, exp.Star):
-            if (source := scope.sources.get(item.table)) is not None:
-                names |= _source_columns(source, rules)
+            if (named := scope.sources.get(item.table)) is not None:
+                names |= _source_columns(named, rules)
         else:
             names.add(item.alias_or_name)
     return names
@@ -334,9 +335,10 @@ def _filtered_source(
         predicates.append(exp.column(rule.tenant_column, quoted=True).eq(exp.Literal.string(tenant)))
     predicates += [exp.column(col, quoted=True).eq(exp.Literal.string(val)) for col, val in rule.filters.items()]
     if readers is not None and rule.acl_column is not None:
+        entries: list[exp.Expression] = [exp.Literal.string(r) for r in sorted(readers)] or [exp.null()]
         readable = exp.select(exp.column("doc_id", quoted=True)).from_(
             exp.Table(this=exp.to_identifier("document_acl", quoted=True))
-        ).where(exp.column("entry", quoted=True).isin(*([exp.Literal.string(r) for r in sorted(readers)] or [exp.null()])))
+        ).where(exp.column("entry", quoted=True).isin(*entries))
         predicates.append(exp.column(rule.acl_column, quoted=True).isin(query=readable))
     inner = exp.select(*(exp.column(c, quoted=True) for c in rule.columns)).from_(
         exp.Table(this=exp.to_identifier(table.name, quoted=True))
@@ -355,9 +357,9 @@ def _enforce_limit(tree: exp.Expression, max_rows: int) -> None:
     if offset is not None and not (isinstance(offset.expression, exp.Literal) and offset.expression.is_int):
         raise SQLRejected("OFFSET must be a whole number")
     for inner in tree.find_all(exp.Limit, exp.Offset):
-        if inner is not tree.args.get("limit") and inner is not tree.args.get("offset"):
-            if not (isinstance(inner.expression, exp.Literal) and inner.expression.is_int):
-                raise SQLRejected("LIMIT and OFFSET must be whole numbers")
+        if (inner is not tree.args.get("limit") and inner is not tree.args.get("offset")
+                and not (isinstance(inner.expression, exp.Literal) and inner.expression.is_int)):
+            raise SQLRejected("LIMIT and OFFSET must be whole numbers")
 
 
 def _commas_for_cross_joins(tree: exp.Expression) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -99,7 +99,7 @@ def narrow(
     """Find the metadata conditions of `question` and the documents of `tenant` (in `kb_id`, readable
     with `readers`) meeting them."""
     engine = _engine(bind)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     values = read_values(engine, tenant, kb_id, readers=readers)
     fallback_reason = ""
     if llm is not None:
@@ -107,7 +107,7 @@ def narrow(
             return _narrow_llm(question, tenant, kb_id, engine, llm, values, now, timeout_s, readers)
         except SQLRefused as err:
             fallback_reason = f"model SQL not used: {err.reason}; "
-        except Exception:  # noqa: BLE001 - any model failure means: answer without the model
+        except Exception:
             # the exception's text is for the log: the reason is shown to users
             log.warning("the model's SQL failed; narrowing by slot filling instead", exc_info=True)
             fallback_reason = "model SQL not used: the model failed (the server log has why); "
@@ -162,7 +162,8 @@ def _narrow_llm(
     reply = structured(llm, SQLDraft).invoke([SystemMessage(prompt), HumanMessage(question)])
     draft = reply if isinstance(reply, SQLDraft) else SQLDraft.model_validate(reply)
     if not draft.sql or not draft.sql.strip():
-        return NarrowResult(sql=None, content_query=draft.content_query or question, reason="model: no metadata condition", mode="llm")
+        return NarrowResult(sql=None, content_query=draft.content_query or question,
+                            reason="model: no metadata condition", mode="llm")
     guarded, result = _run(draft.sql, tenant, kb_id, engine, timeout_s, readers)
     if not draft.metadata_answer and _id_column(result) is None:
         raise SQLRejected("the query must return documents.id to narrow retrieval")

@@ -159,7 +159,7 @@ def _residual(question: str, taken: list[Span]) -> str:
     """The question minus conditions and filler: adjacent kept words form a phrase, phrases are space-separated."""
     phrases: list[list[str]] = []
     cursor = 0
-    for start, end in sorted(taken) + [(len(question), len(question))]:
+    for start, end in [*sorted(taken), (len(question), len(question))]:
         current: list[str] = []
         for token in rjieba.cut(question[cursor:start]):
             word = token.strip()

@@ -19,7 +19,8 @@ SYSTEM: dict[Lang, str] = {
 REPLIES: dict[str, dict[Lang, str]] = {
     "greeting": {
         "zh": "你好！我是 Sieve，可以根据知识库「{kb}」回答问题并给出出处。想了解什么？",
-        "en": "Hello! I'm Sieve. I answer questions from the knowledge base '{kb}' and cite my sources. What would you like to know?",
+        "en": "Hello! I'm Sieve. I answer questions from the knowledge base '{kb}' and cite my sources. "
+              "What would you like to know?",
     },
     "thanks": {
         "zh": "不客气！还有其他问题可以随时问我。",
@@ -28,7 +29,8 @@ REPLIES: dict[str, dict[Lang, str]] = {
     "goodbye": {"zh": "再见！", "en": "Goodbye!"},
     "identity": {
         "zh": "我是 Sieve，一个知识库问答助手：我在知识库「{kb}」中查找资料，回答时标注出处，找不到就如实说明。",
-        "en": "I'm Sieve, a knowledge-base assistant: I look things up in '{kb}', cite where each answer comes from, and say so when I can't find it.",
+        "en": "I'm Sieve, a knowledge-base assistant: I look things up in '{kb}', cite where each answer comes from, "
+              "and say so when I can't find it.",
     },
     "other": {
         "zh": "我主要回答知识库「{kb}」里的问题。请直接提出你的问题吧。",

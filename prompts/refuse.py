@@ -16,7 +16,8 @@ REASONS: dict[str, dict[Lang, str]] = {
     },
     "below_threshold": {
         "zh": "知识库「{kb}」中找到的内容都不足以回答（最高相关度 {best:.2f}，低于 {threshold:.2f}）。",
-        "en": "nothing found in the knowledge base '{kb}' is relevant enough to answer it (best relevance {best:.2f}, below {threshold:.2f}).",
+        "en": "nothing found in the knowledge base '{kb}' is relevant enough to answer it "
+              "(best relevance {best:.2f}, below {threshold:.2f}).",
     },
     "no_evidence": {
         "zh": "知识库「{kb}」中有相关内容，但没有一处明确给出这个问题的答案。",

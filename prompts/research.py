@@ -26,7 +26,8 @@ REFUSED_SECTION: dict[Lang, str] = {
 REFUSED_PARTS: dict[Lang, str] = {"zh": "未能回答的部分：{parts}", "en": "Not answered: {parts}"}
 
 STOPPED: dict[str, dict[Lang, str]] = {
-    "budget_spent": {"zh": "（研究时间预算已用完，结果可能不完整。）", "en": "(The research budget ran out; the report may be incomplete.)"},
+    "budget_spent": {"zh": "（研究时间预算已用完，结果可能不完整。）",
+                     "en": "(The research budget ran out; the report may be incomplete.)"},
     "step_limit": {"zh": "（已达到检索轮数上限。）", "en": "(The step limit was reached.)"},
     "no_progress": {"zh": "", "en": ""},
     "answered": {"zh": "", "en": ""},

@@ -12,17 +12,18 @@ import inspect
 import re
 import time
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar, cast
 
 from sieve.errors import ConfigurationError
 
 Target = str  # "embedder", "bm25", "dense", "graph", "image", "reranker"
 TARGETS = frozenset({"embedder", "bm25", "dense", "graph", "image", "reranker"})
+C = TypeVar("C")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
 
 
-class FaultKind(str, Enum):
+class FaultKind(StrEnum):
     DELAY = "delay"
     ERROR = "error"
 
@@ -79,10 +80,11 @@ class Faults:
     def get(self, target: str) -> Fault | None:
         return dict(self.by_target).get(target)
 
-    def wrap(self, target: str, component: Any, methods: tuple[str, ...]) -> Any:
-        """The component itself when no fault targets it, else a proxy whose `methods` misbehave."""
+    def wrap(self, target: str, component: C, methods: tuple[str, ...]) -> C:
+        """The component itself when no fault targets it, else a proxy whose `methods` misbehave
+        (typed as the component: it forwards every other attribute)."""
         fault = self.get(target)
-        return component if fault is None else FaultyComponent(component, target, fault, methods)
+        return component if fault is None else cast(C, FaultyComponent(component, target, fault, methods))
 
 
 class FaultyComponent:

@@ -121,7 +121,8 @@ class EmbeddingReranker(LocalReranker):
             vectors, _ = embed_passages_cached(self.embedder, self.cache, list(texts))
         else:
             vectors = self.embedder.embed_passages(list(texts))
-        return (vectors @ self.embedder.embed_queries([query])[0]).astype(float).tolist()
+        scores: list[float] = (vectors @ self.embedder.embed_queries([query])[0]).astype(float).tolist()
+        return scores
 
 
 class FlagCrossEncoder(LocalReranker):
@@ -155,7 +156,8 @@ class FlagCrossEncoder(LocalReranker):
         if not texts:
             return []
         scores = self._model.compute_score([(query, t) for t in texts], normalize=True)
-        return np.atleast_1d(np.asarray(scores, dtype=float)).tolist()
+        out: list[float] = np.atleast_1d(np.asarray(scores, dtype=float)).tolist()
+        return out
 
 
 class EndpointReranker:

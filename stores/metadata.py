@@ -7,7 +7,7 @@ NL2SQL's schema description shows the model, so keep them short and true.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, PlainSerializer, WithJsonSchema
@@ -16,13 +16,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(moment: datetime) -> datetime:
     """`moment` with a time zone: SQLite hands back naive datetimes for the `DateTime(timezone=True)`
     columns below, and they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc),

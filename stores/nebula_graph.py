@@ -273,8 +273,8 @@ class NebulaGraphStore:
         scope = SearchFilter(tenant, kb)
         linked = {r["entity"] for r in self._run(links_query(touched, scope))} if touched else set()
         orphans = sorted(touched - linked)
-        for batch in chunked(orphans, _BATCH):
-            self._run(f"DELETE VERTEX {_ids(batch)} WITH EDGE")
+        for names in chunked(orphans, _BATCH):
+            self._run(f"DELETE VERTEX {_ids(names)} WITH EDGE")
         self.names.delete(tenant, kb, orphans)
 
     def linked_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> set[str]:

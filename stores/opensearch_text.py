@@ -35,7 +35,7 @@ _ZH_FIELD: dict[ChineseAnalysis, dict[str, str]] = {
 }
 _SOURCE_OUT = ["chunk_id", "doc_id"]
 # bulk retries cover 429 (queue full) answers; connection errors are retried by the client itself
-_BULK = {"max_retries": 3, "initial_backoff": 1, "chunk_size": 500, "refresh": "wait_for"}
+_BULK: dict[str, Any] = {"max_retries": 3, "initial_backoff": 1, "chunk_size": 500, "refresh": "wait_for"}
 
 
 def chinese_analysis(plugin_components: Iterable[str]) -> ChineseAnalysis:

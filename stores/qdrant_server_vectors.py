@@ -12,7 +12,7 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from more_itertools import chunked
@@ -130,7 +130,7 @@ class QdrantServerVectorIndex:
     def collection(self, tenant: str, kb: str) -> str:
         return collection_name(self.prefix, self.layout, tenant, kb)
 
-    def collection_config(self) -> dict[str, object]:
+    def collection_config(self) -> dict[str, Any]:
         """Arguments of `create_collection` for every collection of this index."""
         return {"vectors_config": {DENSE: qm.VectorParams(size=self.dim, distance=qm.Distance.COSINE)}}
 
@@ -149,7 +149,7 @@ class QdrantServerVectorIndex:
             )
         return grouped
 
-    def dense_query(self, vector: np.ndarray, flt: SearchFilter, k: int) -> dict[str, object]:
+    def dense_query(self, vector: np.ndarray, flt: SearchFilter, k: int) -> dict[str, Any]:
         return {"query": _dense(vector), "using": DENSE, "query_filter": search_filter(flt), "limit": k}
 
     def add(self, chunks: Sequence[IndexedChunk], vectors: np.ndarray) -> None:
@@ -199,7 +199,7 @@ class QdrantServerVectorIndex:
     def close(self) -> None:
         self.client.close()
 
-    def _query(self, flt: SearchFilter, request: dict[str, object]) -> list[ScoredChunk]:
+    def _query(self, flt: SearchFilter, request: dict[str, Any]) -> list[ScoredChunk]:
         name = self.collection(flt.tenant, flt.kb)
         if flt.allows_nothing() or not self._exists(name):
             return []

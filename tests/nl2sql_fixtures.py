@@ -7,7 +7,7 @@ Every string that belongs to tenant t2, and every document that is not ready, ca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -16,11 +16,11 @@ from sieve.stores.database import init_db, make_engine
 from sieve.stores.metadata import Document, DocumentStatus, KnowledgeBase, Tenant
 
 MARKER = "SECRET"
-NOW = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 15, 10, 30, tzinfo=UTC)
 
 
 def _at(year: int, month: int, day: int = 10) -> datetime:
-    return datetime(year, month, day, 9, 0, tzinfo=timezone.utc)
+    return datetime(year, month, day, 9, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -39,7 +40,7 @@ def check_text_chunks(text: str, chunks: list[ChunkSpan], max_tokens: int, overl
         # exact source slice between the first and last token of the span
         assert c.text == text[offsets[c.token_start][0] : offsets[c.token_end - 1][1]]
         assert n_tokens(c.text) == c.token_end - c.token_start
-    for prev, nxt in zip(chunks, chunks[1:]):
+    for prev, nxt in itertools.pairwise(chunks):
         assert nxt.token_start == prev.token_end - overlap
     # together they cover every token, from the first to the last
     assert chunks[0].token_start == 0 and chunks[-1].token_end == len(offsets)
@@ -149,7 +150,7 @@ def test_table_pieces_hold_whole_rows_and_all_start_with_the_header() -> None:
     assert seen_rows == [f"item {i} | {i * 10} yuan | in stock" for i in range(40)]
     # spans tile the table's tokens and keep counting through the document
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
-    for prev, nxt in zip(chunks, chunks[1:]):
+    for prev, nxt in itertools.pairwise(chunks):
         assert nxt.token_start == prev.token_end
 
 

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 REFUSAL_ROWS = Path(__file__).resolve().parents[1] / "evals" / "data" / "answer_or_refuse_en.jsonl"
 
 from browser_support import chromium, sync_api  # skips the module without chromium
+
 expect = sync_api.expect
 
 # nothing on the page reaches past the window's right edge (what makes a page scroll sideways)

@@ -3,7 +3,7 @@ API, the CLI and migrations share answer only a tenant's ready, readable documen
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from postgres import on_sqlite_and_postgres
@@ -123,7 +123,7 @@ def test_a_documents_moments_read_back_as_utc_in_its_public_form(world):
 
 
 def test_jobs_are_saved_read_back_aware_and_a_restart_fails_only_its_own_homes_unfinished_ones(sessions):
-    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     jobs = [Job("j1", "a", "handbook", "ingest", "a.md", status="running", created_at=start),
             Job("j2", "a", "handbook", "ingest", "b.md", status="succeeded", created_at=start, finished_at=start),
             Job("j3", "a", "handbook", "graph_build", "", status="queued", created_at=start)]

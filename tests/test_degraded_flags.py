@@ -6,6 +6,7 @@ import logging
 
 from graph_support import sample_context
 from scripted_llm import ScriptedChatModel
+
 from sieve.degraded import Degraded, any_timeout
 from sieve.graphs.context import GraphContext
 from sieve.graphs.runner import ask, stream_answer

@@ -93,9 +93,8 @@ def test_every_relative_link_opens_a_file_and_heading_of_the_repository(page):
             continue
         path, _, anchor = target.partition("#")
         file = (page.parent / path).resolve() if path else page
-        if not file.is_relative_to(ROOT) or not file.exists():
-            broken.append(target)
-        elif anchor and file.suffix == ".md" and anchor not in anchors(file):
+        if (not file.is_relative_to(ROOT) or not file.exists()
+                or (anchor and file.suffix == ".md" and anchor not in anchors(file))):
             broken.append(target)
     assert broken == []
 

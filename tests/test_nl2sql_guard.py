@@ -140,7 +140,8 @@ NEUTRALISED = [
     "SELECT id FROM documents WHERE \"tenant_id\" = 't2'",
     "SELECT id FROM documents WHERE id IN (SELECT id FROM documents WHERE 1 = 1)",
     "WITH d AS (SELECT * FROM documents) SELECT * FROM d",
-    "WITH d AS (SELECT * FROM documents WHERE 1 = 1 OR owner IS NULL) SELECT d.title FROM d UNION SELECT name FROM knowledge_bases",
+    "WITH d AS (SELECT * FROM documents WHERE 1 = 1 OR owner IS NULL) "
+    "SELECT d.title FROM d UNION SELECT name FROM knowledge_bases",
     "SELECT (SELECT group_concat(title) FROM documents d2) FROM knowledge_bases",
     "SELECT id FROM documents d WHERE EXISTS (SELECT 1 FROM documents o WHERE o.owner = d.owner OR 1 = 1)",
     "SELECT k.name, (SELECT o.title FROM documents o WHERE o.kb_id = k.id OR 1 = 1 LIMIT 1) FROM knowledge_bases k",
@@ -240,7 +241,8 @@ def test_postgres_hostile_statements_are_refused(sql):
 
 
 def test_postgres_output_carries_the_predicates():
-    guarded = check("SELECT meta ->> 'department', id FROM documents WHERE created_at > now() - interval '30 days'", dialect="postgres")
+    guarded = check("SELECT meta ->> 'department', id FROM documents WHERE created_at > now() - interval '30 days'",
+                    dialect="postgres")
     assert TENANT_PREDICATE in guarded and "\"status\" = 'ready'" in guarded and guarded.endswith("LIMIT 100")
 
 
@@ -257,7 +259,8 @@ def test_timeout_stops_a_runaway_query(db):
 
 
 def test_connection_refuses_writes_even_without_the_guard(db):
-    for sql in ("DELETE FROM documents", "PRAGMA query_only = OFF", "ATTACH DATABASE ':memory:' AS x", "SELECT * FROM sqlite_master"):
+    for sql in ("DELETE FROM documents", "PRAGMA query_only = OFF", "ATTACH DATABASE ':memory:' AS x",
+                "SELECT * FROM sqlite_master"):
         with pytest.raises(SQLExecutionError):
             execute_sqlite(db.path, sql, max_rows=10)
     assert len(execute_sqlite(db.path, "SELECT id FROM documents", max_rows=100).rows) == 9
@@ -268,7 +271,8 @@ def test_allowlist_is_a_parameter_and_tenant_is_optional(tmp_path):
 
     path = tmp_path / "plain.db"
     with sqlite3.connect(path) as conn:
-        conn.executescript("CREATE TABLE city (name TEXT, pop INT, secret TEXT); INSERT INTO city VALUES ('a', 1, 'x'), ('b', 2, 'y');")
+        conn.executescript("CREATE TABLE city (name TEXT, pop INT, secret TEXT); "
+                           "INSERT INTO city VALUES ('a', 1, 'x'), ('b', 2, 'y');")
     rules = {"city": TableRule(("name", "pop"))}
     guarded = guard("SELECT * FROM city ORDER BY pop", rules, tenant=None)
     assert execute_sqlite(path, guarded, max_rows=10).rows == [("a", 1), ("b", 2)]
@@ -278,7 +282,8 @@ def test_allowlist_is_a_parameter_and_tenant_is_optional(tmp_path):
 
 # ---- property: honest SELECTs always carry the tenant predicate and never see another tenant ------------
 
-COLUMNS = {"documents": ["id", "kb_id", "title", "owner", "filename", "created_at"], "knowledge_bases": ["id", "name", "description"]}
+COLUMNS = {"documents": ["id", "kb_id", "title", "owner", "filename", "created_at"],
+           "knowledge_bases": ["id", "name", "description"]}
 VALUES = ["张伟", "李娜", "t2", "kb-t2", f"{MARKER} Owner", "研发部", "x' OR '1'='1", "%", "2023-01-01"]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from nl2sql_fixtures import make_metadata_db
@@ -14,11 +14,11 @@ from sieve.nl2sql.guard import guard
 from sieve.nl2sql.schema import MetadataValues, metadata_allowlist, read_values
 from sieve.nl2sql.slots import fill_slots
 
-NOW = datetime(2024, 5, 15, 10, 30, tzinfo=timezone.utc)  # a Wednesday
+NOW = datetime(2024, 5, 15, 10, 30, tzinfo=UTC)  # a Wednesday
 
 
 def d(year: int, month: int, day: int = 1, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 DATES = [
@@ -138,7 +138,8 @@ def test_article_question_splits_into_conditions_and_content():
 
 
 @pytest.mark.parametrize(
-    "question", ["我上个月上传了哪些叫周报的文件", "which files did I upload last month", "列出张伟的文档", "list Ann Lee's documents"]
+    "question",
+    ["我上个月上传了哪些叫周报的文件", "which files did I upload last month", "列出张伟的文档", "list Ann Lee's documents"]
 )
 def test_pure_metadata_questions_are_recognised(question):
     slots = fill_slots(question, VALUES, NOW)

@@ -94,7 +94,8 @@ def test_the_chat_page_streams_an_answer_with_clickable_citations(page_url, brow
 
 
 def test_a_citation_of_a_scan_shows_the_page_region_it_was_read_from(page_url, browser, tmp_path):
-    from test_ocr import encoded, page as scan_page
+    from test_ocr import encoded
+    from test_ocr import page as scan_page
 
     url, wire = page_url
     wire.mode = "ok"

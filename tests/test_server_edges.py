@@ -13,7 +13,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from server_support import add_key, embedder, running_server, server_settings, upload, wait_for_job
 
 pytestmark = pytest.mark.integration

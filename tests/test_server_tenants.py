@@ -103,7 +103,7 @@ def test_tenant_a_never_sees_or_changes_tenant_b(world, method, path, body):
         assert response.status_code == 404  # B's things do not exist for A
     text = response.text
     assert not any(leak in text for leak in LEAKS)
-    if body and "thread_id" in body or "/threads/" in path:  # B's turn in that thread never reaches A
+    if (body and "thread_id" in body) or "/threads/" in path:  # B's turn in that thread never reaches A
         assert SECRET not in text
     if response.status_code == 200:  # (a 404 may echo the name or id A asked for)
         assert "b-only" not in text and not any(doc_id in text for doc_id in world["b_docs"].values())

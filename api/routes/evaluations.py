@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,10 +146,10 @@ async def _run(state: AppState, evaluation_id: str, work: Any, cleanup: tempfile
             log.exception("evaluation %s failed", evaluation_id)
             error = f"internal error ({type(exc).__name__}); the server log has the details"
         await asyncio.to_thread(_save, state, evaluation_id, status="failed", error=error,
-                                finished_at=datetime.now(timezone.utc))
+                                finished_at=datetime.now(UTC))
     else:
         await asyncio.to_thread(_save, state, evaluation_id, status="succeeded", result=result,
-                                finished_at=datetime.now(timezone.utc))
+                                finished_at=datetime.now(UTC))
     finally:
         _running.pop(evaluation_id, None)
         if cleanup is not None:

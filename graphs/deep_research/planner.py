@@ -49,7 +49,8 @@ _EN_BRIDGES: list[tuple[re.Pattern[str], str, str]] = [
 # questions that ask for an entity (where someone works): a bridge on their own, whose kept passage may
 # name the entity without answering in a quotable way (张伟 → 星河科技)
 _ENTITY_QUESTIONS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^(?P<x>[^，,。？?]{1,12}?)(?:在哪里|在哪家公司|在什么公司|在哪个公司|在哪儿)(?:工作|任职|就职|上班)"), "organization"),
+    (re.compile(r"^(?P<x>[^，,。？?]{1,12}?)(?:在哪里|在哪家公司|在什么公司|在哪个公司|在哪儿)"
+                r"(?:工作|任职|就职|上班)"), "organization"),
     (re.compile(r"^(?:which company|where|who) does (?P<x>.+?) work(?: for| at)?\W*$", re.I), "organization"),
 ]
 
@@ -108,7 +109,7 @@ def _names(text: str, lang: Lang) -> list[str]:
 
 # a question that says it asks about each ("分别", "各自") or compares: its opening list is the things asked about
 _ZH_EACH = re.compile(r"分别|各自|比较|对比|区别|不同|差异|一共|总共|合计")
-_ZH_OPENING_LIST = re.compile(rf"^[^，,。？?的]{{2,40}}?(?=的|分别|各自|一共|总共|合计)")
+_ZH_OPENING_LIST = re.compile(r"^[^，,。？?的]{2,40}?(?=的|分别|各自|一共|总共|合计)")
 
 
 def _zh_listing(text: str, each: bool) -> tuple[int, int, list[str]] | None:

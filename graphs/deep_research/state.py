@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import operator
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import Field
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from sieve.graphs.state import Citation, InputState, Passage, add_flags, add_timings
 

@@ -19,7 +19,6 @@ from sieve.graphs.state import Passage, State
 from sieve.prompts import answer as prompts
 from sieve.prompts.language import detect
 
-
 _MAX_IMAGES = 4  # page regions per answer: each costs the model hundreds of tokens
 
 

@@ -15,7 +15,14 @@ from pydantic import BaseModel, Field
 
 from sieve.degraded import Degraded
 from sieve.graphs.context import GraphContext, resolve
-from sieve.graphs.grading import answer_kind, gather_evidence, grade_evidence, ranked_by_relevance, synonym_words, with_synonyms
+from sieve.graphs.grading import (
+    answer_kind,
+    gather_evidence,
+    grade_evidence,
+    ranked_by_relevance,
+    synonym_words,
+    with_synonyms,
+)
 from sieve.graphs.history import question
 from sieve.graphs.llm import LLMFailed, decide, llm_for
 from sieve.graphs.state import Passage, State
