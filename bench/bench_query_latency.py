@@ -1,7 +1,9 @@
 """Query latency per path and fused on a 100k-chunk synthetic mixed zh/en corpus.
 
 Engine + fusion + hydration are timed with a hash embedder (so model time is excluded), and the
-real offline embedder's query-embedding time is measured separately on the same queries.
+real offline embedder's query-embedding time is measured separately on the same queries. Prints the
+process's peak resident memory after indexing and the load average (a shared machine inflates every
+figure); `--chunks 1000000` is the million-chunk point.
 
     .venv/bin/python bench/bench_query_latency.py [--chunks 100000] [--queries 200]
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -61,7 +65,8 @@ def build(
     print(f"indexed {n_chunks} chunks in {time.perf_counter() - t0:.1f} s (metadata + tantivy + qdrant edge)")
     t0 = time.perf_counter()
     stack.vectors.optimize()  # what `sieve ingest` does at the end: build the HNSW graph
-    print(f"built the HNSW index in {time.perf_counter() - t0:.1f} s")
+    print(f"built the HNSW index in {time.perf_counter() - t0:.1f} s; peak resident memory "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GiB; load average {os.getloadavg()[0]:.1f}")
     return SearchFilter("bench", kb_id)
 
 
