@@ -1,17 +1,20 @@
 """Trains the evidence model of deterministic grading (`graphs/evidence_model.json`) and reports it.
 
-    .venv/bin/python evals/train_evidence.py [--zh PATH] [--en PATH] [--cache DIR] [--write]
+    .venv/bin/python evals/train_evidence.py [--zh PATH] [--en PATH] [--cache DIR] [--write | --check]
 
 Data: rgb-zh answer_or_refuse (Chinese news) and evals/data/answer_or_refuse_en.jsonl (English
 product, technical, policy and encyclopedic documents). Only the fitting part of each is used
-(`sieve.evals.refusal.held_out` is false); the held-out part is scored once at the end, against
-the hand-written rules the model replaced where the `--baseline` figures are given.
+(`sieve.evals.refusal.held_out` is false): the model (boosted trees or logistic regression,
+`CANDIDATES`) is chosen by 5-fold cross-validation on it, refitted on all of it, and the held-out
+part is scored once at the end. `--check` recomputes the shipped model's held-out figures through
+the runtime model and exits 1 when they differ from its report.
 
 A passage is a positive example when its row is answerable and it contains one of the row's
 answers. Relevance is the e5 query-passage cosine; synonym matching compares e5 word vectors
 (`grading.with_synonyms`); all vectors are cached in
 `--cache` (a file under /tmp by default), so refitting takes seconds. The per-language threshold
-is the one with the best row accuracy on the fitting part (answer when some passage reaches it).
+is the one with the best row accuracy on the fitting part (answer when some relevant passage
+reaches the threshold of its own language).
 `--write` stores coefficients, thresholds and this report in the model file.
 """
 
