@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
@@ -122,7 +123,7 @@ def precompiled_charsmap(normalisation: dict[int, tuple[int, ...]]) -> bytes:
     values are offsets into a blob of NUL-terminated replacements. Unit bits: 0-7 label, 8 has-leaf,
     10-30 offset to the children's base (child = base XOR label); a leaf unit has bit 31 and the value.
     """
-    blob, root = bytearray(), {}
+    blob, root = bytearray(), dict[int, Any]()
     for cp, replacement in sorted(normalisation.items()):
         node = root
         for byte in chr(cp).encode():

@@ -9,7 +9,7 @@ accept it there, whereas window functions and LATERAL are not allowed (SQLite) i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from more_itertools import chunked
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 HOP_DECAY = 0.5
 _BATCH = 500  # ids per IN list: far below SQLite's and PostgreSQL's bound-parameter limits
-_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# both dialects' inserts have on_conflict_do_nothing; the generic Insert type does not
+_INSERT: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def walk_sql(n_seeds: int, with_doc_ids: bool) -> str:

@@ -128,7 +128,7 @@ class TantivyTextIndex:
         hits = []
         for score, address in searcher.search(scoped, limit=k, count=False).hits:
             doc = searcher.doc(address)
-            hits.append(ScoredChunk(doc.get_first("chunk_id"), doc.get_first("doc_id"), float(score)))
+            hits.append(ScoredChunk(str(doc.get_first("chunk_id")), str(doc.get_first("doc_id")), float(score)))
         return hits
 
     def _query_terms(self, query: str) -> list[str]:
@@ -138,7 +138,8 @@ class TantivyTextIndex:
         if flt.allows_nothing():
             return 0
         # tantivy's top-docs collector refuses limit=0; the count does not depend on it
-        return self._searcher().search(self._filter_query(flt), limit=1, count=True).count
+        result = self._searcher().search(self._filter_query(flt), limit=1, count=True)
+        return int(result.count)  # type: ignore[attr-defined]  # tantivy's stub omits SearchResult.count
 
     def health(self) -> bool:
         if self._writer is None:

@@ -123,7 +123,7 @@ def _zh_listing(text: str, each: bool) -> tuple[int, int, list[str]] | None:
     # the rules tag 青禾数据 as a person named 青禾: a question asking about each names its things first
     opening = _ZH_OPENING_LIST.match(text) if each else None
     items = re.split(rf"[{_ZH_SEP}]", opening.group()) if opening else []
-    if len(items) < 2 or not all(2 <= len(item) <= 12 for item in items):
+    if opening is None or len(items) < 2 or not all(2 <= len(item) <= 12 for item in items):
         return None
     return 0, opening.end(), items
 
