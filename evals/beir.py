@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from sieve.errors import NotFound
+from sieve.errors import InvalidInput, NotFound
 
 
 @dataclass
@@ -28,15 +28,22 @@ def load_split(data_dir: Path, split: str) -> BeirSplit:
             raise NotFound(f"{needed} not found (BEIR layout expected; splits here: {available or 'none'})")
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
     with qrels_path.open(encoding="utf-8") as fh:
-        for row in csv.reader(fh, delimiter="\t"):
+        for number, row in enumerate(csv.reader(fh, delimiter="\t"), 1):
             if len(row) < 3 or row[0] == "query-id":
                 continue
-            qrels[row[0]][row[1]] = int(row[2])
+            try:
+                qrels[row[0]][row[1]] = int(row[2])
+            except ValueError:
+                raise InvalidInput(f"qrels/{split}.tsv line {number}: the score {row[2]!r} is not a whole number") from None
     queries: dict[str, str] = {}
     with (data_dir / "queries.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             if line.strip():
-                item = json.loads(line)
-                if str(item["_id"]) in qrels:
-                    queries[str(item["_id"])] = item["text"]
+                try:
+                    item = json.loads(line)
+                    query_id, text = str(item["_id"]), item["text"]
+                except (ValueError, KeyError, TypeError):
+                    raise InvalidInput(f"queries.jsonl line {number}: not a JSON object with _id and text") from None
+                if query_id in qrels:
+                    queries[query_id] = text
     return BeirSplit(split, corpus, queries, {q: qrels[q] for q in queries})

@@ -149,3 +149,14 @@ async def test_a_failed_narrowing_tells_the_user_the_whole_kb_was_searched_and_o
     assert "narrow_error" in events[-1].data["degraded"] and not events[-1].data["refused"]
     assert SECRET not in json.dumps([e.data for e in events], ensure_ascii=False)
     assert SECRET in caplog.text  # with its traceback, for whoever runs the server
+
+
+def test_a_malformed_data_set_is_a_one_line_refusal_naming_the_line_not_a_bug(tmp_path):
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text('{"_id": "d1", "text": "a document"}\n', encoding="utf-8")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n", encoding="utf-8")
+    (data / "queries.jsonl").write_text('{"_id": "q1", "text": "a question"}\n{"_id": "q2"\n', encoding="utf-8")
+    done = cli("--home", str(tmp_path / "home"), "eval", "retrieval", "--data", str(data), "--split", "dev")
+    assert done.exit_code == 1
+    assert done.stderr == "error: queries.jsonl line 2: not a JSON object with _id and text\n"
