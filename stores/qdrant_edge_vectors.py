@@ -52,7 +52,7 @@ def point_id(chunk_id: str) -> uuid.UUID:
 def _scope(
     tenant: str, kb: str, doc_ids: Collection[str] | None, readers: Collection[str] | None = None
 ) -> qe.Filter:
-    must: list[qe.FieldCondition] = [
+    must: list[qe.ConditionType] = [  # a stub-only alias
         qe.FieldCondition(key="tenant", match=qe.MatchValue(tenant)),
         qe.FieldCondition(key="kb", match=qe.MatchValue(kb)),
     ]
@@ -162,7 +162,7 @@ class QdrantEdgeVectorIndex:
                 params=_SEARCH_PARAMS,
             )
         )
-        return [ScoredChunk(p.payload["chunk_id"], p.payload["doc_id"], float(p.score)) for p in points]
+        return [ScoredChunk(p.payload["chunk_id"], p.payload["doc_id"], float(p.score)) for p in points if p.payload]
 
     def count(self, flt: SearchFilter) -> int:
         if flt.allows_nothing():

@@ -38,7 +38,7 @@ class Space:
     cache: EmbeddingCache
 
 
-def _space(embedder: Embedder) -> str:
+def _space(embedder: Embedder | ClipImageEmbedder) -> str:
     """Folder name of one vector space: switching embedders never mixes incompatible vectors."""
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', embedder.name)}-{embedder.dim}"
 
