@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from more_itertools import chunked
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Exists, Select, delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sieve.errors import InvalidInput
@@ -70,14 +70,21 @@ class Principal:
         return frozenset(entries)
 
 
-def readable(readers: frozenset[str] | None, doc_id_column=Document.id):
+_Stmt = TypeVar("_Stmt", bound="Select[*tuple[Any, ...]]")
+
+
+@overload
+def readable(readers: frozenset[str], doc_id_column: Any = ...) -> Exists: ...
+@overload
+def readable(readers: frozenset[str] | None, doc_id_column: Any = ...) -> Exists | None: ...
+def readable(readers: frozenset[str] | None, doc_id_column: Any = Document.id) -> Exists | None:
     """SQL condition: the document behind `doc_id_column` is readable with `readers` (None: no condition)."""
     if readers is None:
         return None
     return exists().where(DocumentAcl.doc_id == doc_id_column, DocumentAcl.entry.in_(sorted(readers)))
 
 
-def where_readable(stmt: Select, readers: frozenset[str] | None, doc_id_column=Document.id) -> Select:
+def where_readable(stmt: _Stmt, readers: frozenset[str] | None, doc_id_column: Any = Document.id) -> _Stmt:
     condition = readable(readers, doc_id_column)
     return stmt if condition is None else stmt.where(condition)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from more_itertools import chunked
-from sqlalchemy import bindparam, delete, exists, func, select, text
+from sqlalchemy import TextClause, bindparam, delete, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -257,7 +257,7 @@ class SqlGraphStore:
         self.names.close()
 
     @staticmethod
-    def _statement(sql: str, flt: SearchFilter):
+    def _statement(sql: str, flt: SearchFilter) -> TextClause:
         statement = text(sql)
         if flt.doc_ids is not None:
             statement = statement.bindparams(bindparam("doc_ids", expanding=True))

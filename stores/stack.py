@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +24,8 @@ from sieve.stores.metadata import KnowledgeBase
 from sieve.stores.protocols import TextIndex, VectorIndex
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from sieve.models.image_embedder import ClipImageEmbedder
 
 logger = logging.getLogger(__name__)
@@ -112,7 +114,7 @@ class Stack:
         logger.warning("the text index %s predates access lists: rebuilding it from the metadata DB", path)
         shutil.rmtree(path)
         index = TantivyTextIndex(path)
-        engines: list = [index]
+        engines: list[Any] = [index]
         if self.settings.vector_backend == "qdrant_edge":
             engines.append(self.vectors)
         write_acls_everywhere(self.sessions, engines)
@@ -194,7 +196,7 @@ class Stack:
             self.check_owner()
             return QdrantEdgeVectorIndex(self.settings.home / "graph-entities" / _space(self.embedder), self.embedder.dim)
 
-        def embed(texts: list[str]):
+        def embed(texts: list[str]) -> np.ndarray:
             return embed_passages_cached(self.embedder, self.embedding_cache, texts,
                                          batch_size=self.settings.embedder_batch_size)[0]
 
