@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sieve.prompts.language import Lang
 
@@ -39,7 +40,7 @@ FEATURES = (
 )
 
 
-def complete(e) -> float:
+def complete(e: Any) -> float:
     """1 when one sentence states the whole answer: something of the asked-for kind (a particular
     kind, not an open question), every subject and every other word of the question (or a
     paraphrase), and the question's numbers. The model learns from relevance how often a passage
@@ -49,7 +50,7 @@ def complete(e) -> float:
         s.candidates and s.anchored and s.paraphrased == 1.0 for s in e.sentences))
 
 
-def features(evidence: list, index: int, lang: Lang, min_relevance: float) -> dict[str, float]:
+def features(evidence: list[Any], index: int, lang: Lang, min_relevance: float) -> dict[str, float]:
     """The feature values of passage `index` among the retrieved `evidence` (`grading.Evidence`)."""
     e = evidence[index]
     coverage = max((s.coverage for s in e.sentences), default=0.0)
@@ -110,20 +111,20 @@ class EvidenceModel:
         z = self.init + self.rate * sum(tree.predict(x) for tree in self.trees) + sum(w * v for w, v in zip(self.weights, x))
         return 1.0 / (1.0 + math.exp(-z))
 
-    def probabilities(self, evidence: list, lang: Lang, min_relevance: float) -> list[float]:
+    def probabilities(self, evidence: list[Any], lang: Lang, min_relevance: float) -> list[float]:
         return [max(self.probability(features(evidence, i, lang, min_relevance)), complete(evidence[i]))
                 for i in range(len(evidence))]
 
     def threshold(self, lang: Lang) -> float:
         return self.thresholds[lang]
 
-    def deciding_feature(self, evidence: list, index: int, lang: Lang, min_relevance: float) -> str:
+    def deciding_feature(self, evidence: list[Any], index: int, lang: Lang, min_relevance: float) -> str:
         """The feature whose typical answering value would raise passage `index`'s probability most."""
         values = features(evidence, index, lang, min_relevance)
         gain = {f: self.probability({**values, f: self.reference[f]}) for f in self.features if f in EXPLAINED}
         return max(gain, key=gain.__getitem__)
 
-    def explain(self, evidence: list, index: int, question: str, lang: Lang, min_relevance: float) -> str:
+    def explain(self, evidence: list[Any], index: int, question: str, lang: Lang, min_relevance: float) -> str:
         """Why passage `index` (the most promising) does not answer, in the question's language."""
         from sieve.graphs.grading import answer_kind  # grading imports this module
 

@@ -13,7 +13,7 @@ from leaking one turn's results into the next.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -48,7 +48,7 @@ class Passage(TypedDict):
     relevance: float | None  # calibrated query-passage relevance; what deterministic grading thresholds
     path_scores: dict[str, float]  # recall path name -> that path's raw score (bm25, dense, graph, image, web)
     title: NotRequired[str]  # the document's title: context for every sentence of the chunk
-    location: NotRequired[dict]  # page and boxes of a chunk read from an image or a scan (`Chunk.meta`)
+    location: NotRequired[dict[str, Any]]  # page and boxes of a chunk read from an image or a scan (`Chunk.meta`)
 
 
 class Citation(TypedDict):
@@ -59,7 +59,7 @@ class Citation(TypedDict):
     chunk_id: str
     quote: str  # the sentences of the chunk the answer relies on, verbatim
     page: NotRequired[int]  # the page the chunk starts on (paged files)
-    regions: NotRequired[list[dict]]  # {"page", "box": [x0, y0, x1, y1] as fractions of the page}
+    regions: NotRequired[list[dict[str, Any]]]  # {"page", "box": [x0, y0, x1, y1] as fractions of the page}
 
 
 class InputState(TypedDict, total=False):

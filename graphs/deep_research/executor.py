@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
@@ -35,7 +36,7 @@ _UNWIND_S = 0.05
 _BRIDGE_CANDIDATES = 3
 
 
-async def search(sub: SubQuestion, query: dict, round_: int, state: ResearchState,
+async def search(sub: SubQuestion, query: dict[str, Any], round_: int, state: ResearchState,
                  runtime: Runtime[GraphContext]) -> tuple[Step, list[str]]:
     """One sub-query through narrow → retrieve → grade: its step and the flags it raised.
 
@@ -67,7 +68,7 @@ async def search(sub: SubQuestion, query: dict, round_: int, state: ResearchStat
     return _step(query, round_, kept=kept, sql=sub_state.get("sql")), flags
 
 
-def _step(query: dict, round_: int, *, kept: list[Passage], sql: str | None = None, timed_out: bool = False) -> Step:
+def _step(query: dict[str, Any], round_: int, *, kept: list[Passage], sql: str | None = None, timed_out: bool = False) -> Step:
     step = Step(step=round_, sub_question=query["sub_question"], query=query["query"], sql=sql, kept=kept,
                 timed_out=timed_out)
     if "entity" in query:
@@ -101,14 +102,14 @@ async def execute(state: ResearchState, runtime: Runtime[GraphContext]) -> Resea
     by_id = {sub["id"]: sub for sub in plan}
     queries = state.get("pending", [])
 
-    async def run(query: dict) -> tuple[Step, list[str]]:
+    async def run(query: dict[str, Any]) -> tuple[Step, list[str]]:
         found = await search(by_id[query["sub_question"]], query, round_, state, runtime)  # type: ignore[arg-type]
         runtime.stream_writer({"step": found[0]})  # streamed as it finishes, before the round ends
         return found
 
     tasks = [asyncio.create_task(run(q)) for q in queries]
     remaining = state.get("deadline", 0.0) - time.time()
-    done: set[asyncio.Task] = set()
+    done: set[asyncio.Task[Any]] = set()
     if tasks:
         done, running = await asyncio.wait(tasks, timeout=max(0.0, remaining))
         for task in running:
@@ -154,7 +155,7 @@ async def execute(state: ResearchState, runtime: Runtime[GraphContext]) -> Resea
     }
 
 
-def _name_resolved_hops(plan: list[dict], steps: list[Step], kept: dict[int, list[Passage]]) -> None:
+def _name_resolved_hops(plan: list[dict[str, Any]], steps: list[Step], kept: dict[int, list[Passage]]) -> None:
     """A hop whose query about a bridge entity kept passages is named after that entity."""
     for sub in plan:
         if sub["kind"] != "hop" or sub["id"] not in kept or ENTITY not in sub.get("template", ""):
@@ -165,12 +166,13 @@ def _name_resolved_hops(plan: list[dict], steps: list[Step], kept: dict[int, lis
                 break
 
 
-def _follow_ups(plan: list[dict], kept: dict[int, list[Passage]], tried: list[str], original: str) -> list[dict]:
+def _follow_ups(plan: list[dict[str, Any]], kept: dict[int, list[Passage]], tried: list[str], original: str,
+                ) -> list[dict[str, Any]]:
     """The next round's queries for what is still missing; none that was tried before."""
-    pending: list[dict] = []
+    pending: list[dict[str, Any]] = []
     seen = set(tried)
 
-    def add(sub: dict, query: str, **extra: str) -> bool:
+    def add(sub: dict[str, Any], query: str, **extra: str) -> bool:
         if query in seen or not query.strip():
             return False
         seen.add(query)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from enum import StrEnum
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -67,7 +67,7 @@ class ResearchState(InputState, total=False):
     plan: Annotated[list[SubQuestion], Field(description=(
         "The sub-questions, in report order; hops are added (and named) as their bridge entities are found."
     ))]
-    pending: Annotated[list[dict], Field(description=(
+    pending: Annotated[list[dict[str, Any]], Field(description=(
         "The queries of the next round: {sub_question, query}."
     ))]
     tried: Annotated[list[str], Field(description="Every query run so far (a follow-up never repeats one).")]
