@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from sieve.errors import InvalidInput, NotFound
+from sieve.evals.jsonl import read_rows
 
 
 @dataclass
@@ -35,15 +35,7 @@ def load_split(data_dir: Path, split: str) -> BeirSplit:
                 qrels[row[0]][row[1]] = int(row[2])
             except ValueError:
                 raise InvalidInput(f"qrels/{split}.tsv line {number}: the score {row[2]!r} is not a whole number") from None
-    queries: dict[str, str] = {}
-    with (data_dir / "queries.jsonl").open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    item = json.loads(line)
-                    query_id, text = str(item["_id"]), item["text"]
-                except (ValueError, KeyError, TypeError):
-                    raise InvalidInput(f"queries.jsonl line {number}: not a JSON object with _id and text") from None
-                if query_id in qrels:
-                    queries[query_id] = text
+    queries = {query_id: text for query_id, text in read_rows(
+        data_dir / "queries.jsonl", lambda q: (str(q["_id"]), q["text"]), "a query with _id and text")
+        if query_id in qrels}
     return BeirSplit(split, corpus, queries, {q: qrels[q] for q in queries})

@@ -9,7 +9,6 @@ exactly the rows it returns unguarded.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from sieve.evals.jsonl import read_rows
 from sieve.graphs.llm import LLMFailed, decide
 from sieve.nl2sql.executor import SQLExecutionError, execute_sqlite
 from sieve.nl2sql.guard import SQLRejected, guard
@@ -45,8 +45,7 @@ class Question:
 
 
 def load_questions(data: Path, limit: int | None = None) -> list[Question]:
-    rows = [Question(q["question"], q["sql"])
-            for q in map(json.loads, (data / "questions.jsonl").read_text(encoding="utf-8").splitlines()) if q]
+    rows = read_rows(data / "questions.jsonl", lambda q: Question(q["question"], q["sql"]), "a question with its sql")
     return rows[:limit] if limit else rows
 
 

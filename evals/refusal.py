@@ -11,13 +11,13 @@ on calibration halves only, so held-out figures are on rows no fitting has seen.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sieve.evals.jsonl import read_rows
 from sieve.graphs.evidence_model import evidence_model
 from sieve.graphs.grading import Evidence, WordVectors, gather_evidence, language_of, with_synonyms
 from sieve.graphs.state import Passage
@@ -41,8 +41,8 @@ class Row:
 
 def load_rows(path: Path, limit: int | None = None) -> list[Row]:
     """Rows of a labelled file; `limit` keeps the first N questions with both their variants."""
-    rows = [Row(str(r["id"]), r["query"], list(r["docs"]), bool(r["answerable"]), list(r.get("titles", [])))
-            for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r]
+    rows = read_rows(path, lambda r: Row(str(r["id"]), r["query"], list(r["docs"]), bool(r["answerable"]),
+                                         list(r.get("titles", []))), "a row with id, query, docs and answerable")
     if limit:
         keep = set(sorted({r.question_id for r in rows})[:limit])
         rows = [r for r in rows if r.question_id in keep]

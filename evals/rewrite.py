@@ -9,7 +9,6 @@ gives the baseline.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 
+from sieve.evals.jsonl import read_rows
 from sieve.graphs.context import GraphContext
 from sieve.graphs.nodes.rewrite import rewrite
 from sieve.graphs.state import State
@@ -33,8 +33,8 @@ class Dialog:
 
 
 def load_dialogs(path: Path, limit: int | None = None) -> list[Dialog]:
-    dialogs = [Dialog(str(d["id"]), list(d["history"]), d["current"], d["rewrite"])
-               for d in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if d]
+    dialogs = read_rows(path, lambda d: Dialog(str(d["id"]), list(d["history"]), d["current"], d["rewrite"]),
+                        "a dialogue with id, history, current and rewrite")
     return dialogs[:limit] if limit else dialogs
 
 

@@ -159,4 +159,5 @@ def test_a_malformed_data_set_is_a_one_line_refusal_naming_the_line_not_a_bug(tm
     (data / "queries.jsonl").write_text('{"_id": "q1", "text": "a question"}\n{"_id": "q2"\n', encoding="utf-8")
     done = cli("--home", str(tmp_path / "home"), "eval", "retrieval", "--data", str(data), "--split", "dev")
     assert done.exit_code == 1
-    assert done.stderr == "error: queries.jsonl line 2: not a JSON object with _id and text\n"
+    assert done.stderr.startswith("error: queries.jsonl line 2: not a query with _id and text (JSONDecodeError")
+    assert done.stderr.count("\n") == 1
