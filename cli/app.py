@@ -39,7 +39,7 @@ _SERVERS = frozenset({"serve", "mcp", "serve-models"})
 class _Stderr(logging.StreamHandler):
     """Writes to whatever `sys.stderr` is when a record comes (a test runner swaps it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -86,7 +86,7 @@ def reembed(stack: Stack, tenant: str, kb: str, model: Path | None, progress: bo
     with tqdm(desc=f"reembed {kb}", unit="chunk", disable=not progress) as bar:
         chunks, embedded = _embed_into(stack, target, tenant, kb_id, doc_ids, bar)
         with stack.sessions.begin() as session:  # the switch: queries search the new vectors from here on
-            row = session.get(KnowledgeBase, kb_id)
+            row = session.get_one(KnowledgeBase, kb_id)
             profile = {k: v for k, v in (row.profile or {}).items() if k != "embedding_model"}
             row.profile = profile if folder is None else {**profile, "embedding_model": folder}
         # documents that became ready while this ran were written to the old space: bring them over too
