@@ -81,7 +81,7 @@ def migrate_kb(
         existing = find_kb(session, tenant, kb)
         if existing is not None and existing.id != kb_row.id:
             raise Conflict(f"the target already has another knowledge base named {kb!r} for tenant {tenant!r}")
-        if session.get(Tenant, tenant) is None:
+        if tenant_row is not None and session.get(Tenant, tenant) is None:
             session.add(_copy(tenant_row))
             session.flush()
         if existing is None:
@@ -106,7 +106,8 @@ def migrate_kb(
 
     flt = SearchFilter(tenant, kb_row.id)
     with target.sessions() as session:
-        report.target_chunks = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.kb_id == kb_row.id))
+        report.target_chunks = session.scalar(
+            select(func.count()).select_from(Chunk).where(Chunk.kb_id == kb_row.id)) or 0
     report.target_text, report.target_vectors = target.text.count(flt), target.vectors.count(flt)
     return report
 
@@ -155,8 +156,8 @@ def _graph_triples(session: Session, doc_ids: Sequence[str]) -> list[ChunkTriple
         .order_by(GraphRelation.id)
     ).all()
     by_chunk: dict[tuple[str, str], list[Triple]] = defaultdict(list)
-    for chunk_id, doc_id, *triple in rows:
-        by_chunk[(chunk_id, doc_id)].append(Triple(*triple))
+    for chunk_id, doc_id, head_name, head_type, relation, tail_name, tail_type, weight in rows:
+        by_chunk[(chunk_id, doc_id)].append(Triple(head_name, head_type, relation, tail_name, tail_type, weight))
     return [ChunkTriples(chunk_id, doc_id, triples) for (chunk_id, doc_id), triples in by_chunk.items()]
 
 
