@@ -24,7 +24,9 @@ class Embedder(Protocol):
     """
 
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int: ...  # read-only: a remote embedder learns it from its first answer
 
     @property
     def tokenizer(self) -> TextTokenizer: ...
