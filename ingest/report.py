@@ -6,7 +6,6 @@ report, `--json`); pydantic's schema of the dataclass is the one definition of b
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Annotated, Any, NamedTuple, Self
 
 from pydantic import BeforeValidator, PlainSerializer, TypeAdapter
@@ -39,6 +38,10 @@ class Report:
         return _adapter(cls).validate_python(data)
 
 
-@cache
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
 def _adapter(cls: type) -> TypeAdapter[Any]:
-    return TypeAdapter(cls)
+    if cls not in _ADAPTERS:  # built once per class: building one compiles its schema
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]

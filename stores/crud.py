@@ -46,7 +46,7 @@ def knowledge_base(session: Session, tenant: str, kb: KnowledgeBaseRef) -> Knowl
     return row
 
 
-def ready_documents(tenant: str, kb: KbId, readers: frozenset[str] | None = None) -> Select[tuple[Document]]:
+def ready_documents(tenant: str, kb: KbId, readers: frozenset[str] | None = None) -> Select[Document]:
     """The tenant's indexed documents of knowledge base `kb` that `readers` may read (None: all of them)."""
     return where_readable(select(Document).where(
         Document.tenant_id == tenant, Document.kb_id == kb, Document.status == DocumentStatus.READY), readers)
@@ -139,7 +139,7 @@ def get_job(session: Session, job_id: str) -> JobRecord | None:
 
 def fail_unfinished_jobs(session: Session, home: str, error: str, now: datetime) -> int:
     """Marks the jobs a stopped server on `home` left queued or running as failed; returns how many."""
-    return session.execute(
+    return len(session.execute(
         update(JobRecord).where(JobRecord.home == home, JobRecord.status.in_(["queued", "running"]))
-        .values(status="failed", finished_at=now, error=error)
-    ).rowcount
+        .values(status="failed", finished_at=now, error=error).returning(JobRecord.id)
+    ).all())
