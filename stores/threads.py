@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import make_url
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
 
 _SETUP_LOCK = 0x51E7E + 1  # any constant all workers share; the schema lock is 0x51E7E
 _set_up: set[str] = set()
@@ -32,10 +33,12 @@ async def postgres_threads(url: str) -> AsyncIterator[AsyncPostgresSaver]:
     conninfo = libpq_url(url)
     async with AsyncPostgresSaver.from_conn_string(conninfo) as saver:
         if conninfo not in _set_up:
-            await saver.conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+            # from_conn_string opens one connection (never a pool): lock and unlock run on the same session
+            conn = cast("AsyncConnection[dict[str, Any]]", saver.conn)
+            await conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
             try:
                 await saver.setup()
             finally:
-                await saver.conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
             _set_up.add(conninfo)
         yield saver
