@@ -23,10 +23,13 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sieve.ingest.document import Box, PageImage, Section, TableSection, TextSection
 from sieve.ingest.loaders import LoaderError
+
+if TYPE_CHECKING:
+    from rapidocr.utils.output import RapidOCROutput
 
 # (document name, pages done, pages in all): set by whoever shows progress (the CLI's bar, a server job)
 PageProgress = Callable[[str, int, int], None]
@@ -129,7 +132,7 @@ class OcrEngine:
             started = time.perf_counter()
             layout = self._layout(bgr)
             laid_out = time.perf_counter()
-            result = self._ocr(bgr)
+            result = cast("RapidOCROutput", self._ocr(bgr))  # the whole pipeline (detection and recognition)
             done = time.perf_counter()
         self.timings.layout += laid_out - started
         self.timings.ocr += done - laid_out
