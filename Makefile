@@ -55,7 +55,7 @@ demo: install
 lint: $(BIN)/python
 	@test -x $(BIN)/mypy || $(BIN)/pip install -q -e '.[test]'
 	$(BIN)/ruff check .
-	@mkdir -p $(VENV)/mypy-path && ln -sfn ../.. $(VENV)/mypy-path/sieve
+	@mkdir -p $(VENV)/mypy-path && ln -sfn $(CURDIR) $(VENV)/mypy-path/sieve
 	$(BIN)/mypy
 
 test: install-test
