@@ -100,7 +100,7 @@ class CrossLingualStandIn:
         with self.sessions() as session:
             # a passage's opening is enough to tell its script, and reading only it keeps this at a few ms
             heads = session.execute(select(Chunk.id, func.substr(Chunk.text, 1, SCRIPT_SAMPLE)).where(Chunk.id.in_(chunk_ids)))
-            return other_script(query, heads.tuples())
+            return other_script(query, heads.all())
 
     def apply(self, query: str, per_path: Mapping[str, list[ScoredChunk]]) -> StoodIn:
         """The recall lists as fusion takes them; unchanged without a dense list."""

@@ -64,9 +64,10 @@ class HybridRetriever:
         # the query-time embedder, owned here and shared with the graph's other nodes (one breaker for all)
         self.embedder = query_embedder(stack, self.faults)
         self.lanes = Lanes(lane_workers)
+        self.dense = DensePath(stack, self.embedder, self.faults, self.lanes)
         paths: list[RecallPath] = [  # in this order fusion sees them (ties keep the first path's order)
             Bm25Path(stack, self.faults, self.lanes),
-            DensePath(stack, self.embedder, self.faults, self.lanes),
+            self.dense,
             GraphPath(stack, self.faults, self.lanes),
             ImagePath(stack, self.faults, self.lanes),
         ]
@@ -205,13 +206,14 @@ class HybridRetriever:
         if run.query_vector is None and hits and "dense" not in run.profile.paths:
             # a profile without the dense path still reports relevance: one query embedding, and the
             # passages' vectors from the cache ingest filled (not embedded again by grading)
+            embedder, space = await self.dense.space(run)
             try:
-                vectors = await self.embedder.aembed_queries([run.query], run.budget(run.profile.embed_budget_ms))
-                run.query_vector = vectors[0]
+                vectors = await embedder.aembed_queries([run.query], run.budget(run.profile.embed_budget_ms))
+                run.query_vector, run.vector_cache = vectors[0], space.cache
             except EmbedderUnavailable as unavailable:
                 run.degraded.extend(unavailable.flags)
-        if run.query_vector is not None:
-            await self.lanes.run(self.hydrator.score_relevance, hits, run.query_vector)
+        if run.query_vector is not None and run.vector_cache is not None:
+            await self.lanes.run(self.hydrator.score_relevance, hits, run.query_vector, run.vector_cache)
 
     def close(self) -> None:
         self.embedder.close()

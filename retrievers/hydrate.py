@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from sieve.retrievers.fusion import FusedChunk
 from sieve.retrievers.types import Hit
-from sieve.stores.embedding_cache import text_hash
+from sieve.stores.embedding_cache import EmbeddingCache, text_hash
 from sieve.stores.metadata import Chunk, Document, DocumentStatus
 from sieve.stores.stack import Stack
 from sieve.stores.types import SearchFilter
@@ -72,11 +72,11 @@ class Hydrator:
                 break
         return hits
 
-    def score_relevance(self, hits: Sequence[Hit], query_vector: np.ndarray) -> None:
+    def score_relevance(self, hits: Sequence[Hit], query_vector: np.ndarray, cache: EmbeddingCache) -> None:
         """Each hit's relevance: the cosine of query and passage, from the dense score or the passage
-        vector ingest cached (never embedded again here)."""
+        vector ingest cached in the query vector's space (never embedded again here)."""
         missing = [h for h in hits if "dense" not in h.path_scores]
-        cached = self.stack.embedding_cache.get_many([text_hash(h.text) for h in missing])
+        cached = cache.get_many([text_hash(h.text) for h in missing])
         for hit in hits:
             if "dense" in hit.path_scores:
                 hit.relevance = hit.path_scores["dense"]

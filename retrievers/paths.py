@@ -22,7 +22,7 @@ from sieve.retrievers.faults import Faults
 from sieve.retrievers.graph_path import graph_search
 from sieve.retrievers.types import QueryRun, elapsed_ms
 from sieve.stores.acl import document_scope
-from sieve.stores.stack import Stack
+from sieve.stores.stack import Space, Stack
 from sieve.stores.types import ScoredChunk, SearchFilter
 
 T = TypeVar("T")
@@ -101,9 +101,23 @@ class DensePath:
 
     def __init__(self, stack: Stack, embedder: GuardedEmbedder, faults: Faults, lanes: Lanes):
         self.stack, self.embedder, self.faults, self.lanes = stack, embedder, faults, lanes
+        # a fine-tuned embedder (a profile's `embedding_model`) gets a breaker of its own, made on first use
+        self._tuned: dict[str, GuardedEmbedder] = {}
 
     def unconfigured(self) -> Degraded | None:
         return None
+
+    async def space(self, run: QueryRun) -> tuple[GuardedEmbedder, Space]:
+        """The embedder and vectors of the knowledge base's vector space (its profile's `embedding_model`):
+        a query is embedded by the model its passages were, or it matches nothing."""
+        space = await self.lanes.run(self.stack.model_space, run.profile.embedding_model, lane=self.name)
+        if space.embedder is self.stack.embedder:
+            return self.embedder, space
+        name = space.embedder.name
+        if name not in self._tuned:
+            faulty = self.faults.wrap("embedder", space.embedder, ("embed_queries", "embed_passages"))
+            self._tuned[name] = GuardedEmbedder(faulty, self.embedder.policy)
+        return self._tuned[name], space
 
     async def warm_up(self) -> bool:
         # an embedder failing now opens the breaker and the path reports it under its budget; the
@@ -116,10 +130,11 @@ class DensePath:
         return True  # tried once: the breaker, not another warm-up, decides when the embedder is retried
 
     async def search(self, run: QueryRun) -> list[ScoredChunk]:
+        embedder, space = await self.space(run)
         t0 = time.perf_counter()
-        trips = self.embedder.trips
+        trips = embedder.trips
         try:
-            vectors = await self.embedder.aembed_queries([run.query], run.budget(run.profile.embed_budget_ms))
+            vectors = await embedder.aembed_queries([run.query], run.budget(run.profile.embed_budget_ms))
         except EmbedderUnavailable as unavailable:
             run.degraded.extend(unavailable.flags)
             if unavailable.reason in ("circuit_open", "busy"):
@@ -128,16 +143,17 @@ class DensePath:
                 raise TimeoutError from unavailable  # the path reports `dense_timeout`
             raise
         except asyncio.CancelledError:  # the dense path's budget ran out first; the embedder judged its model
-            if self.embedder.trips > trips:
+            if embedder.trips > trips:
                 logger.warning("the query embedding outlasted the dense path's budget; the embedder's breaker opens")
                 run.degraded.append(Degraded.EMBEDDER_TIMEOUT)
             raise
         finally:
             run.timings["embed_query"] = elapsed_ms(t0)
         run.query_vector = vector = vectors[0]
+        run.vector_cache = space.cache
 
         def search() -> list[ScoredChunk]:
-            index = self.faults.wrap(self.name, self.stack.vectors, ("search",))
+            index = self.faults.wrap(self.name, space.vectors, ("search",))
             return index.search(vector, run.flt, run.profile.path_top_k)
 
         return await self.lanes.run(search, lane=self.name)

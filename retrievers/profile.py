@@ -134,10 +134,10 @@ class RetrievalProfile(BaseModel):
             key, sep, raw = assignment.partition("=")
             key, raw = key.strip(), raw.strip()
             if not sep or not key:
-                raise ValueError(f"{assignment!r} is not key=value")
+                raise InvalidInput(f"{assignment!r} is not key=value")
             field, _, sub = key.partition(".")
             if field not in RetrievalProfile.model_fields:
-                raise ValueError(f"unknown profile field {field!r} (fields: {', '.join(RetrievalProfile.model_fields)})")
+                raise InvalidInput(f"unknown profile field {field!r} (fields: {', '.join(RetrievalProfile.model_fields)})")
             if sub:
                 data[field] = {**(data.get(field) or {}), sub: _value(raw)}
             elif field == "paths":

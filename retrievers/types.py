@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from sieve.retrievers.profile import RetrievalProfile
+    from sieve.stores.embedding_cache import EmbeddingCache
 
 
 @dataclass
@@ -74,6 +75,8 @@ class QueryRun:
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     query_vector: np.ndarray | None = None  # the dense path's query embedding, reused for relevance
+    # the passage vectors of the query embedding's space (a fine-tuned embedder's own), for relevance
+    vector_cache: EmbeddingCache | None = None
     # flags a recall path reports only if it answers (the graph path found no graph to search)
     on_answer: dict[str, list[Degraded]] = field(default_factory=dict)
 

@@ -85,6 +85,18 @@ def test_the_api_and_the_cli_refuse_the_same_bad_profiles(server, sieve, fields,
     assert client.get("/v1/knowledge-bases/kb/profile").json() == before
 
 
+@pytest.mark.parametrize("assignment, message", [
+    ("colour=red", "unknown profile field 'colour'"),
+    ("top_k", "'top_k' is not key=value"),
+])
+def test_the_cli_refuses_an_assignment_it_cannot_read_with_exit_1(server, sieve, assignment, message):
+    client, home = server
+    before = client.get("/v1/knowledge-bases/kb/profile").json()
+    refused = sieve(home, "profile", "set", "--kb", "kb", assignment, check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: ") and message in refused.stderr
+    assert client.get("/v1/knowledge-bases/kb/profile").json() == before
+
+
 def test_a_reranker_without_its_model_is_refused_by_the_api_and_the_cli_naming_the_setting(server, sieve):
     client, home = server  # this server and the CLI have no SIEVE_RERANKER_MODEL_PATH
     before = client.get("/v1/knowledge-bases/kb/profile").json()

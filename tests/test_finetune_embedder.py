@@ -103,22 +103,32 @@ def test_fine_tune_export_and_reembed_switch_a_kb_to_its_own_model(stack, settin
     with stack.sessions() as session:
         assert session.get(KnowledgeBase, flt.kb).profile["embedding_model"] == str(out.resolve())
     assert stack.vectors.search(query, flt, 5) == []  # the old space no longer holds the KB
+    # the default deployment searches the switched KB in its model's space: queries embedded by that model
+    assert_dense_search_finds(stack, flt)
     stack.close()
 
     # a deployment serving the fine-tuned model (SIEVE_EMBEDDER=tuned) finds the KB's chunks by dense search
     served = Settings(home=settings.home, database_url=settings.database_url, embedder="tuned", embedder_model_path=out)
     with Stack(served) as tuned_stack:
-        retriever = HybridRetriever(tuned_stack)
-        try:
-            import asyncio
-
-            profile = retriever.load_profile(flt.kb).merged(paths=["dense"], top_k=3)
-            result = asyncio.run(retriever.retrieve("how long is a marathon", flt, profile=profile))
-        finally:
-            retriever.close()
-        assert len(result.hits) == 3 and not result.degraded
+        assert_dense_search_finds(tuned_stack, flt)
         # ingest into the switched KB embeds with its model
         Ingestor(tuned_stack).ingest_paths([sample_kb / "marathon.txt"], "kb", "t1")
+
+
+def assert_dense_search_finds(stack: Stack, flt: SearchFilter) -> None:
+    import asyncio
+
+    retriever = HybridRetriever(stack)
+    try:
+        profile = retriever.load_profile(flt.kb).merged(paths=["dense"], top_k=3)
+        result = asyncio.run(retriever.retrieve("how long is a marathon", flt, profile=profile))
+        bm25_only = profile.merged(paths=["bm25"])
+        by_words = asyncio.run(retriever.retrieve("how long is a marathon", flt, profile=bm25_only))
+    finally:
+        retriever.close()
+    assert len(result.hits) == 3 and not result.degraded
+    relevances = [hit.relevance for hit in [*result.hits, *by_words.hits]]
+    assert all(r is not None and -1.0 <= r <= 1.0 for r in relevances)  # cosines within the one space
 
 
 def test_pairs_file_gives_one_document_per_positive_and_names_a_bad_line(tmp_path):
