@@ -13,10 +13,11 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sse_starlette import ServerSentEvent
 
@@ -26,6 +27,7 @@ from sieve.graphs.agentic_rag import graph as agentic_rag
 from sieve.graphs.deep_research.runner import stream_research
 from sieve.graphs.history import text_of
 from sieve.graphs.runner import AskResult, StreamEvent, stream_answer, stream_turn
+from sieve.graphs.state import State
 from sieve.graphs.wiring import resolve_kb_id
 from sieve.stores.acl import Principal
 from sieve.stores.crud import KbId
@@ -60,11 +62,12 @@ async def thread_turns(state: AppState, caller: Principal, thread_id: str) -> li
     """The caller's thread, one entry per turn, oldest first: the question, the knowledge base and the
     turn's outcome (`done`'s fields); empty when the caller has no such thread."""
     graph = agentic_rag.copy(update={"checkpointer": state.threads})
-    config = {"configurable": {"thread_id": caller_thread(caller, thread_id)}}
+    config: RunnableConfig = {"configurable": {"thread_id": caller_thread(caller, thread_id)}}
     turns = []
     # one checkpoint per turn (runs write theirs when they end), newest first
     async for snapshot in graph.aget_state_history(config):
-        values = snapshot.values
+        # a checkpoint of this graph holds its State (langgraph types the values as a plain dict)
+        values = cast(State, snapshot.values)
         questions = [m for m in values.get("messages", []) if isinstance(m, HumanMessage)]
         if questions and "answer" in values:
             turn = {"question": text_of(questions[-1]), "kb": values.get("kb", "")}

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
@@ -23,6 +23,9 @@ from starlette.requests import ClientDisconnect
 
 from sieve.errors import InvalidInput, SieveError, TooLarge, UnsupportedType
 from sieve.ingest.loaders import SUPPORTED_SUFFIXES
+
+if TYPE_CHECKING:  # python-multipart declares its callback types for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 _FIELD_LIMIT = 64 * 1024  # the metadata field: plenty for owner, tags and dates
 _FIELDS = ("file", "metadata")
@@ -53,7 +56,7 @@ class _Form:
         self.fields: dict[str, bytearray] = {}
         self.complete = False  # the closing boundary arrived: a body cut short never sets it
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._begin, "on_header_field": self._header_field,
             "on_header_value": self._header_value, "on_header_end": self._header_end,

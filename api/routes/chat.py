@@ -255,8 +255,9 @@ async def embeddings(request: EmbeddingRequest, state: StateDep, tenant: TenantD
     embedder = state.stack.embedder
     if request.model != embedder.name:
         raise HTTPException(404, f"model {request.model!r} is not served here; this server embeds with {embedder.name!r}")
-    texts = [request.input] if isinstance(request.input, str) else request.input
-    if not texts or not all(isinstance(text, str) for text in texts):
+    inputs = [request.input] if isinstance(request.input, str) else request.input
+    texts = [text for text in inputs if isinstance(text, str)]
+    if not texts or len(texts) != len(inputs):
         raise HTTPException(400, "input must be a text or a non-empty list of texts; token ids belong to another "
                                  "model's tokenizer")
     if len(texts) > _MAX_EMBEDDING_INPUTS:

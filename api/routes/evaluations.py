@@ -99,7 +99,7 @@ def _labelled_documents(state: AppState, kb_id: KbId, split: BeirSplit) -> int:
 
 
 async def _run_beir(state: AppState, tenant: str, kb: KnowledgeBaseRef, split: BeirSplit,
-                    paths: list[str] | None) -> dict[str, Any]:
+                    paths: list[PathName] | None) -> dict[str, Any]:
     if split.corpus.stat().st_size:
         report = await state.jobs.write(state.ingestor.ingest_beir, split.corpus, kb.name, tenant)
         if report.failed:
@@ -108,7 +108,7 @@ async def _run_beir(state: AppState, tenant: str, kb: KnowledgeBaseRef, split: B
         raise InvalidInput(f"no document of knowledge base {kb.name!r} is named by the qrels (corpus ids are matched to "
                          "filenames): send the folder's corpus.jsonl too, or ingest it first")
     profile = await asyncio.to_thread(state.retriever.load_profile, kb.id)
-    runs = configurations(paths or list(profile.paths), profile, profile.reranker)
+    runs = configurations(list(paths or profile.paths), profile, profile.reranker)
     reports = await evaluate_retrieval(state.retriever, SearchFilter(tenant, kb.id), split, runs)
     return {"queries": len(split.queries), "runs": [dataclasses.asdict(r) for r in reports]}
 
