@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
@@ -20,6 +20,14 @@ from sieve.cli.common import (
     print_json,
     tenant_or_default,
 )
+
+T = TypeVar("T")
+
+
+def _or_default(given: T | None, default: T) -> T:
+    """An option left out (None) takes the config's default, which its help text names."""
+    return default if given is None else given
+
 
 finetune_app = typer.Typer(help="Fine-tune models on your data (CPU).", no_args_is_help=True)
 
@@ -56,8 +64,12 @@ def finetune_reranker(
     if limit:
         beir.queries = dict(list(beir.queries.items())[:limit])
     kb = kb or f"eval-{data.resolve().name}"
-    given = {"candidates": candidates, "negatives": negatives, "epochs": epochs, "learning_rate": learning_rate}
-    config = FinetuneConfig(holdout=holdout, device=device, **{k: v for k, v in given.items() if v is not None})
+    defaults = FinetuneConfig()
+    config = FinetuneConfig(
+        holdout=holdout, device=device, candidates=_or_default(candidates, defaults.candidates),
+        negatives=_or_default(negatives, defaults.negatives), epochs=_or_default(epochs, defaults.epochs),
+        learning_rate=_or_default(learning_rate, defaults.learning_rate),
+    )
     with open_stack() as stack:
         Ingestor(stack).ingest_beir(beir.corpus, kb, tenant_or_default(tenant), progress=not as_json and sys.stderr.isatty())
         flt = kb_filter(stack, tenant_or_default(tenant), kb)
@@ -113,32 +125,37 @@ def finetune_embedder(
     from sieve.models import finetune_embedder as ft
 
     progress = not as_json and sys.stderr.isatty()
-    given = {"steps": steps, "batch_size": batch_size, "learning_rate": learning_rate, "negatives": negatives,
-             "max_length": max_length}
-    config = ft.EmbedderFinetuneConfig(holdout=holdout, device=device, **{k: v for k, v in given.items() if v is not None})
-    beir = train_data is not None and train_data.is_dir()
-    if kb is None and not beir:
-        raise InvalidInput("--kb is required unless --train is a BEIR folder")
-    kb = kb or f"eval-{train_data.resolve().name}"  # type: ignore[union-attr]
+    defaults = ft.EmbedderFinetuneConfig()
+    config = ft.EmbedderFinetuneConfig(
+        holdout=holdout, device=device, steps=_or_default(steps, defaults.steps),
+        batch_size=_or_default(batch_size, defaults.batch_size),
+        learning_rate=_or_default(learning_rate, defaults.learning_rate),
+        negatives=_or_default(negatives, defaults.negatives), max_length=_or_default(max_length, defaults.max_length),
+    )
+    beir_dir = train_data if train_data is not None and train_data.is_dir() else None
+    if kb is None:
+        if beir_dir is None:
+            raise InvalidInput("--kb is required unless --train is a BEIR folder")
+        kb = f"eval-{beir_dir.resolve().name}"
     with open_stack() as stack:
-        if beir:
+        extra: dict[str, str] = {}
+        if beir_dir is not None:
             from sieve.evals.beir import load_split
             from sieve.ingest.pipeline import Ingestor
 
-            data = load_split(train_data, split)  # type: ignore[arg-type]
+            data = load_split(beir_dir, split)
             Ingestor(stack).ingest_beir(data.corpus, kb, tenant_or_default(tenant), progress=progress)
-        flt = kb_filter(stack, tenant_or_default(tenant), kb)
-        extra: dict[str, str] = {}
-        if beir:
-            examples = ft.beir_examples(stack, flt, data)
-            source = f"{train_data.name}/{split}"  # type: ignore[union-attr]
-        elif train_data is not None:
-            if not train_data.is_file():
-                raise InvalidInput(f"--train {train_data}: no such BEIR folder or .jsonl file")
-            examples, extra = ft.pair_examples(train_data)
-            source = train_data.name
+            flt = kb_filter(stack, tenant_or_default(tenant), kb)
+            examples, source = ft.beir_examples(stack, flt, data), f"{beir_dir.name}/{split}"
         else:
-            examples, source = ft.kb_examples(stack, flt), f"{kb} (title -> body)"
+            flt = kb_filter(stack, tenant_or_default(tenant), kb)
+            if train_data is not None:
+                if not train_data.is_file():
+                    raise InvalidInput(f"--train {train_data}: no such BEIR folder or .jsonl file")
+                examples, extra = ft.pair_examples(train_data)
+                source = train_data.name
+            else:
+                examples, source = ft.kb_examples(stack, flt), f"{kb} (title -> body)"
         if limit:
             examples = dict(list(examples.items())[:limit])
         report = ft.finetune_embedder(stack, flt, examples, out_dir, base, config, extra, source, progress)

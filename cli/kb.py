@@ -20,14 +20,15 @@ def kb_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     from sieve.stores.catalog import kbs_with_counts
 
     with open_stack() as stack, stack.sessions() as session:
-        rows = [{"name": kb.name, "description": kb.description, "documents": documents}
-                for kb, documents in kbs_with_counts(session, tenant_or_default(tenant))]
+        kbs = [(kb.name, kb.description, documents)
+               for kb, documents in kbs_with_counts(session, tenant_or_default(tenant))]
     if as_json:
-        print_json(rows)
+        print_json([{"name": name, "description": description, "documents": documents}
+                    for name, description, documents in kbs])
         return
     table = Table("name", "documents", "description")
-    for r in rows:
-        table.add_row(r["name"], str(r["documents"]), r["description"])
+    for name, description, documents in kbs:
+        table.add_row(name, str(documents), description)
     out.print(table)
 
 

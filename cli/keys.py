@@ -45,15 +45,15 @@ def keys_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
 
     with open_stack() as stack, stack.sessions() as session:
         keys = list_api_keys(session, tenant)
-    rows = [{"prefix": k.prefix, "tenant": k.tenant, "name": k.name, "created_at": as_utc(k.created_at).isoformat(),
-             "revoked": k.revoked, "user": k.user, "groups": list(k.groups)} for k in keys]
     if as_json:
-        print_json(rows)
+        print_json([{"prefix": k.prefix, "tenant": k.tenant, "name": k.name,
+                     "created_at": as_utc(k.created_at).isoformat(), "revoked": k.revoked, "user": k.user,
+                     "groups": list(k.groups)} for k in keys])
         return
     table = Table("prefix", "tenant", "user", "groups", "name", "created", "revoked")
-    for r in rows:
-        table.add_row(r["prefix"], r["tenant"], r["user"] or "", ",".join(r["groups"]), r["name"], r["created_at"][:19],
-                      "yes" if r["revoked"] else "")
+    for k in keys:
+        table.add_row(k.prefix, k.tenant, k.user or "", ",".join(k.groups), k.name,
+                      as_utc(k.created_at).isoformat()[:19], "yes" if k.revoked else "")
     out.print(table)
 
 
