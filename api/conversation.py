@@ -23,12 +23,13 @@ from sse_starlette import ServerSentEvent
 
 from sieve.api.state import AppState
 from sieve.errors import InvalidInput, TooLarge
-from sieve.graphs.agentic_rag import graph as agentic_rag
+from sieve.graphs.agentic_rag.graph import graph as agentic_rag
+from sieve.graphs.agentic_rag.runner import AskResult, stream_answer, stream_turn
 from sieve.graphs.deep_research.runner import stream_research
-from sieve.graphs.history import text_of
-from sieve.graphs.runner import AskResult, StreamEvent, stream_answer, stream_turn
-from sieve.graphs.state import State
-from sieve.graphs.wiring import resolve_kb_id
+from sieve.graphs.shared.events import StreamEvent
+from sieve.graphs.shared.history import text_of
+from sieve.graphs.shared.state import State
+from sieve.graphs.shared.wiring import resolve_kb_id
 from sieve.stores.acl import Principal
 from sieve.stores.crud import KbId
 

@@ -15,11 +15,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from sieve.api.admission import TurnGate
 from sieve.api.job_queue import JobQueue
 from sieve.api.metrics import Metrics
-from sieve.graphs.context import GraphContext
-from sieve.graphs.exemplars import exemplar_scores
-from sieve.graphs.llm import FAILURES
-from sieve.graphs.runner import open_threads
-from sieve.graphs.wiring import NamedKnowledgeBaseRetriever, build_context
+from sieve.graphs.agentic_rag.exemplars import exemplar_scores
+from sieve.graphs.agentic_rag.runner import open_threads
+from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.llm import FAILURES
+from sieve.graphs.shared.wiring import NamedKnowledgeBaseRetriever, build_context
 from sieve.ingest.pipeline import Ingestor
 from sieve.models.chat import failure_kind
 from sieve.models.guarded_embedder import EmbedderUnavailable

@@ -24,8 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 from sieve.evals.metrics import percentile
-from sieve.graphs.runner import ask
-from sieve.graphs.wiring import build_context
+from sieve.graphs.agentic_rag.runner import ask
+from sieve.graphs.shared.wiring import build_context
 from sieve.ingest.pipeline import Ingestor
 from sieve.retrievers.faults import Faults
 from sieve.retrievers.hybrid import HybridRetriever

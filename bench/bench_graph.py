@@ -6,7 +6,7 @@
 
 refusal: rgb-zh `answer_or_refuse.jsonl` (each question once with passages that answer it, once
 with on-topic passages that do not). Relevance is the e5 query-passage cosine, as the hybrid
-retriever reports it; the decision is the grade node's (`graphs/grading.py`): answer when some
+retriever reports it; the decision is the grade node's (`graphs/shared/grading.py`): answer when some
 passage is kept. Constants are picked on one half of the questions (split by a hash of the question
 id, both variants of a question on the same side) and reported on the other half (`sieve.evals.refusal`, shared with
 `sieve eval refusal`). Vectors are cached in bench/out/, so reruns take seconds.
@@ -41,7 +41,7 @@ from sieve.evals.refusal import (
     gather,
     load_rows,
 )
-from sieve.graphs.context import GraphContext, Thresholds
+from sieve.graphs.shared.context import GraphContext, Thresholds
 from sieve.models.embedding import Embedder
 from sieve.settings import Settings
 
@@ -142,7 +142,7 @@ def bench_refusal(args: argparse.Namespace) -> None:
 def bench_grading(args: argparse.Namespace) -> None:
     """Grading cost per question over 10 passages: a question's answering and distractor passages."""
     from sieve.evals.refusal import row_passage
-    from sieve.graphs.grading import gather_evidence, grade_passages, synonym_words
+    from sieve.graphs.shared.grading import gather_evidence, grade_passages, synonym_words
 
     name, embedder = build_embedder(args.embedder)
     cache = VectorCache(OUT / f"answer_or_refuse-{name}.npz")
@@ -243,7 +243,7 @@ async def prepare_overhead_context() -> GraphContext:
     sys.path.insert(0, str(REPO / "tests"))
     from graph_support import embedder, sample_context
 
-    from sieve.graphs.runner import ask
+    from sieve.graphs.agentic_rag.runner import ask
     from sieve.prompts.route import EXEMPLARS
 
     real = embedder()
@@ -274,8 +274,8 @@ def bench_overhead(args: argparse.Namespace) -> None:
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.memory import InMemorySaver
 
-    from sieve.graphs.agentic_rag import build_graph
-    from sieve.graphs.runner import ask
+    from sieve.graphs.agentic_rag.graph import build_graph
+    from sieve.graphs.agentic_rag.runner import ask
 
     async def run() -> None:
         ctx = await prepare_overhead_context()

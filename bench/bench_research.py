@@ -24,9 +24,9 @@ from collections import Counter
 from pathlib import Path
 
 from sieve.evals.metrics import percentile
+from sieve.graphs.agentic_rag.runner import ask
 from sieve.graphs.deep_research.runner import research
-from sieve.graphs.runner import ask
-from sieve.graphs.wiring import build_context
+from sieve.graphs.shared.wiring import build_context
 from sieve.ingest.pipeline import Ingestor
 from sieve.settings import Settings
 from sieve.stores.catalog import get_or_create_kb

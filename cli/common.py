@@ -130,7 +130,7 @@ def kb_filter(stack, tenant: str, kb: str):
 
 def graph_context(stack, tenant: str, kb: str):
     """The real graph wiring over this stack, after checking the knowledge base exists."""
-    from sieve.graphs.wiring import build_context, resolve_kb_id
+    from sieve.graphs.shared.wiring import build_context, resolve_kb_id
 
     resolve_kb_id(stack, tenant, kb)
     return build_context(stack)

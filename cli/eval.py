@@ -120,7 +120,7 @@ def eval_refusal(
 ) -> None:
     """Answer-or-refuse accuracy of the grade node's decision, fitted on one half, reported on the other."""
     from sieve.evals.refusal import evaluate_refusal, gather, load_rows
-    from sieve.graphs.context import Thresholds
+    from sieve.graphs.shared.context import Thresholds
     from sieve.prompts.language import detect
 
     rows = load_rows(data, limit)
@@ -317,7 +317,7 @@ def eval_judge(
     from langgraph.checkpoint.memory import InMemorySaver
 
     from sieve.evals.judge import Answered, evaluate_judge
-    from sieve.graphs.agentic_rag import build_graph
+    from sieve.graphs.agentic_rag.graph import build_graph
 
     llm = _eval_llm()
     if llm is None:

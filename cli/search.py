@@ -83,7 +83,7 @@ def ask(
 ) -> None:
     """Ask the agentic graph: routed, rewritten, narrowed, retrieved, graded; cited answer or refusal
     (through the server on a served home)."""
-    from sieve.graphs.runner import ask as run_ask
+    from sieve.graphs.agentic_rag.runner import ask as run_ask
 
     if (served := served_home()) is not None:
         through_server_only(tenant)
@@ -144,7 +144,7 @@ def chat(
 ) -> None:
     """Interactive chat with streamed answers; follow-up questions use the conversation so far
     (through the server on a served home, which then keeps the thread)."""
-    from sieve.graphs.runner import stream_answer
+    from sieve.graphs.agentic_rag.runner import stream_answer
 
     thread = thread or uuid.uuid4().hex
     if (served := served_home()) is not None:

@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from sieve.graphs.llm import LLMFailed, decide
+from sieve.graphs.shared.llm import LLMFailed, decide
 
 ANSWER_SYSTEM = """You grade an answer produced by a retrieval system. Judge only against the numbered \
 passages, never against what you know yourself."""

@@ -20,7 +20,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from sieve.evals.jsonl import read_rows
-from sieve.graphs.llm import LLMFailed, decide
+from sieve.graphs.shared.llm import LLMFailed, decide
 from sieve.nl2sql.executor import SQLExecutionError, execute_sqlite
 from sieve.nl2sql.guard import SQLRejected, guard
 from sieve.nl2sql.schema import sqlite_allowlist

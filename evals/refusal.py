@@ -1,7 +1,7 @@
 """`sieve eval refusal` / `sieve eval calibrate`: answer-or-refuse accuracy of the grade node's decision.
 
 Rows (`answer_or_refuse.jsonl`) hold a question, the passages retrieval would have found, and whether
-they answer it. The decision is the grade node's (`graphs/grading.py`): answer when some passage is
+they answer it. The decision is the grade node's (`graphs/shared/grading.py`): answer when some passage is
 kept. Relevance comes from one reranker provider, so the relevance threshold is fitted for that
 provider's scale on the calibration half and reported on the held-out half. The split is by a hash
 of the question id (both variants of a question on the same side); the evidence model was trained
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from sieve.evals.jsonl import read_rows
-from sieve.graphs.evidence_model import evidence_model
-from sieve.graphs.grading import Evidence, WordVectors, gather_evidence, language_of, with_synonyms
-from sieve.graphs.state import Passage
+from sieve.graphs.shared.evidence_model import evidence_model
+from sieve.graphs.shared.grading import Evidence, WordVectors, gather_evidence, language_of, with_synonyms
+from sieve.graphs.shared.state import Passage
 from sieve.prompts.language import Lang, detect
 
 Relevance = Callable[[str, list[str]], list[float]]

@@ -19,9 +19,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 
 from sieve.evals.jsonl import read_rows
-from sieve.graphs.context import GraphContext
-from sieve.graphs.nodes.rewrite import rewrite
-from sieve.graphs.state import State
+from sieve.graphs.agentic_rag.nodes.rewrite import rewrite
+from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.state import State
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Trains the evidence model of deterministic grading (`graphs/evidence_model.json`) and reports it.
+"""Trains the evidence model of deterministic grading (`graphs/shared/evidence_model.json`) and reports it.
 
     .venv/bin/python evals/train_evidence.py [--zh PATH] [--en PATH] [--cache DIR] [--write | --check]
 
@@ -36,10 +36,10 @@ from sklearn.preprocessing import StandardScaler
 
 from sieve.bench.bench_graph import VectorCache, build_embedder
 from sieve.evals.refusal import Row, Scores, held_out, load_rows, row_passage
-from sieve.graphs.context import Thresholds
-from sieve.graphs.evidence_model import FEATURES, MODEL_PATH, complete, features, load
-from sieve.graphs.grading import Evidence, gather_evidence, language_of, with_synonyms
-from sieve.graphs.state import Passage
+from sieve.graphs.shared.context import Thresholds
+from sieve.graphs.shared.evidence_model import FEATURES, MODEL_PATH, complete, features, load
+from sieve.graphs.shared.grading import Evidence, gather_evidence, language_of, with_synonyms
+from sieve.graphs.shared.state import Passage
 
 REPO = Path(__file__).resolve().parents[1]
 ZH = REPO.parent / "shared" / "data" / "rgb-zh" / "answer_or_refuse.jsonl"
@@ -96,7 +96,7 @@ def fit(make: Callable[[], Model], x: list[np.ndarray], y: list[np.ndarray]) -> 
 
 
 def export(model: Model) -> dict:
-    """The model as plain numbers, evaluated by `graphs/evidence_model.py` without sklearn."""
+    """The model as plain numbers, evaluated by `graphs/shared/evidence_model.py` without sklearn."""
     if isinstance(model, Pipeline):  # standardisation folded into the coefficients
         scaler, logistic = model.named_steps["standardscaler"], model.named_steps["logisticregression"]
         weights = logistic.coef_[0] / scaler.scale_
@@ -242,7 +242,7 @@ def main() -> None:
     parser.add_argument("--zh", type=Path, default=ZH)
     parser.add_argument("--en", type=Path, default=EN)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/sieve-evidence"))
-    parser.add_argument("--write", action="store_true", help="store the model in graphs/evidence_model.json")
+    parser.add_argument("--write", action="store_true", help="store the model in graphs/shared/evidence_model.json")
     parser.add_argument("--check", action="store_true",
                         help="recompute the shipped model's held-out figures and compare them with its report")
     args = parser.parse_args()

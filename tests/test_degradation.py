@@ -150,8 +150,8 @@ async def test_one_embedder_timeout_opens_the_breaker_and_the_next_queries_do_no
 
 def test_a_whole_question_under_a_stuck_embedder_is_answered_from_bm25(stack, flt):
     """The embedder fault reaches every node that embeds: routing falls back to the KB, grading to evidence."""
-    from sieve.graphs.runner import ask
-    from sieve.graphs.wiring import build_context
+    from sieve.graphs.agentic_rag.runner import ask
+    from sieve.graphs.shared.wiring import build_context
 
     stack.settings = stack.settings.model_copy(update={"faults": "embedder:delay=4s", "embedder_timeout_ms": 200})
     with stack.sessions.begin() as session:

@@ -8,8 +8,8 @@ from graph_support import sample_context
 from scripted_llm import ScriptedChatModel
 
 from sieve.degraded import Degraded, any_timeout
-from sieve.graphs.context import GraphContext
-from sieve.graphs.runner import ask, stream_answer
+from sieve.graphs.agentic_rag.runner import ask, stream_answer
+from sieve.graphs.shared.context import GraphContext
 from sieve.settings import Settings
 
 
@@ -31,7 +31,7 @@ async def test_a_failure_that_repeats_in_the_corrective_loop_is_flagged_once_and
     assert done["refused"] and done["degraded"] == ["retrieval_error"]
     # the stream reports the flag once as well
     assert [e.data["degraded"] for e in events if e.type == "degraded"] == [["retrieval_error"]]
-    failures = tracebacks(caplog, "sieve.graphs.nodes.retrieve")
+    failures = tracebacks(caplog, "sieve.graphs.shared.nodes.retrieve")
     assert failures and all(isinstance(f, ConnectionError) for f in failures)
 
 
@@ -52,7 +52,7 @@ async def test_an_llm_failure_is_logged_with_its_traceback(caplog):
     llm = ScriptedChatModel(script=[RuntimeError("model crashed")])
     result = await ask("苹果公司是做什么的", kb="samples", context=sample_context(llm=llm))
     assert result.degraded == ["llm_error"]
-    assert any("model crashed" in str(f) for f in tracebacks(caplog, "sieve.graphs.llm"))
+    assert any("model crashed" in str(f) for f in tracebacks(caplog, "sieve.graphs.shared.llm"))
 
 
 def test_flags_keep_the_strings_clients_read_and_say_which_are_timeouts():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sieve.graphs.agentic_rag import graph as agentic_rag
+from sieve.graphs.agentic_rag.graph import graph as agentic_rag
 from sieve.graphs.deep_research.graph import graph as deep_research
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def mermaid_edges(block: str) -> set[tuple[str, str, bool]]:
 
 
 @pytest.mark.parametrize(("heading", "graph"), [
-    ("## The query graph (`graphs/agentic_rag.py`)", agentic_rag),
+    ("## The query graph (`graphs/agentic_rag/graph.py`)", agentic_rag),
     ("## The deep-research graph (`graphs/deep_research/`)", deep_research),
 ], ids=["agentic_rag", "deep_research"])
 def test_the_architecture_diagrams_have_exactly_the_compiled_graphs_edges(heading, graph):
@@ -100,7 +100,7 @@ def test_every_relative_link_opens_a_file_and_heading_of_the_repository(page):
 
 
 def test_the_defaults_the_architecture_page_states_are_the_codes():
-    from sieve.graphs.context import GraphContext, Thresholds
+    from sieve.graphs.shared.context import GraphContext, Thresholds
     from sieve.retrievers.profile import RetrievalProfile
     from sieve.settings import Settings
 
@@ -112,4 +112,4 @@ def test_the_defaults_the_architecture_page_states_are_the_codes():
     assert stated and stated == {name: Settings.model_fields[name].default for name in stated}
     assert f"web_timeout_s` ({GraphContext.model_fields['web_timeout_s'].default:g})" in text
     assert f"max_corrective` ({Thresholds().max_corrective})" in section(
-        ARCHITECTURE.read_text(encoding="utf-8"), "## The query graph (`graphs/agentic_rag.py`)")
+        ARCHITECTURE.read_text(encoding="utf-8"), "## The query graph (`graphs/agentic_rag/graph.py`)")

@@ -27,7 +27,7 @@ from sieve.errors import (
     Unavailable,
     UnsupportedType,
 )
-from sieve.graphs.runner import stream_answer
+from sieve.graphs.agentic_rag.runner import stream_answer
 from sieve.server import create_app
 from sieve.settings import Settings
 from sieve.stores.stack import Stack

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from sieve.evals.refusal import held_out, load_rows
-from sieve.graphs.evidence_model import FEATURES, MODEL_PATH, evidence_model
+from sieve.graphs.shared.evidence_model import FEATURES, MODEL_PATH, evidence_model
 
 EN = Path(__file__).resolve().parents[1] / "evals" / "data" / "answer_or_refuse_en.jsonl"
 

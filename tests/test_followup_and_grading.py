@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sieve.graphs.context import Thresholds
-from sieve.graphs.followup import rewrite_followup
-from sieve.graphs.grading import answer_kind, grade_passages
-from sieve.graphs.state import Passage
+from sieve.graphs.agentic_rag.followup import rewrite_followup
+from sieve.graphs.shared.context import Thresholds
+from sieve.graphs.shared.grading import answer_kind, grade_passages
+from sieve.graphs.shared.state import Passage
 
 
 @pytest.mark.parametrize(

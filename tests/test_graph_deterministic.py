@@ -8,8 +8,8 @@ import pytest
 from graph_support import MemoryRetriever, embedder, sample_context, sample_docs
 from postgres import on_sqlite_and_postgres
 
-from sieve.graphs.context import GraphContext, NoNarrowing
-from sieve.graphs.runner import ask, stream_answer
+from sieve.graphs.agentic_rag.runner import ask, stream_answer
+from sieve.graphs.shared.context import GraphContext, NoNarrowing
 from sieve.settings import Settings
 from sieve.tools.web_search import WebResult
 

@@ -6,7 +6,7 @@ from graph_support import MemoryRetriever, embedder, sample_context, sample_docs
 from langchain_core.messages import AIMessage
 from scripted_llm import ScriptedChatModel, Slow, decision
 
-from sieve.graphs.runner import ask, stream_answer
+from sieve.graphs.agentic_rag.runner import ask, stream_answer
 from sieve.settings import Settings
 
 

@@ -17,9 +17,9 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from openai_wire import OpenAIWire, serve
 
-from sieve.graphs.agentic_rag import graph
-from sieve.graphs.context import GraphContext
-from sieve.graphs.wiring import build_context
+from sieve.graphs.agentic_rag.graph import graph
+from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.wiring import build_context
 from sieve.ingest.pipeline import Ingestor
 from sieve.models.chat import build_chat_model
 from sieve.settings import Settings

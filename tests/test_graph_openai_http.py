@@ -6,7 +6,7 @@ import pytest
 from graph_support import sample_context
 from openai_wire import OpenAIWire, serve
 
-from sieve.graphs.runner import stream_answer
+from sieve.graphs.agentic_rag.runner import stream_answer
 from sieve.models.chat import build_chat_model
 from sieve.settings import Settings
 

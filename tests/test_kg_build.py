@@ -17,9 +17,9 @@ import httpx
 import pytest
 from test_server_cli import serving, sieve
 
-from sieve.graphs.context import GraphContext
-from sieve.graphs.runner import ask
-from sieve.graphs.wiring import NamedKnowledgeBaseRetriever, build_context
+from sieve.graphs.agentic_rag.runner import ask
+from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.wiring import NamedKnowledgeBaseRetriever, build_context
 from sieve.ingest.extraction import build_graph
 from sieve.ingest.pipeline import Ingestor
 from sieve.retrievers.hybrid import HybridRetriever

@@ -144,7 +144,7 @@ async def test_a_runtime_context_from_studio_is_a_dict_and_is_honoured(server):
 async def test_data_fields_of_a_callers_context_apply_over_the_default_one(monkeypatch):
     from langgraph.pregel.main import _coerce_context
 
-    from sieve.graphs.context import GraphContext, default_context, resolve
+    from sieve.graphs.shared.context import GraphContext, default_context, resolve
     from sieve.settings import get_settings
 
     # the default context here is the in-memory sample KB with a 5 s embedding budget

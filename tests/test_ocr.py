@@ -236,8 +236,8 @@ async def test_an_llm_that_reads_images_gets_the_cited_page_region_as_image_cont
 
     from openai_wire import OpenAIWire, serve
 
-    from sieve.graphs.runner import ask
-    from sieve.graphs.wiring import build_context
+    from sieve.graphs.agentic_rag.runner import ask
+    from sieve.graphs.shared.wiring import build_context
     from sieve.stores.stack import Stack
 
     scan = page(["The spare keys hang in the red cabinet."], title="Key Storage", size=(700, 300))

@@ -100,7 +100,7 @@ def test_opening_a_served_homes_engines_elsewhere_fails_with_the_way_round_it(tm
                     getattr(stack, engine)
             with pytest.raises(EngineBusy, match="go through it"):
                 stack.graph.names.index
-            from sieve.graphs.wiring import build_context
+            from sieve.graphs.shared.wiring import build_context
 
             with pytest.raises(EngineBusy):
                 build_context(stack)

@@ -21,7 +21,7 @@ from sieve.api.deps import PrincipalDep, StateDep
 from sieve.api.routes.chat import SSE_HEADERS, SSE_RESPONSE
 from sieve.api.routes.citations import link_secret, linked_citations
 from sieve.api.schemas import ThreadPublic
-from sieve.graphs.runner import StreamEvent
+from sieve.graphs.shared.events import StreamEvent
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 

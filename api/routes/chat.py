@@ -49,7 +49,7 @@ from sieve.api.openai_types import (
 from sieve.api.routes.citations import citation_url, link_secret
 from sieve.api.state import AppState
 from sieve.errors import InvalidInput
-from sieve.graphs.state import Citation
+from sieve.graphs.shared.state import Citation
 from sieve.stores.acl import Principal
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from sieve.api.auth import authenticate_principal
 from sieve.api.deps import StateDep
 from sieve.api.schemas import CitedChunkPublic
 from sieve.api.state import AppState
-from sieve.graphs.state import Citation
+from sieve.graphs.shared.state import Citation
 from sieve.settings import Settings
 from sieve.stores.acl import Principal
 from sieve.stores.crud import KbName, cited_chunk

@@ -31,7 +31,7 @@ from sieve.errors import InvalidInput, SieveError
 from sieve.evals.beir import BeirSplit, load_split
 from sieve.evals.refusal import Row, evaluate_refusal, gather, held_out
 from sieve.evals.retrieval import configurations, evaluate_retrieval
-from sieve.graphs.context import Thresholds
+from sieve.graphs.shared.context import Thresholds
 from sieve.prompts.language import detect
 from sieve.retrievers.profile import PathName, RetrievalProfile
 from sieve.retrievers.rerank import RerankerKind, build_reranker

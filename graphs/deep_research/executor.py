@@ -18,15 +18,15 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext
 from sieve.graphs.deep_research.planner import ENTITY, bridge_entities, hop_of, new_entities
 from sieve.graphs.deep_research.state import ResearchState, Step, StopReason, SubQuestion
-from sieve.graphs.history import question
-from sieve.graphs.nodes.grade import grade
-from sieve.graphs.nodes.narrow import narrow
-from sieve.graphs.nodes.retrieve import retrieve
-from sieve.graphs.state import Passage, State, add_flags
-from sieve.graphs.text import keywords
+from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.history import question
+from sieve.graphs.shared.nodes.grade import grade
+from sieve.graphs.shared.nodes.narrow import narrow
+from sieve.graphs.shared.nodes.retrieve import retrieve
+from sieve.graphs.shared.state import Passage, State, add_flags
+from sieve.graphs.shared.text import keywords
 from sieve.prompts.language import detect
 
 logger = logging.getLogger(__name__)

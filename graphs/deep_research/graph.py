@@ -21,15 +21,15 @@ from langgraph.types import Overwrite
 from pydantic import BaseModel, Field
 
 from sieve.degraded import Degraded
-from sieve.graphs.agentic_rag import timed
-from sieve.graphs.context import GraphContext, resolve, search_filter
 from sieve.graphs.deep_research.executor import execute
 from sieve.graphs.deep_research.planner import MAX_PARTS, asks_for_entity, hop_of, split_parts
 from sieve.graphs.deep_research.state import ResearchState, SubQuestion
 from sieve.graphs.deep_research.synthesis import synthesise
-from sieve.graphs.history import question
-from sieve.graphs.llm import LLMFailed, decide, llm_for
-from sieve.graphs.state import InputState
+from sieve.graphs.shared.context import GraphContext, resolve, search_filter
+from sieve.graphs.shared.history import question
+from sieve.graphs.shared.llm import LLMFailed, decide, llm_for
+from sieve.graphs.shared.nodes.common import timed
+from sieve.graphs.shared.state import InputState
 from sieve.prompts import research as prompts
 from sieve.prompts.language import detect
 from sieve.retrievers.profile import RetrievalProfile

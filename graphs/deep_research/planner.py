@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from sieve.graphs.state import Passage
+from sieve.graphs.shared.state import Passage
 from sieve.ingest.extraction import find_entities
 from sieve.prompts.language import Lang, detect
 from sieve.stores.graph import normalise_name

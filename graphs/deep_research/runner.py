@@ -14,10 +14,10 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 
-from sieve.graphs.context import GraphContext, default_context
 from sieve.graphs.deep_research.graph import graph as deep_research
 from sieve.graphs.deep_research.state import ResearchState, Step, SubQuestion
-from sieve.graphs.runner import StreamEvent, degraded_events, sentence_pieces
+from sieve.graphs.shared.context import GraphContext, default_context
+from sieve.graphs.shared.events import StreamEvent, degraded_events, sentence_pieces
 from sieve.prompts import research as prompts
 from sieve.prompts.language import detect
 from sieve.settings import get_settings

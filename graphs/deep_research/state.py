@@ -1,6 +1,6 @@
 """The deep-research graph's state: the plan, every retrieval step, why it stopped, and the report.
 
-Like the query graph's state (`graphs/state.py`) it holds plain dicts and lists, so checkpoints,
+Like the query graph's state (`graphs/shared/state.py`) it holds plain dicts and lists, so checkpoints,
 `langgraph dev` and the JSON API serialise it; `degraded` and `timings_ms` use the same reducers,
 and `steps` is appended to round by round.
 """
@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from sieve.graphs.state import Citation, InputState, Passage, add_flags, add_timings
+from sieve.graphs.shared.state import Citation, InputState, Passage, add_flags, add_timings
 
 
 class StopReason(StrEnum):

@@ -17,15 +17,15 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext, resolve
 from sieve.graphs.deep_research.executor import kept_by_sub_question
 from sieve.graphs.deep_research.planner import bridge_entities
 from sieve.graphs.deep_research.state import ResearchState, Section
-from sieve.graphs.extractive import best_quote, cite, extractive_answer
-from sieve.graphs.history import question
-from sieve.graphs.llm import LLMFailed, generate, llm_for
-from sieve.graphs.nodes.narrow import SQL_ROWS
-from sieve.graphs.state import Citation, Passage
+from sieve.graphs.shared.context import GraphContext, resolve
+from sieve.graphs.shared.extractive import best_quote, cite, extractive_answer
+from sieve.graphs.shared.history import question
+from sieve.graphs.shared.llm import LLMFailed, generate, llm_for
+from sieve.graphs.shared.nodes.narrow import SQL_ROWS
+from sieve.graphs.shared.state import Citation, Passage
 from sieve.prompts import answer as answer_prompts
 from sieve.prompts import research as prompts
 from sieve.prompts.language import Lang, detect

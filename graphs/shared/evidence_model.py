@@ -126,7 +126,7 @@ class EvidenceModel:
 
     def explain(self, evidence: list[Any], index: int, question: str, lang: Lang, min_relevance: float) -> str:
         """Why passage `index` (the most promising) does not answer, in the question's language."""
-        from sieve.graphs.grading import answer_kind  # grading imports this module
+        from sieve.graphs.shared.grading import answer_kind  # grading imports this module
 
         feature = self.deciding_feature(evidence, index, lang, min_relevance)
         e = evidence[index]

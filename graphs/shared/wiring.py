@@ -13,7 +13,7 @@ from functools import partial
 
 from langchain_core.language_models import BaseChatModel
 
-from sieve.graphs.context import GraphContext
+from sieve.graphs.shared.context import GraphContext
 from sieve.ingest.originals import chunk_region_jpeg
 from sieve.models.chat import build_chat_model
 from sieve.nl2sql.service import NarrowResult, anarrow

@@ -9,27 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.types import Overwrite
 
-from sieve.graphs.agentic_rag import graph as agentic_rag
-from sieve.graphs.context import GraphContext, default_context
-from sieve.graphs.history import text_of
-from sieve.graphs.state import Citation, State
+from sieve.graphs.agentic_rag.graph import graph as agentic_rag
+from sieve.graphs.shared.context import GraphContext, default_context
+from sieve.graphs.shared.events import StreamEvent, degraded_events, sentence_pieces
+from sieve.graphs.shared.history import text_of
+from sieve.graphs.shared.state import Citation, State
 from sieve.settings import Settings, get_settings
 
-EventType = Literal["route", "rewrite", "filter", "sources", "token", "degraded", "refusal", "done",
-                    "plan", "step", "stop"]  # the last three: deep research (graphs/deep_research/runner.py)
 # nodes whose messages are the text the user reads
 _SPEAKING_NODES = {"answer", "chat", "refuse"}
 
@@ -62,18 +59,6 @@ class AskResult:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """One event of `stream_answer`, shaped for SSE (`event: type`, `data: json(data)`).
-
-    route {route} · rewrite {rewritten_query} · filter {sql, doc_ids, reason} · sources {sources} ·
-    token {text} · degraded {degraded: new flags} · refusal {reason} · done {AskResult fields}
-    """
-
-    type: EventType
-    data: dict[str, Any]
 
 
 @asynccontextmanager
@@ -175,15 +160,6 @@ async def stream_turn(
     yield StreamEvent("done", AskResult.from_state(final.values).to_json())
 
 
-# a sentence ends at its punctuation, with the citation markers and spaces that follow it
-_SENTENCE = re.compile(r".+?(?:[。！？!?；;]+|[.](?=\s|$)|\n+|$)(?:\[\d+\])*\s*", re.S)
-
-
-def sentence_pieces(text: str) -> list[str]:
-    """`text` cut after each sentence; the pieces join back to exactly `text`."""
-    return _SENTENCE.findall(text) if text else []
-
-
 def _events_of(node: str, update: State, reported: list[str]) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     if node == "route":
@@ -204,13 +180,3 @@ def _events_of(node: str, update: State, reported: list[str]) -> list[StreamEven
         events.append(StreamEvent("sources", {"sources": sources}))
     events.extend(degraded_events(update, reported))
     return events
-
-
-def degraded_events(update: Mapping[str, Any], reported: list[str]) -> list[StreamEvent]:
-    """A `degraded` event with the update's flags not `reported` yet (then added to it)."""
-    flags = update.get("degraded", [])
-    if isinstance(flags, Overwrite):  # the turn's first node resets the flags and sets its own
-        flags = flags.value
-    new = [str(flag) for flag in flags if flag not in reported]
-    reported.extend(new)
-    return [StreamEvent("degraded", {"degraded": new})] if new else []

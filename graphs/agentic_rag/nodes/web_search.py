@@ -8,9 +8,9 @@ import logging
 from langgraph.runtime import Runtime
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext, resolve
-from sieve.graphs.history import question
-from sieve.graphs.state import Passage, State
+from sieve.graphs.shared.context import GraphContext, resolve
+from sieve.graphs.shared.history import question
+from sieve.graphs.shared.state import Passage, State
 from sieve.prompts import refuse as refuse_prompts
 from sieve.prompts.language import detect
 

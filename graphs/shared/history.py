@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 
-from sieve.graphs.state import State
+from sieve.graphs.shared.state import State
 
 
 def text_of(message: AnyMessage) -> str:

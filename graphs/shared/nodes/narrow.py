@@ -9,10 +9,10 @@ from langgraph.constants import TAG_NOSTREAM
 from langgraph.runtime import Runtime
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext, Narrowing, resolve, search_filter
-from sieve.graphs.history import question
-from sieve.graphs.nodes.refuse import unknown_kb
-from sieve.graphs.state import Passage, State
+from sieve.graphs.shared.context import GraphContext, Narrowing, resolve, search_filter
+from sieve.graphs.shared.history import question
+from sieve.graphs.shared.nodes.common import unknown_kb
+from sieve.graphs.shared.state import Passage, State
 from sieve.prompts import refuse as refuse_prompts
 from sieve.prompts.language import detect
 from sieve.stores.catalog import KnowledgeBaseNotFound

@@ -31,9 +31,9 @@ from typing import Literal, NamedTuple
 import numpy as np
 import rjieba
 
-from sieve.graphs.evidence_model import evidence_model
-from sieve.graphs.state import Passage
-from sieve.graphs.text import EN_STOPWORDS, ZH_FUNCTION_CHARS, ZH_STOP_TOKENS, singular, split_sentences
+from sieve.graphs.shared.evidence_model import evidence_model
+from sieve.graphs.shared.state import Passage
+from sieve.graphs.shared.text import EN_STOPWORDS, ZH_FUNCTION_CHARS, ZH_STOP_TOKENS, singular, split_sentences
 from sieve.prompts.language import Lang
 
 Kind = Literal["work", "number", "date", "person", "place", "name", "value", "other"]

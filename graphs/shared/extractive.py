@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from sieve.graphs.grading import answer_kind, gather_evidence, key_terms, language_of, subject_terms
-from sieve.graphs.state import Citation, Passage
-from sieve.graphs.text import overlap, split_sentences, terms
+from sieve.graphs.shared.grading import answer_kind, gather_evidence, key_terms, language_of, subject_terms
+from sieve.graphs.shared.state import Citation, Passage
+from sieve.graphs.shared.text import overlap, split_sentences, terms
 from sieve.prompts.language import Lang
 
 _PER_PASSAGE = 2

@@ -6,12 +6,12 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from sieve.graphs.context import GraphContext, resolve
-from sieve.graphs.followup import rewrite_followup
-from sieve.graphs.history import earlier_turns, question, transcript
-from sieve.graphs.llm import LLMFailed, decide, llm_for
-from sieve.graphs.state import State
-from sieve.graphs.text import keywords
+from sieve.graphs.agentic_rag.followup import rewrite_followup
+from sieve.graphs.shared.context import GraphContext, resolve
+from sieve.graphs.shared.history import earlier_turns, question, transcript
+from sieve.graphs.shared.llm import LLMFailed, decide, llm_for
+from sieve.graphs.shared.state import State
+from sieve.graphs.shared.text import keywords
 from sieve.prompts import rewrite as prompts
 from sieve.prompts.language import detect
 

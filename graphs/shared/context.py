@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.json_schema import SkipJsonSchema
 
-from sieve.graphs.grading import GradeLimits
-from sieve.graphs.state import State
+from sieve.graphs.shared.grading import GradeLimits
+from sieve.graphs.shared.state import State
 from sieve.models.guarded_embedder import GuardedEmbedder, guarded
 from sieve.prompts.language import Lang
 from sieve.retrievers.types import Retriever
@@ -69,7 +69,7 @@ async def no_narrowing(question: str, tenant: str, kb: str, readers: frozenset[s
 class Thresholds:
     """Calibrated constants of deterministic mode (relevance = e5 query-passage cosine).
 
-    The relevance floors gate grading; the evidence model behind it (graphs/evidence_model.json)
+    The relevance floors gate grading; the evidence model behind it (graphs/shared/evidence_model.json)
     was trained on the fitting halves of rgb-zh and the English answer-or-refuse set
     (evals/train_evidence.py). A dict (Studio's context form) is validated into this class.
     """
@@ -153,8 +153,8 @@ def default_context() -> GraphContext:
 
 
 def build_default_context(settings: Settings) -> GraphContext:
-    """The production wiring from settings: one `Stack` over SIEVE_HOME (see graphs/wiring.py)."""
-    from sieve.graphs.wiring import build_context
+    """The production wiring from settings: one `Stack` over SIEVE_HOME (see graphs/shared/wiring.py)."""
+    from sieve.graphs.shared.wiring import build_context
     from sieve.stores.stack import Stack
 
     return build_context(Stack(settings))

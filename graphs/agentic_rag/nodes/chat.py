@@ -8,11 +8,11 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext, resolve
-from sieve.graphs.history import earlier_turns, question
-from sieve.graphs.llm import LLMFailed, generate, llm_for
-from sieve.graphs.rules import small_talk
-from sieve.graphs.state import State
+from sieve.graphs.agentic_rag.rules import small_talk
+from sieve.graphs.shared.context import GraphContext, resolve
+from sieve.graphs.shared.history import earlier_turns, question
+from sieve.graphs.shared.llm import LLMFailed, generate, llm_for
+from sieve.graphs.shared.state import State
 from sieve.prompts import chat as prompts
 from sieve.prompts.language import detect
 

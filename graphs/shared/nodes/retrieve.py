@@ -7,10 +7,10 @@ import logging
 from langgraph.runtime import Runtime
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext, resolve, search_filter
-from sieve.graphs.history import question
-from sieve.graphs.nodes.refuse import unknown_kb
-from sieve.graphs.state import Passage, State
+from sieve.graphs.shared.context import GraphContext, resolve, search_filter
+from sieve.graphs.shared.history import question
+from sieve.graphs.shared.nodes.common import unknown_kb
+from sieve.graphs.shared.state import Passage, State
 from sieve.retrievers.types import Hit
 from sieve.stores.catalog import KnowledgeBaseNotFound
 

@@ -6,34 +6,31 @@ thread store to a copy of it, and `build_graph(checkpointer)` compiles one with 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Overwrite
 
 from sieve.degraded import any_timeout
-from sieve.graphs.context import GraphContext, resolve
-from sieve.graphs.nodes.answer import answer
-from sieve.graphs.nodes.chat import chat
-from sieve.graphs.nodes.grade import grade
-from sieve.graphs.nodes.narrow import narrow
-from sieve.graphs.nodes.refuse import refuse
-from sieve.graphs.nodes.retrieve import retrieve
-from sieve.graphs.nodes.rewrite import rewrite
-from sieve.graphs.nodes.route import route
-from sieve.graphs.nodes.web_search import web_search
-from sieve.graphs.state import InputState, State
-
-Node = Callable[[State, Runtime[GraphContext]], Awaitable[State]]
-
+from sieve.graphs.agentic_rag.nodes.answer import answer
+from sieve.graphs.agentic_rag.nodes.chat import chat
+from sieve.graphs.agentic_rag.nodes.refuse import refuse
+from sieve.graphs.agentic_rag.nodes.rewrite import rewrite
+from sieve.graphs.agentic_rag.nodes.route import route
+from sieve.graphs.agentic_rag.nodes.web_search import web_search
+from sieve.graphs.shared.context import GraphContext, resolve
+from sieve.graphs.shared.nodes.common import timed
+from sieve.graphs.shared.nodes.grade import grade
+from sieve.graphs.shared.nodes.narrow import narrow
+from sieve.graphs.shared.nodes.retrieve import retrieve
+from sieve.graphs.shared.state import InputState, State
 
 # Edges are coroutines: LangGraph runs a plain function in a worker thread, a hop that costs more
 # than the decision itself.
+
+
 async def after_route(state: State) -> Literal["chat", "web_search", "rewrite"]:
     if state.get("route") == "chat":
         return "chat"
@@ -69,21 +66,6 @@ async def after_grade(state: State, runtime: Runtime[GraphContext]) -> Literal["
     if state.get("route") == "kb" and state.get("attempt", 0) <= max_corrective and not timed_out:
         return "rewrite"
     return "refuse"
-
-
-def timed(name: str, node: Node) -> Node:
-    """Reports the node's wall time in `timings_ms` (its reducer sums a node the corrective loop reruns)."""
-
-    async def run(state: State, runtime: Runtime[GraphContext]) -> State:
-        started = time.perf_counter()
-        update = await node(state, runtime)
-        spent = {name: round((time.perf_counter() - started) * 1000, 3)}
-        reset = update.get("timings_ms")
-        # the turn's first node resets the timings: its own time is the first entry
-        return {**update, "timings_ms": Overwrite({**reset.value, **spent}) if isinstance(reset, Overwrite) else spent}
-
-    run.__name__ = name
-    return run
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:

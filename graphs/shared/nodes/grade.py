@@ -14,8 +14,8 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext, resolve
-from sieve.graphs.grading import (
+from sieve.graphs.shared.context import GraphContext, resolve
+from sieve.graphs.shared.grading import (
     answer_kind,
     gather_evidence,
     grade_evidence,
@@ -23,9 +23,9 @@ from sieve.graphs.grading import (
     synonym_words,
     with_synonyms,
 )
-from sieve.graphs.history import question
-from sieve.graphs.llm import LLMFailed, decide, llm_for
-from sieve.graphs.state import Passage, State
+from sieve.graphs.shared.history import question
+from sieve.graphs.shared.llm import LLMFailed, decide, llm_for
+from sieve.graphs.shared.state import Passage, State
 from sieve.models.guarded_embedder import EmbedderUnavailable, GuardedEmbedder
 from sieve.prompts import grade as prompts
 from sieve.prompts import refuse as refuse_prompts

@@ -10,13 +10,13 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext, resolve, search_filter
-from sieve.graphs.exemplars import exemplar_scores
-from sieve.graphs.followup import is_followup
-from sieve.graphs.history import earlier_turns, question, transcript
-from sieve.graphs.llm import LLMFailed, decide
-from sieve.graphs.rules import needs_web, small_talk
-from sieve.graphs.state import Route, State, fresh_turn
+from sieve.graphs.agentic_rag.exemplars import exemplar_scores
+from sieve.graphs.agentic_rag.followup import is_followup
+from sieve.graphs.agentic_rag.rules import needs_web, small_talk
+from sieve.graphs.shared.context import GraphContext, resolve, search_filter
+from sieve.graphs.shared.history import earlier_turns, question, transcript
+from sieve.graphs.shared.llm import LLMFailed, decide
+from sieve.graphs.shared.state import Route, State, fresh_turn
 from sieve.models.guarded_embedder import EmbedderUnavailable
 from sieve.prompts import route as prompts
 from sieve.prompts.language import detect

@@ -7,18 +7,11 @@ import uuid
 from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
-from sieve.graphs.context import GraphContext
-from sieve.graphs.history import question
-from sieve.graphs.state import State
+from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.history import question
+from sieve.graphs.shared.state import State
 from sieve.prompts import refuse as prompts
 from sieve.prompts.language import detect
-
-
-def unknown_kb(state: State) -> State:
-    """The update of a node that found the turn's knowledge base missing: nothing can be searched
-    (an empty allow-list, so nothing retries) and the refusal names it."""
-    reason = prompts.REASONS["unknown_kb"][detect(question(state))].format(kb=state.get("kb", ""))
-    return {"passages": [], "allowed_doc_ids": [], "refusal_reason": reason}
 
 
 async def refuse(state: State, runtime: Runtime[GraphContext]) -> State:

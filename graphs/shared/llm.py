@@ -18,8 +18,8 @@ from langgraph.constants import TAG_NOSTREAM
 from pydantic import BaseModel
 
 from sieve.degraded import Degraded
-from sieve.graphs.context import GraphContext
-from sieve.graphs.state import State
+from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.state import State
 from sieve.models.chat import failure_kind, structured
 
 logger = logging.getLogger(__name__)

@@ -1,1 +1,0 @@
-"""One module per node of the query graph."""

@@ -1,0 +1,1 @@
+"""The nodes both graphs run: retrieve, narrow (NL2SQL) and grade."""
