@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from sieve.api.errors import install_error_handlers
 from sieve.api.hosts import HostCheck, allowed_hosts
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None, stack: Stack | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = stack or await asyncio.to_thread(Stack, settings)
+        own = stack if stack is not None else await asyncio.to_thread(Stack, settings)
         try:
             if settings.server_url:  # first: a second server on this home fails before touching its engines
                 write_server_record(settings.home, settings.server_url, auth=not settings.auth_disabled)
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None, stack: Stack | None = None) -> 
     hosts = allowed_hosts(settings)
     mcp = AuthenticatedMcp(app, hosts)
     # POST only: stateless MCP has no session for a GET event stream to follow, nor for a DELETE to end (405)
-    app.add_route("/mcp", mcp, methods=["POST"], include_in_schema=False)
+    # a Route, not add_route (typed for request handlers): an ASGI app as the endpoint is passed the raw scope
+    app.router.routes.append(Route("/mcp", mcp, methods=["POST"], include_in_schema=False))
     app.add_middleware(HostCheck, hosts=hosts)
     app.add_middleware(RequestCounter, metrics=metrics)  # outermost: refused hosts are counted too
     return app
