@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,12 +23,10 @@ from sieve.api.metrics import Metrics
 from sieve.errors import Unavailable
 from sieve.ingest.report import Failures
 from sieve.stores import crud
-from sieve.stores.metadata import JobRecord, as_utc
+from sieve.stores.metadata import JobKind, JobRecord, JobStatus, as_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-JobKind = Literal["ingest", "reindex", "graph_build"]
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
 def _now() -> datetime:
@@ -66,7 +64,7 @@ class Job:
     kind: JobKind
     filename: str
     work: Callable[[], JobReport] | None = field(default=None, repr=False)  # None once finished or reloaded
-    status: JobStatus = "queued"
+    status: JobStatus = JobStatus.QUEUED
     created_at: datetime = field(default_factory=_now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -81,7 +79,7 @@ class Job:
 
     @classmethod
     def of(cls, row: JobRecord) -> Job:
-        return cls(row.id, row.tenant_id, row.kb, row.kind, row.filename, None, row.status,  # type: ignore[arg-type]
+        return cls(row.id, row.tenant_id, row.kb, JobKind(row.kind), row.filename, None, JobStatus(row.status),
                    as_utc(row.created_at), row.started_at and as_utc(row.started_at),
                    row.finished_at and as_utc(row.finished_at), row.error, row.report)
 
@@ -111,7 +109,7 @@ class JobQueue:
         while not self._queue.empty():
             job = self._queue.get_nowait()
             if job is not None:
-                await self._finish(job, "failed", error="the server shut down before the job ran")
+                await self._finish(job, JobStatus.FAILED, error="the server shut down before the job ran")
         await self._queue.put(None)
         if self._worker is not None:
             await self._worker
@@ -141,21 +139,21 @@ class JobQueue:
 
     async def _run(self) -> None:
         while (job := await self._queue.get()) is not None:
-            job.status, job.started_at = "running", _now()
+            job.status, job.started_at = JobStatus.RUNNING, _now()
             try:
                 await self._save(job)
                 assert job.work is not None
                 report = await self.write(job.work)
             except JobFailed as exc:
-                await self._finish(job, "failed", error=str(exc))
+                await self._finish(job, JobStatus.FAILED, error=str(exc))
             except Exception as exc:  # a job must never take the worker down with it
                 log.exception("ingest job %s failed", job.id)
                 # its text can name server paths: the log has it, the job says what kind of failure
-                await self._finish(job, "failed", error=f"internal error ({type(exc).__name__}); "
+                await self._finish(job, JobStatus.FAILED, error=f"internal error ({type(exc).__name__}); "
                                                         "the server log has the details")
             else:
                 error = "; ".join(message for _, message in report.failed) or None
-                await self._finish(job, "failed" if error else "succeeded", error=error, report=report.as_dict())
+                await self._finish(job, JobStatus.FAILED if error else JobStatus.SUCCEEDED, error=error, report=report.as_dict())
 
     async def _finish(self, job: Job, status: JobStatus, *, error: str | None = None,
                       report: dict[str, Any] | None = None) -> None:

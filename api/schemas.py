@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from sieve.api.job_queue import Job, JobKind, JobStatus
+from sieve.api.job_queue import Job
 from sieve.retrievers.types import Hit
-from sieve.stores.metadata import Chunk, Document, Evaluation, KnowledgeBase, UtcDatetime
+from sieve.stores.metadata import Chunk, Document, Evaluation, JobKind, JobStatus, KnowledgeBase, UtcDatetime
 
 
 class KnowledgeBasePublic(BaseModel):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sieve.stores.acl import where_readable
 from sieve.stores.catalog import KnowledgeBaseNotFound, get_kb
-from sieve.stores.metadata import Chunk, Document, DocumentStatus, Evaluation, JobRecord, KnowledgeBase
+from sieve.stores.metadata import Chunk, Document, DocumentStatus, Evaluation, JobRecord, JobStatus, KnowledgeBase
 
 KbId = NewType("KbId", str)
 """A knowledge base's id: the key of its rows and index entries."""
@@ -140,6 +140,6 @@ def get_job(session: Session, job_id: str) -> JobRecord | None:
 def fail_unfinished_jobs(session: Session, home: str, error: str, now: datetime) -> int:
     """Marks the jobs a stopped server on `home` left queued or running as failed; returns how many."""
     return len(session.execute(
-        update(JobRecord).where(JobRecord.home == home, JobRecord.status.in_(["queued", "running"]))
-        .values(status="failed", finished_at=now, error=error).returning(JobRecord.id)
+        update(JobRecord).where(JobRecord.home == home, JobRecord.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        .values(status=JobStatus.FAILED, finished_at=now, error=error).returning(JobRecord.id)
     ).all())

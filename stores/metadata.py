@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, PlainSerializer, WithJsonSchema
@@ -63,7 +64,7 @@ class KnowledgeBase(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class DocumentStatus:
+class DocumentStatus(StrEnum):
     """A document is searchable only while `ready`; the other states exist for crash recovery."""
 
     INDEXING = "indexing"
@@ -150,6 +151,19 @@ class IngestJournal(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class JobKind(StrEnum):
+    INGEST = "ingest"
+    REINDEX = "reindex"
+    GRAPH_BUILD = "graph_build"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class JobRecord(Base):
     """A server's ingest, re-index or graph-build job, kept across restarts (`GET /v1/jobs/{id}`)."""
 
@@ -161,9 +175,9 @@ class JobRecord(Base):
     # what it left unfinished, and never another server's jobs on a shared metadata DB
     home: Mapped[str] = mapped_column(String(1024))
     kb: Mapped[str] = mapped_column(String(200), doc="the knowledge base's name, as the caller gave it")
-    kind: Mapped[str] = mapped_column(String(16), doc="ingest | reindex | graph_build")
+    kind: Mapped[str] = mapped_column(String(16), doc="a JobKind")
     filename: Mapped[str] = mapped_column(String(512))
-    status: Mapped[str] = mapped_column(String(16), index=True, doc="queued | running | succeeded | failed")
+    status: Mapped[str] = mapped_column(String(16), index=True, doc="a JobStatus")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

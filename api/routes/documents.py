@@ -25,7 +25,7 @@ from sieve.ingest.originals import OriginalUnavailable, region_jpeg
 from sieve.stores import crud
 from sieve.stores.acl import InvalidAcl, acls_of, parse_acl
 from sieve.stores.crud import KnowledgeBaseRef
-from sieve.stores.metadata import Document
+from sieve.stores.metadata import Document, JobKind
 
 router = APIRouter(prefix="/v1/knowledge-bases/{kb}/documents", tags=["documents"])
 
@@ -64,7 +64,7 @@ async def upload_document(request: Request, response: Response, state: StateDep,
         except (InvalidAcl, TypeError) as exc:
             raise HTTPException(422, f"metadata.acl: {exc}") from None
     progress = JobProgress()  # pages read so far, for images and scans (OCR takes seconds a page)
-    job = await state.jobs.submit(tenant, kb.name, "ingest", upload.filename,
+    job = await state.jobs.submit(tenant, kb.name, JobKind.INGEST, upload.filename,
                                   partial(ingest_upload, state, tenant, kb, upload, progress), progress)
     return accepted(job, response)
 
@@ -135,7 +135,7 @@ async def reindex(doc_id: str, response: Response, state: StateDep, tenant: Writ
         source_path(state, doc)
     except JobFailed as exc:
         raise HTTPException(409, str(exc)) from None
-    job = await state.jobs.submit(tenant, kb.name, "reindex", doc.filename,
+    job = await state.jobs.submit(tenant, kb.name, JobKind.REINDEX, doc.filename,
                                   partial(reindex_document, state, tenant, kb, doc.id))
     return accepted(job, response)
 

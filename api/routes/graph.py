@@ -21,6 +21,7 @@ from sieve.api.state import AppState
 from sieve.ingest.extraction import GraphBuildReport, build_graph, graph_refusal
 from sieve.stores import crud
 from sieve.stores.crud import KbId, KnowledgeBaseRef
+from sieve.stores.metadata import JobKind
 
 router = APIRouter(prefix="/v1/knowledge-bases/{kb}/graph", tags=["knowledge graph"])
 
@@ -57,6 +58,6 @@ async def build(response: Response, state: StateDep, tenant: WriterDep, kb: Know
         raise HTTPException(409, str(exc)) from None
     progress = JobProgress()
     rebuild = body.rebuild if body is not None else False
-    job = await state.jobs.submit(tenant, kb.name, "graph_build", "", partial(_build, state, tenant, kb, rebuild, progress),
+    job = await state.jobs.submit(tenant, kb.name, JobKind.GRAPH_BUILD, "", partial(_build, state, tenant, kb, rebuild, progress),
                                   progress)
     return accepted(job, response)
