@@ -35,15 +35,26 @@ Injected = Annotated[T, PlainValidator(lambda value: value), SkipJsonSchema()]
 
 
 class Narrowing(Protocol):
-    """What a narrowing function returns (the NL2SQL `NarrowResult` has these fields)."""
+    """What a narrowing function returns (the NL2SQL `NarrowResult` has these fields); read only, so
+    frozen results qualify."""
 
-    sql: str | None
-    rows: list[tuple[Any, ...]]
-    columns: list[str]
-    doc_ids: frozenset[str] | None  # None = no restriction, empty = nothing matches
-    metadata_answer: bool  # the rows themselves answer the question (e.g. "how many reports in 2023")
-    content_query: str  # the question minus the metadata conditions, for retrieval
-    reason: str
+    @property
+    def sql(self) -> str | None: ...
+    @property
+    def rows(self) -> list[tuple[Any, ...]]: ...
+    @property
+    def columns(self) -> list[str]: ...
+    @property
+    def doc_ids(self) -> frozenset[str] | None:
+        """None = no restriction, empty = nothing matches."""
+    @property
+    def metadata_answer(self) -> bool:
+        """The rows themselves answer the question (e.g. "how many reports in 2023")."""
+    @property
+    def content_query(self) -> str:
+        """The question minus the metadata conditions, for retrieval."""
+    @property
+    def reason(self) -> str: ...
 
 
 NarrowFn = Callable[[str, str, str, frozenset[str] | None], Awaitable[Narrowing]]
@@ -78,17 +89,17 @@ class Thresholds:
     """Below it a Chinese passage is off topic (also the routing probe's bar)."""
     relevance_en: float = 0.80
     """Below it an English passage is off topic."""
-    evidence: float | None = Field(None, ge=0, le=1)
+    evidence: float | None = Field(default=None, ge=0, le=1)
     """Probability of stating the answer a passage must reach (evidence model); None = the model's per-language one."""
     exemplar_margin: float = 0.02
     """Routing: a chat/web exemplar must beat the best kb exemplar by this much to leave the KB."""
-    top_k: int = Field(8, ge=1)
+    top_k: int = Field(default=8, ge=1)
     """Passages retrieved (or web results fetched) per attempt."""
-    max_kept: int = Field(4, ge=1)
+    max_kept: int = Field(default=4, ge=1)
     """Passages grading keeps at most."""
-    max_corrective: int = Field(1, ge=0)
+    max_corrective: int = Field(default=1, ge=0)
     """Corrective rewrite-and-retrieve rounds after nothing survives grading."""
-    answer_sentences: int = Field(3, ge=1)
+    answer_sentences: int = Field(default=3, ge=1)
     """Sentences an extractive answer quotes at most."""
 
     def relevance(self, lang: Lang) -> float:
@@ -148,7 +159,8 @@ def default_context() -> GraphContext:
     settings = get_settings()
     if settings.graph_context_factory:
         module, _, name = settings.graph_context_factory.partition(":")
-        return getattr(importlib.import_module(module), name)()
+        factory: Callable[[], GraphContext] = getattr(importlib.import_module(module), name)
+        return factory()
     return build_default_context(settings)
 
 
