@@ -73,11 +73,11 @@ def nl2sql_ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Turn a question into guarded SQL: print the SQL, its rows and the document allow-list."""
-    from sieve.nl2sql.service import narrow
+    from sieve.nl2sql.service import select_documents
 
     with open_stack() as stack:
         flt = kb_filter(stack, tenant_or_default(tenant), kb)
-        result = narrow(question, flt.tenant, flt.kb, stack.engine)
+        result = select_documents(question, flt.tenant, flt.kb, stack.engine)
     if as_json:
         print_json(result.to_dict())
         return

@@ -1,6 +1,6 @@
 """NL2SQL as the graph's `narrow` step and the CLI's `nl2sql` commands.
 
-`narrow` turns the metadata conditions of a question into a document-id allow-list (or, for a question
+`select_documents` turns the metadata conditions of a question into a document-id allow-list (or, for a question
 about the documents themselves, into the answer). With a chat model it asks the model for SQL; without
 one, or when the model's answer fails in any way, it falls back to slot filling. Either way the SQL goes
 through the same guard and runs read-only with a timeout.
@@ -85,7 +85,7 @@ log = logging.getLogger(__name__)
 Bind = Engine | sessionmaker[Session]
 
 
-def narrow(
+def select_documents(
     question: str,
     tenant: str,
     kb_id: str | None,
@@ -118,7 +118,7 @@ def narrow(
     return replace(result, reason=fallback_reason + result.reason)
 
 
-async def anarrow(
+async def aselect_documents(
     question: str,
     tenant: str,
     kb_id: str | None,
@@ -129,7 +129,8 @@ async def anarrow(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     readers: frozenset[str] | None = None,
 ) -> NarrowResult:
-    return await asyncio.to_thread(narrow, question, tenant, kb_id, bind, llm, now, timeout_s=timeout_s, readers=readers)
+    return await asyncio.to_thread(select_documents, question, tenant, kb_id, bind, llm, now, timeout_s=timeout_s,
+                                   readers=readers)
 
 
 def _narrow_slots(

@@ -25,7 +25,7 @@ from sieve.ingest.pipeline import Ingestor
 from sieve.nl2sql.executor import execute
 from sieve.nl2sql.guard import guard
 from sieve.nl2sql.schema import metadata_allowlist
-from sieve.nl2sql.service import narrow
+from sieve.nl2sql.service import select_documents
 from sieve.retrievers.graph_path import graph_search
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.settings import Settings
@@ -148,7 +148,7 @@ def test_no_caller_ever_receives_what_its_access_lists_do_not_admit(wiki, data):
         assert not names & (hidden_titles - {docs[d] for d in readable})
     else:
         assert {r[0] for r in rows} <= readable
-    narrowed = narrow(data.draw(st.sampled_from(NL_QUESTIONS), label="question"), TENANT, kb_id, stack.engine,
+    narrowed = select_documents(data.draw(st.sampled_from(NL_QUESTIONS), label="question"), TENANT, kb_id, stack.engine,
                       readers=caller.readers)
     for row in narrowed.rows:
         assert not set(map(str, row)) & (set(docs) - readable)

@@ -14,7 +14,7 @@ from test_nl2sql_guard import NEUTRALISED
 from sieve.nl2sql.executor import SQLExecutionError, execute
 from sieve.nl2sql.guard import SQLRejected, guard
 from sieve.nl2sql.schema import metadata_allowlist
-from sieve.nl2sql.service import narrow
+from sieve.nl2sql.service import select_documents
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def test_hostile_statement_is_refused_or_leaks_nothing_on_postgres(pg, sql):
 
 
 def test_like_patterns_and_tags_survive_the_driver(pg):
-    assert narrow("标签是周报的文档", "t1", None, pg).doc_ids == frozenset({"zw-2023-q4", "ln-2024-weekly"})
+    assert select_documents("标签是周报的文档", "t1", None, pg).doc_ids == frozenset({"zw-2023-q4", "ln-2024-weekly"})
 
 
 def test_connection_is_read_only_and_time_bounded(pg):

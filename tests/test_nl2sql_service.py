@@ -1,4 +1,4 @@
-"""`narrow` end to end on a real two-tenant metadata DB: deterministic mode, model mode, and its fallbacks."""
+"""`select_documents` end to end on a real two-tenant metadata DB: deterministic mode, model mode, and its fallbacks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sieve.nl2sql import service
 from sieve.nl2sql.executor import SQLExecutionError
 from sieve.nl2sql.guard import SQLRejected
 from sieve.nl2sql.schema import describe_schema, read_values
-from sieve.nl2sql.service import SQLDraft, anarrow, check_sql, narrow, run_sql
+from sieve.nl2sql.service import SQLDraft, aselect_documents, check_sql, run_sql, select_documents
 
 ARTICLE = "找一下张伟在2023年关于大模型训练方面的工作总结"
 
@@ -50,7 +50,7 @@ def db(request, tmp_path_factory):
 
 
 def test_article_example_narrows_to_zhang_weis_2023_documents(db):
-    result = narrow(ARTICLE, "t1", "kb-rd", db.engine, now=NOW)
+    result = select_documents(ARTICLE, "t1", "kb-rd", db.engine, now=NOW)
     assert result.doc_ids == frozenset({"zw-2023-train", "zw-2023-q4"})
     assert not result.metadata_answer
     assert result.content_query == "大模型训练 工作总结"
@@ -58,40 +58,41 @@ def test_article_example_narrows_to_zhang_weis_2023_documents(db):
 
 
 def test_pure_metadata_question_is_answered_from_the_table(db):
-    result = narrow("我上个月上传了哪些叫周报的文件", "t1", "kb-rd", db.engine, now=NOW)
+    result = select_documents("我上个月上传了哪些叫周报的文件", "t1", "kb-rd", db.engine, now=NOW)
     assert result.metadata_answer and result.content_query == ""
     assert result.doc_ids == frozenset({"ln-2024-weekly"})
     assert result.columns[:2] == ["id", "title"] and result.rows[0][1] == "周报 4月"
 
 
 def test_english_metadata_question_across_knowledge_bases(db):
-    result = narrow("which files did Ann Lee upload in March", "t1", None, db.engine, now=NOW)
+    result = select_documents("which files did Ann Lee upload in March", "t1", None, db.engine, now=NOW)
     assert result.metadata_answer and result.doc_ids == frozenset({"ann-2024-hr"})
 
 
 def test_listing_all_documents_does_not_narrow_retrieval(db):
-    result = narrow("列出所有文档", "t1", "kb-rd", db.engine, now=NOW)
+    result = select_documents("列出所有文档", "t1", "kb-rd", db.engine, now=NOW)
     assert result.metadata_answer and result.doc_ids is None
     assert {r[0] for r in result.rows} == {"zw-2023-train", "zw-2023-q4", "zw-2024-train", "ln-2023-eval", "ln-2024-weekly"}
 
 
 def test_question_without_metadata_conditions_is_not_narrowed(db):
-    result = narrow("大模型训练的最佳实践是什么", "t1", "kb-rd", db.engine, now=NOW)
+    result = select_documents("大模型训练的最佳实践是什么", "t1", "kb-rd", db.engine, now=NOW)
     assert result.sql is None and result.doc_ids is None and not result.metadata_answer
     assert result.content_query == "大模型训练的最佳实践是什么" and result.reason
 
 
 def test_other_tenant_never_sees_the_callers_documents(db):
-    result = narrow(ARTICLE, "t2", None, db.engine, now=NOW)
+    result = select_documents(ARTICLE, "t2", None, db.engine, now=NOW)
     assert result.doc_ids == frozenset({"t2-zw-2023"})
 
 
 def test_session_factory_is_accepted(db):
-    assert narrow(ARTICLE, "t1", "kb-rd", sessionmaker(db.engine), now=NOW).doc_ids == frozenset({"zw-2023-train", "zw-2023-q4"})
+    result = select_documents(ARTICLE, "t1", "kb-rd", sessionmaker(db.engine), now=NOW)
+    assert result.doc_ids == frozenset({"zw-2023-train", "zw-2023-q4"})
 
 
 async def test_async_wrapper(db):
-    result = await anarrow(ARTICLE, "t1", "kb-rd", db.engine, now=NOW)
+    result = await aselect_documents(ARTICLE, "t1", "kb-rd", db.engine, now=NOW)
     assert result.doc_ids == frozenset({"zw-2023-train", "zw-2023-q4"})
 
 
@@ -101,7 +102,7 @@ def test_model_sql_is_guarded_and_used(db):
         metadata_answer=False,
         content_query="大模型训练 工作总结",
     ))
-    result = narrow("张伟今年关于大模型训练的工作总结", "t1", "kb-rd", db.engine, llm=model, now=NOW)
+    result = select_documents("张伟今年关于大模型训练的工作总结", "t1", "kb-rd", db.engine, llm=model, now=NOW)
     assert result.mode == "llm" and result.doc_ids == frozenset({"zw-2024-train"})
     assert result.content_query == "大模型训练 工作总结"
     system_prompt = model.prompts[0][0].content
@@ -111,7 +112,7 @@ def test_model_sql_is_guarded_and_used(db):
 
 def test_model_cannot_widen_the_tenant_with_or_true(db):
     model = ScriptedModel(reply=SQLDraft(sql="SELECT id, title, owner FROM documents WHERE 1 = 1 OR 1 = 1", metadata_answer=True))
-    result = narrow("list everything", "t1", "kb-rd", db.engine, llm=model, now=NOW)
+    result = select_documents("list everything", "t1", "kb-rd", db.engine, llm=model, now=NOW)
     assert result.mode == "llm" and leaked(result.rows) == []
     assert result.doc_ids == frozenset({"zw-2023-train", "zw-2023-q4", "zw-2024-train", "ln-2023-eval", "ln-2024-weekly"})
 
@@ -129,7 +130,7 @@ def test_model_cannot_widen_the_tenant_with_or_true(db):
     ids=["other-tenant", "stacked", "chunks", "no-id", "model-error", "malformed"],
 )
 def test_any_model_failure_falls_back_to_slot_filling_and_says_why(db, reply):
-    result = narrow(ARTICLE, "t1", "kb-rd", db.engine, llm=ScriptedModel(reply=reply), now=NOW)
+    result = select_documents(ARTICLE, "t1", "kb-rd", db.engine, llm=ScriptedModel(reply=reply), now=NOW)
     assert result.mode == "deterministic"
     assert result.doc_ids == frozenset({"zw-2023-train", "zw-2023-q4"})
     assert result.reason.startswith("model SQL not used:")
@@ -137,7 +138,7 @@ def test_any_model_failure_falls_back_to_slot_filling_and_says_why(db, reply):
 
 def test_model_saying_no_condition_is_respected(db):
     model = ScriptedModel(reply=SQLDraft(sql=None, content_query="最佳实践"))
-    result = narrow("大模型训练的最佳实践", "t1", "kb-rd", db.engine, llm=model, now=NOW)
+    result = select_documents("大模型训练的最佳实践", "t1", "kb-rd", db.engine, llm=model, now=NOW)
     assert result.mode == "llm" and result.doc_ids is None and result.content_query == "最佳实践"
 
 
@@ -163,5 +164,5 @@ def test_database_failure_degrades_to_not_narrowing(db, monkeypatch):
         raise SQLExecutionError("statement timed out after 2s")
 
     monkeypatch.setattr(service, "execute", too_slow)
-    result = narrow(ARTICLE, "t1", "kb-rd", db.engine, now=NOW)
+    result = select_documents(ARTICLE, "t1", "kb-rd", db.engine, now=NOW)
     assert result.doc_ids is None and result.content_query == ARTICLE and "timed out" in result.reason

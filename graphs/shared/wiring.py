@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from sieve.graphs.shared.context import GraphContext
 from sieve.ingest.originals import chunk_region_jpeg
 from sieve.models.chat import build_chat_model
-from sieve.nl2sql.service import NarrowResult, anarrow
+from sieve.nl2sql.service import NarrowResult, aselect_documents
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.retrievers.types import RetrievalResult
@@ -57,7 +57,7 @@ class NamedKnowledgeBaseNarrowing:
 
     async def __call__(self, question: str, tenant: str, kb: str, readers: frozenset[str] | None) -> NarrowResult:
         kb_id = await asyncio.to_thread(resolve_kb_id, self.stack, tenant, kb)
-        return await anarrow(question, tenant, kb_id, self.stack.engine, llm=self.llm, readers=readers)
+        return await aselect_documents(question, tenant, kb_id, self.stack.engine, llm=self.llm, readers=readers)
 
 
 def build_context(stack: Stack) -> GraphContext:
