@@ -8,6 +8,7 @@ This module imports nothing of the project, so models, retrievers and graphs can
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -88,6 +89,6 @@ _STAGES = {
 }
 
 
-def any_timeout(flags: list[str]) -> bool:
+def any_timeout(flags: Iterable[str]) -> bool:
     """Whether any of `flags` (values as stored in state or results) says something ran out of time."""
     return any(Degraded(flag).is_timeout for flag in flags)

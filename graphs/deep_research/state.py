@@ -8,6 +8,7 @@ and `steps` is appended to round by round.
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -81,5 +82,6 @@ class ResearchState(InputState, total=False):
     answer: Annotated[str, Field(description="The report's text.")]
     refused_parts: Annotated[list[str], Field(description="Sub-questions nothing in the knowledge base supports.")]
     refused: Annotated[bool, Field(description="True when no part of the question could be answered.")]
-    degraded: Annotated[list[str], Field(description="What fell back during the research, each flag once."), add_flags]
+    degraded: Annotated[Sequence[str], Field(description="What fell back during the research, each flag once."),
+                        add_flags]
     timings_ms: Annotated[dict[str, float], Field(description="Wall time per node (rounds add up)."), add_timings]

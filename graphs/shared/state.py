@@ -12,7 +12,7 @@ from leaking one turn's results into the next.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
@@ -24,7 +24,7 @@ from typing_extensions import TypedDict
 Route = Literal["chat", "web", "kb"]
 
 
-def add_flags(current: list[str], new: Iterable[str]) -> list[str]:
+def add_flags(current: Iterable[str], new: Iterable[str]) -> list[str]:
     """`degraded`'s reducer: a set in first-raised order, stored as plain strings (`Degraded` values)."""
     return list(dict.fromkeys([*current, *map(str, new)]))
 
@@ -118,7 +118,8 @@ class State(InputState, total=False):
     refusal_reason: Annotated[str, Field(description=(
         "Why it refused, in the question's language (empty unless `refused`)."
     ))]
-    degraded: Annotated[list[str], Field(description=(
+    # a Sequence: nodes return their `Degraded` members, which the checkpoint keeps as the plain strings
+    degraded: Annotated[Sequence[str], Field(description=(
         "What fell back this turn, each flag once (`sieve.degraded.Degraded` values), e.g. `llm_timeout`, "
         "`dense_timeout`, `web_error`."
     )), add_flags]

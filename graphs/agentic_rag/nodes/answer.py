@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -22,10 +23,10 @@ from sieve.prompts.language import detect
 _MAX_IMAGES = 4  # page regions per answer: each costs the model hundreds of tokens
 
 
-async def _with_page_images(ask: str, kept: list[Passage], ctx: GraphContext) -> str | list[str | dict]:
+async def _with_page_images(ask: str, kept: list[Passage], ctx: GraphContext) -> str | list[str | dict[str, Any]]:
     """The question, then the page region of each cited scan or image (OpenAI vision content parts)."""
     assert ctx.page_image is not None
-    parts: list[str | dict] = [{"type": "text", "text": ask}]
+    parts: list[str | dict[str, Any]] = [{"type": "text", "text": ask}]
     for n, passage in enumerate(kept, 1):
         if "location" not in passage or len(parts) > 2 * _MAX_IMAGES:
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from sieve.degraded import Degraded
@@ -24,7 +24,7 @@ async def chat(state: State, runtime: Runtime[GraphContext]) -> State:
     kb = state.get("kb", "")
     degraded: list[Degraded] = []
     if llm := llm_for(state, ctx):
-        messages: list = [SystemMessage(prompts.SYSTEM[lang].format(kb=kb))]
+        messages: list[BaseMessage] = [SystemMessage(prompts.SYSTEM[lang].format(kb=kb))]
         for asked, answered in earlier_turns(state):
             messages += [HumanMessage(asked), AIMessage(answered)]
         messages.append(HumanMessage(q))
