@@ -17,10 +17,10 @@ _PRONOUN = re.compile(r"^(?:It|Its|They|Their|He|She|His|Her|This|These)\b|^(?:å
 
 
 class _Candidate(NamedTuple):
-    rank: tuple  # smaller is better
+    rank: tuple[float, ...]  # smaller is better (flags, then the negated score, then positions)
     score: float  # how much of what is asked it covers: the cut-off for further sentences
     passage: int
-    index: int
+    sentence: int  # its index among the passage's sentences (`index` is a tuple method)
     text: str
 
 
@@ -62,7 +62,7 @@ def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences
             break
         if per_passage.get(c.passage, 0) >= (1 if kind != "other" else _PER_PASSAGE) or _repeats(c.text, chosen):
             continue
-        found = evidence[c.passage].sentences[c.index].candidates
+        found = evidence[c.passage].sentences[c.sentence].candidates
         if chosen and kind != "other" and found and found <= stated:
             continue
         # another language's source naming the same thing cannot be told apart from a repeat: the
@@ -78,7 +78,7 @@ def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences
     numbers: dict[int, int] = {}
     for c in chosen:
         numbers.setdefault(c.passage, len(numbers) + 1)
-    chosen.sort(key=lambda c: (numbers[c.passage], c.index))
+    chosen.sort(key=lambda c: (numbers[c.passage], c.sentence))
     separator = "" if lang == "zh" else " "
     parts = []
     for i, c in enumerate(chosen):
@@ -128,12 +128,12 @@ def _subjects(chosen: list[_Candidate], kept: list[Passage], subjects: list[str]
     """The opening sentence of each passage whose chosen sentence says "it" without naming it, unless
     the question names what "it" is: its subjects are the cited document's title ("What does Apple
     Inc. sell?" answered from "Apple Inc." by "It designs and sells ...")."""
-    added = []
+    added: list[_Candidate] = []
     for c in chosen:
         heading = _heading(kept[c.passage]).lower()
         named = bool(subjects) and all(t in heading for t in subjects)
-        if c.index > 0 and _PRONOUN.match(c.text) and not named and not any(
-                o.passage == c.passage and o.index < c.index for o in chosen + added):
+        if c.sentence > 0 and _PRONOUN.match(c.text) and not named and not any(
+                o.passage == c.passage and o.sentence < c.sentence for o in chosen + added):
             opening = split_sentences(kept[c.passage]["text"])[0]
             added.append(_Candidate((), 0.0, c.passage, 0, opening))
     return added

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -75,7 +75,10 @@ async def generate(llm: BaseChatModel, messages: Sequence[BaseMessage], timeout_
     except Exception as exc:
         raise _failed(exc) from exc
     finally:
-        await stream.aclose()
+        # typed as an iterator, but chat models return a generator: closed here, an abandoned stream
+        # (timeout, error) stops at once instead of whenever it is collected
+        if isinstance(stream, AsyncGenerator):
+            await stream.aclose()
     if merged is None or not isinstance(merged.content, str) or not merged.content.strip():
         raise _failed(what="returned an empty reply")
     return AIMessage(content=merged.content, id=merged.id)
