@@ -68,7 +68,9 @@ async def after_grade(state: State, runtime: Runtime[GraphContext]) -> Literal["
     return "refuse"
 
 
-def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+def build_graph(
+    checkpointer: BaseCheckpointSaver[str] | None = None,
+) -> CompiledStateGraph[State, GraphContext, InputState, State]:
     builder = StateGraph(State, context_schema=GraphContext, input_schema=InputState)
     for name, node in [
         ("route", route), ("chat", chat), ("web_search", web_search), ("rewrite", rewrite),

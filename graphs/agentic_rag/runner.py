@@ -13,9 +13,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -24,7 +25,7 @@ from sieve.graphs.agentic_rag.graph import graph as agentic_rag
 from sieve.graphs.shared.context import GraphContext, default_context
 from sieve.graphs.shared.events import StreamEvent, degraded_events, sentence_pieces
 from sieve.graphs.shared.history import text_of
-from sieve.graphs.shared.state import Citation, State
+from sieve.graphs.shared.state import Citation, InputState, State
 from sieve.settings import Settings, get_settings
 
 # nodes whose messages are the text the user reads
@@ -62,7 +63,7 @@ class AskResult:
 
 
 @asynccontextmanager
-async def open_threads(settings: Settings | None = None) -> AsyncIterator[BaseCheckpointSaver]:
+async def open_threads(settings: Settings | None = None) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """The thread store: in PostgreSQL when the metadata DB is there (shared by every worker),
     else `threads.sqlite` under the settings' home (default: the process settings)."""
     settings = settings or get_settings()
@@ -119,7 +120,7 @@ async def stream_answer(
 
 
 async def stream_turn(
-    saver: BaseCheckpointSaver,
+    saver: BaseCheckpointSaver[str],
     question: str,
     kb: str,
     thread_id: str,
@@ -129,35 +130,38 @@ async def stream_turn(
 ) -> AsyncIterator[StreamEvent]:
     """One turn on a thread store the caller owns (the server keeps one open for its lifetime)."""
     graph = agentic_rag.copy(update={"checkpointer": saver})  # compiling again costs ~10 ms
-    config = {"configurable": {"thread_id": thread_id}}
-    inputs = {
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    inputs: InputState = {
         "messages": [HumanMessage(question)],
         "tenant": tenant or get_settings().default_tenant,
         # set on every turn: a thread never keeps the readers of an earlier turn
         "readers": None if readers is None else sorted(readers),
         "kb": kb,
     }
-    context = context or await asyncio.to_thread(default_context)  # may open stores: off the loop
+    if context is None:
+        context = await asyncio.to_thread(default_context)  # may open stores: off the loop
     reported: list[str] = []
     # one checkpoint per turn, written when it ends: a turn is short, and a crash mid-turn loses
     # only that turn, while a checkpoint after every node costs several milliseconds
-    async for mode, chunk in graph.astream(
-        inputs, config, context=context, stream_mode=["updates", "messages"], durability="exit"
+    async for part in graph.astream(
+        inputs, config, context=context, stream_mode=["updates", "messages"], durability="exit", version="v2"
     ):
-        if mode == "messages":
-            message, metadata = chunk
+        if part["type"] == "messages":
+            message, metadata = part["data"]
             if metadata.get("langgraph_node") in _SPEAKING_NODES and isinstance(message, (AIMessage, AIMessageChunk)):
                 text = text_of(message)
                 # an LLM streams its own chunks; a deterministic answer arrives whole and is sent a sentence at a time
                 for piece in [text] if isinstance(message, AIMessageChunk) else sentence_pieces(text):
                     if piece:
                         yield StreamEvent("token", {"text": piece})
-            continue
-        for node, update in chunk.items():
-            for event in _events_of(node, update or {}, reported):
-                yield event
+        elif part["type"] == "updates":
+            updates: dict[str, State | None] = part["data"]  # node -> its update (None: it changed nothing)
+            for node, update in updates.items():
+                for event in _events_of(node, update or State(), reported):
+                    yield event
     final = await graph.aget_state(config)
-    yield StreamEvent("done", AskResult.from_state(final.values).to_json())
+    # the checkpoint holds the graph's State (langgraph types the values as a plain dict)
+    yield StreamEvent("done", AskResult.from_state(cast(State, final.values)).to_json())
 
 
 def _events_of(node: str, update: State, reported: list[str]) -> list[StreamEvent]:

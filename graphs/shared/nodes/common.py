@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
@@ -14,7 +15,11 @@ from sieve.graphs.shared.state import State
 from sieve.prompts import refuse as prompts
 from sieve.prompts.language import detect
 
-Node = Callable[[State, Runtime[GraphContext]], Awaitable[State]]
+
+class Node(Protocol):
+    """A node of our graphs: LangGraph passes the run's context as the `runtime` argument, by name."""
+
+    def __call__(self, state: State, runtime: Runtime[GraphContext]) -> Awaitable[State]: ...
 
 
 def timed(name: str, node: Node) -> Node:
