@@ -136,7 +136,7 @@ async def execute(state: ResearchState, runtime: Runtime[GraphContext]) -> Resea
     _name_resolved_hops(plan, all_steps, kept)
     tried = [*state.get("tried", []), *(q["query"] for q in queries)]
     # naming the entities of the kept passages POS-tags them: CPU work, off the event loop
-    pending = await asyncio.to_thread(_follow_ups, plan, kept, tried, question(state))  # type: ignore[arg-type]
+    pending = await asyncio.to_thread(_follow_ups, plan, kept, tried, question(state))
 
     missing = [sub for sub in plan if sub["id"] not in kept]
     if not missing:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
@@ -59,7 +59,7 @@ async def plan(state: ResearchState, runtime: Runtime[GraphContext]) -> Research
     profile = RetrievalProfile()
     if isinstance(ctx.retriever, ProfiledRetriever):
         try:
-            profile = await ctx.retriever.profile(search_filter(state))  # type: ignore[arg-type]
+            profile = await ctx.retriever.profile(search_filter(state))
         except Exception:  # an unknown KB is refused by the steps themselves, naming it
             logger.info("no stored profile for this research; the defaults apply", exc_info=True)
     deadline = started + profile.research_budget_ms / 1000
@@ -74,7 +74,7 @@ async def plan(state: ResearchState, runtime: Runtime[GraphContext]) -> Research
         except LLMFailed as failure:
             flags.append(failure.kind)
     sub_questions: list[SubQuestion] = []
-    pending: list[dict] = []
+    pending: list[dict[str, Any]] = []
     # the entity rules POS-tag the question (and load their dictionary on first use): off the event loop
     for part in parts or await asyncio.to_thread(split_parts, q):
         sub_id = len(sub_questions)
@@ -95,20 +95,20 @@ async def plan(state: ResearchState, runtime: Runtime[GraphContext]) -> Research
         "plan": sub_questions, "pending": pending, "tried": [], "rounds": 0, "max_steps": profile.max_steps,
         "deadline": deadline, "stop_reason": "", "sections": [], "citations": [], "answer": "", "refused_parts": [],
         "refused": False,
-        # a fresh run on a persisted thread starts its reduced fields over
-        "steps": Overwrite([]), "degraded": Overwrite([str(flag) for flag in flags]), "timings_ms": Overwrite({}),
-    }  # type: ignore[typeddict-item]
+        # a fresh run on a persisted thread starts its reduced fields over; an Overwrite, which bypasses
+        # their reducers, is no value of the fields' types
+        "steps": Overwrite([]), "degraded": Overwrite([str(flag) for flag in flags]), "timings_ms": Overwrite({}),  # type: ignore[typeddict-item]
+    }
 
 
 async def after_execute(state: ResearchState) -> Literal["execute", "synthesise"]:
     return "synthesise" if state.get("stop_reason") else "execute"
 
 
-def build_graph() -> CompiledStateGraph:
+def build_graph() -> CompiledStateGraph[ResearchState, GraphContext, InputState, ResearchState]:
     builder = StateGraph(ResearchState, context_schema=GraphContext, input_schema=InputState)
     for name, node in [("plan", plan), ("execute", execute), ("synthesise", synthesise)]:
-        # `timed` is typed for the query graph's state: the input schema says which state this node reads
-        builder.add_node(name, timed(name, node), input_schema=ResearchState)  # type: ignore[arg-type]
+        builder.add_node(name, timed(name, node))
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "execute")
     builder.add_conditional_edges("execute", after_execute)

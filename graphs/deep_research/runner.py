@@ -18,6 +18,7 @@ from sieve.graphs.deep_research.graph import graph as deep_research
 from sieve.graphs.deep_research.state import ResearchState, Step, SubQuestion
 from sieve.graphs.shared.context import GraphContext, default_context
 from sieve.graphs.shared.events import StreamEvent, degraded_events, sentence_pieces
+from sieve.graphs.shared.state import InputState
 from sieve.prompts import research as prompts
 from sieve.prompts.language import detect
 from sieve.settings import get_settings
@@ -70,22 +71,26 @@ async def stream_research(
 ) -> AsyncIterator[StreamEvent]:
     """Research one question, yielding its events as they happen, ending with `done`; only documents
     `readers` may read are searched (None: every document of the tenant)."""
-    inputs = {"messages": [HumanMessage(question)], "tenant": tenant or get_settings().default_tenant, "kb": kb,
-              "readers": None if readers is None else sorted(readers)}
-    context = context or await asyncio.to_thread(default_context)  # may open stores: off the loop
+    inputs: InputState = {"messages": [HumanMessage(question)], "tenant": tenant or get_settings().default_tenant,
+                          "kb": kb, "readers": None if readers is None else sorted(readers)}
+    if context is None:
+        context = await asyncio.to_thread(default_context)  # may open stores: off the loop
     reported: list[str] = []
     final: ResearchState = {}
     plan: list[SubQuestion] = []
-    async for mode, chunk in deep_research.astream(inputs, context=context,
-                                                   stream_mode=["updates", "values", "custom"]):
-        if mode == "values":
-            final = chunk
+    async for part in deep_research.astream(inputs, context=context, stream_mode=["updates", "values", "custom"],
+                                            version="v2"):
+        if part["type"] == "values":
+            final = part["data"]
             continue
-        if mode == "custom":  # a sub-query finished (or was abandoned)
-            yield StreamEvent("step", step_json(chunk["step"], plan))
+        if part["type"] == "custom":  # a sub-query finished (or was abandoned)
+            yield StreamEvent("step", step_json(part["data"]["step"], plan))
             continue
-        for node, update in chunk.items():
-            update = update or {}
+        if part["type"] != "updates":
+            continue
+        updates: dict[str, ResearchState | None] = part["data"]  # node -> its update (None: it changed nothing)
+        for node, changed in updates.items():
+            update = changed or ResearchState()
             if update.get("plan") and update["plan"] != plan:
                 plan = update["plan"]
                 yield StreamEvent("plan", {"sub_questions": sub_questions_json(plan)})

@@ -20,7 +20,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from sieve.graphs.shared.grading import GradeLimits
-from sieve.graphs.shared.state import State
+from sieve.graphs.shared.state import InputState
 from sieve.models.guarded_embedder import GuardedEmbedder, guarded
 from sieve.prompts.language import Lang
 from sieve.retrievers.types import Retriever
@@ -172,7 +172,7 @@ def build_default_context(settings: Settings) -> GraphContext:
     return build_context(Stack(settings))
 
 
-def search_filter(state: State, doc_ids: list[str] | None = None) -> SearchFilter:
+def search_filter(state: InputState, doc_ids: list[str] | None = None) -> SearchFilter:
     """The store filter of this turn: the state's tenant (settings' default when unset), KB and readers."""
     tenant = state.get("tenant") or get_settings().default_tenant
     readers = state.get("readers")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 
-from sieve.graphs.shared.state import State
+from sieve.graphs.shared.state import InputState, State
 
 
 def text_of(message: AnyMessage) -> str:
@@ -14,7 +14,7 @@ def text_of(message: AnyMessage) -> str:
     return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
 
 
-def question(state: State) -> str:
+def question(state: InputState) -> str:
     """The user's newest message."""
     for message in reversed(state.get("messages", [])):
         if isinstance(message, HumanMessage):

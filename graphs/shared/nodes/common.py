@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
-from typing import Protocol
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol, TypeVar, cast
 
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
@@ -15,23 +15,28 @@ from sieve.graphs.shared.state import State
 from sieve.prompts import refuse as prompts
 from sieve.prompts.language import detect
 
-
-class Node(Protocol):
-    """A node of our graphs: LangGraph passes the run's context as the `runtime` argument, by name."""
-
-    def __call__(self, state: State, runtime: Runtime[GraphContext]) -> Awaitable[State]: ...
+S = TypeVar("S", bound=Mapping[str, Any])
+"""A graph's state (the query graph's `State`, the research graph's `ResearchState`)."""
 
 
-def timed(name: str, node: Node) -> Node:
+class Node(Protocol[S]):
+    """A node of one of our graphs: LangGraph passes the run's context as the `runtime` argument, by name."""
+
+    def __call__(self, state: S, runtime: Runtime[GraphContext]) -> Awaitable[S]: ...
+
+
+def timed(name: str, node: Node[S]) -> Node[S]:
     """Reports the node's wall time in `timings_ms` (its reducer sums a node the corrective loop reruns)."""
 
-    async def run(state: State, runtime: Runtime[GraphContext]) -> State:
+    # the state's type is a type variable here, so LangGraph reads the node's input as the graph's whole state
+    async def run(state: S, runtime: Runtime[GraphContext]) -> S:
         started = time.perf_counter()
         update = await node(state, runtime)
         spent = {name: round((time.perf_counter() - started) * 1000, 3)}
         reset = update.get("timings_ms")
         # the turn's first node resets the timings: its own time is the first entry
-        return {**update, "timings_ms": Overwrite({**reset.value, **spent}) if isinstance(reset, Overwrite) else spent}
+        timings = Overwrite({**reset.value, **spent}) if isinstance(reset, Overwrite) else spent
+        return cast(S, {**update, "timings_ms": timings})  # both states have `timings_ms`
 
     run.__name__ = name
     return run
