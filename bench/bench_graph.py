@@ -143,11 +143,14 @@ def bench_grading(args: argparse.Namespace) -> None:
     """Grading cost per question over 10 passages: a question's answering and distractor passages."""
     from sieve.evals.refusal import row_passage
     from sieve.graphs.shared.grading import gather_evidence, grade_passages, synonym_words
+    from sieve.graphs.shared.state import Passage
+    from sieve.prompts.language import Lang
 
     name, embedder = build_embedder(args.embedder)
     cache = VectorCache(OUT / f"answer_or_refuse-{name}.npz")
-    cases = []
-    for path, lang in ((DATA, "zh"), (EN_DATA, "en")):
+    cases: list[tuple[str, list[Passage], Lang]] = []
+    sets: tuple[tuple[Path, Lang], ...] = ((DATA, "zh"), (EN_DATA, "en"))
+    for path, lang in sets:
         rows = load_rows(path, args.limit)
         by_question: dict[str, list] = {}
         for row in rows:
@@ -272,10 +275,12 @@ async def prepare_overhead_context() -> GraphContext:
 
 def bench_overhead(args: argparse.Namespace) -> None:
     from langchain_core.messages import HumanMessage
+    from langchain_core.runnables import RunnableConfig
     from langgraph.checkpoint.memory import InMemorySaver
 
     from sieve.graphs.agentic_rag.graph import build_graph
     from sieve.graphs.agentic_rag.runner import ask
+    from sieve.graphs.shared.state import InputState
 
     async def run() -> None:
         ctx = await prepare_overhead_context()
@@ -286,8 +291,8 @@ def bench_overhead(args: argparse.Namespace) -> None:
         home = Path(tempfile.mkdtemp())
         for run_index in range(args.runs + 10):  # the first 10 warm caches up and are not counted
             n, question = turns[run_index % len(turns)]
-            config = {"configurable": {"thread_id": f"{n}-{run_index // len(turns)}"}}
-            inputs = {"messages": [HumanMessage(question)], "tenant": "default", "kb": "samples"}
+            config: RunnableConfig = {"configurable": {"thread_id": f"{n}-{run_index // len(turns)}"}}
+            inputs: InputState = {"messages": [HumanMessage(question)], "tenant": "default", "kb": "samples"}
             t0 = time.perf_counter()
             await graph.ainvoke(inputs, config, context=ctx, durability="exit")  # as the runner does
             t1 = time.perf_counter()
