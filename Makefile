@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_HOME := .sieve-demo
 
-.PHONY: install install-test demo lint test bench
+.PHONY: install install-test demo lint test
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
