@@ -23,7 +23,7 @@ from sieve.api.metrics import Metrics
 from sieve.errors import Unavailable
 from sieve.ingest.report import Failures
 from sieve.stores import crud
-from sieve.stores.metadata import JobKind, JobRecord, JobStatus, as_utc
+from sieve.stores.metadata import JobKind, JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,30 +58,12 @@ class JobProgress:
 
 @dataclass
 class Job:
-    id: str
-    tenant: str
-    kb: str
-    kind: JobKind
-    filename: str
+    """A job: its `jobs` row, whose columns are read and set directly (the row belongs to no session: each
+    save merges it), and what only the server running it has."""
+
+    record: JobRecord
     work: Callable[[], JobReport] | None = field(default=None, repr=False)  # None once finished or reloaded
-    status: JobStatus = JobStatus.QUEUED
-    created_at: datetime = field(default_factory=_now)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    error: str | None = None
-    report: dict[str, Any] | None = None
-    progress: JobProgress | None = None  # in memory only: a reloaded job has none
-
-    def record(self, home: str) -> JobRecord:
-        return JobRecord(id=self.id, tenant_id=self.tenant, home=home, kb=self.kb, kind=self.kind, filename=self.filename,
-                         status=self.status, error=self.error, report=self.report, created_at=self.created_at,
-                         started_at=self.started_at, finished_at=self.finished_at)
-
-    @classmethod
-    def of(cls, row: JobRecord) -> Job:
-        return cls(row.id, row.tenant_id, row.kb, JobKind(row.kind), row.filename, None, JobStatus(row.status),
-                   as_utc(row.created_at), row.started_at and as_utc(row.started_at),
-                   row.finished_at and as_utc(row.finished_at), row.error, row.report)
+    progress: JobProgress | None = None  # a reloaded job has none
 
 
 class JobQueue:
@@ -118,19 +100,22 @@ class JobQueue:
                      work: Callable[[], JobReport], progress: JobProgress | None = None) -> Job:
         if self._closing:
             raise Unavailable("the server is shutting down")
-        job = Job(uuid.uuid4().hex, tenant, kb, kind, filename, work, progress=progress)
+        record = JobRecord(id=uuid.uuid4().hex, tenant_id=tenant, home=self.home, kb=kb, kind=kind, filename=filename,
+                           status=JobStatus.QUEUED, created_at=_now())
+        job = Job(record, work, progress)
         await self._save(job)  # recorded before it can run: a crash from here on leaves a trace
-        self._jobs[job.id] = job
+        self._jobs[record.id] = job
         self._forget_old()
         self._queue.put_nowait(job)
         return job
 
     async def get(self, tenant: str, job_id: str) -> Job | None:
         job = self._jobs.get(job_id)
-        if job is None:  # older than the ones in memory, or from before a restart
-            row = await asyncio.to_thread(self._load, job_id)
-            job = Job.of(row) if row is not None else None
-        return job if job is not None and job.tenant == tenant else None
+        if job is not None:
+            return job if job.record.tenant_id == tenant else None
+        # older than the ones in memory, or from before a restart
+        row = await asyncio.to_thread(self._load, tenant, job_id)
+        return None if row is None else Job(row)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs a blocking write to the engines in a thread, after any write in progress."""
@@ -139,7 +124,7 @@ class JobQueue:
 
     async def _run(self) -> None:
         while (job := await self._queue.get()) is not None:
-            job.status, job.started_at = JobStatus.RUNNING, _now()
+            job.record.status, job.record.started_at = JobStatus.RUNNING, _now()
             try:
                 await self._save(job)
                 assert job.work is not None
@@ -147,7 +132,7 @@ class JobQueue:
             except JobFailed as exc:
                 await self._finish(job, JobStatus.FAILED, error=str(exc))
             except Exception as exc:  # a job must never take the worker down with it
-                log.exception("ingest job %s failed", job.id)
+                log.exception("ingest job %s failed", job.record.id)
                 # its text can name server paths: the log has it, the job says what kind of failure
                 await self._finish(job, JobStatus.FAILED, error=f"internal error ({type(exc).__name__}); "
                                                         "the server log has the details")
@@ -157,23 +142,24 @@ class JobQueue:
 
     async def _finish(self, job: Job, status: JobStatus, *, error: str | None = None,
                       report: dict[str, Any] | None = None) -> None:
-        job.status, job.error, job.report, job.finished_at, job.work = status, error, report, _now(), None
-        self.metrics.jobs.labels(job.kind, status).inc()
+        row = job.record
+        row.status, row.error, row.report, row.finished_at, job.work = status, error, report, _now(), None
+        self.metrics.jobs.labels(row.kind, status).inc()
         try:
             await self._save(job)
         except Exception:  # the in-memory record still answers; a lost row must not stop the worker
-            log.exception("could not record job %s", job.id)
+            log.exception("could not record job %s", row.id)
 
     async def _save(self, job: Job) -> None:
         def save() -> None:
             with self.sessions.begin() as session:
-                crud.save_job(session, job.record(self.home))
+                crud.save_job(session, job.record)
 
         await asyncio.to_thread(save)
 
-    def _load(self, job_id: str) -> JobRecord | None:
+    def _load(self, tenant: str, job_id: str) -> JobRecord | None:
         with self.sessions() as session:
-            return crud.get_job(session, job_id)
+            return crud.get_job(session, tenant, job_id)
 
     def _fail_interrupted(self) -> int:
         with self.sessions.begin() as session:
@@ -182,6 +168,6 @@ class JobQueue:
                 "graph again)", _now())
 
     def _forget_old(self) -> None:
-        finished = [j.id for j in self._jobs.values() if j.finished_at is not None]
+        finished = [job_id for job_id, job in self._jobs.items() if job.record.finished_at is not None]
         for job_id in finished[: max(0, len(self._jobs) - self.keep)]:
             del self._jobs[job_id]

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy import inspect
 
 from sieve.api.job_queue import Job
 from sieve.retrievers.types import Hit
-from sieve.stores.metadata import Chunk, Document, Evaluation, JobKind, JobStatus, KnowledgeBase, UtcDatetime
+from sieve.stores.metadata import Chunk, Document, Evaluation, JobKind, JobRecord, JobStatus, KnowledgeBase, UtcDatetime
 
 
 class KnowledgeBasePublic(BaseModel):
@@ -140,7 +141,9 @@ class JobPublic(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
-        return cls.model_validate(job, from_attributes=True)
+        """The job's row, its columns read as they are (the fields above have their names), and its progress."""
+        columns = {column.key: getattr(job.record, column.key) for column in inspect(JobRecord).column_attrs}
+        return cls.model_validate(columns | {"progress": job.progress}, from_attributes=True)
 
 
 class EvaluationPublic(BaseModel):

@@ -130,11 +130,13 @@ def get_evaluation(session: Session, tenant: str, kb: KbId, evaluation_id: str) 
 
 
 def save_job(session: Session, record: JobRecord) -> None:
+    """Inserts or updates the job's row from `record`, which stays outside the session (the job queue keeps it)."""
     session.merge(record)
 
 
-def get_job(session: Session, job_id: str) -> JobRecord | None:
-    return session.get(JobRecord, job_id)
+def get_job(session: Session, tenant: str, job_id: str) -> JobRecord | None:
+    """The tenant's job `job_id`; None when there is none (or it is another tenant's)."""
+    return session.scalar(select(JobRecord).where(JobRecord.id == job_id, JobRecord.tenant_id == tenant))
 
 
 def fail_unfinished_jobs(session: Session, home: str, error: str, now: datetime) -> int:

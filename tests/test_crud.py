@@ -15,7 +15,7 @@ from sieve.stores import crud
 from sieve.stores.acl import Principal, store_acl
 from sieve.stores.catalog import KnowledgeBaseNotFound, get_or_create_kb
 from sieve.stores.database import init_db, make_engine
-from sieve.stores.metadata import Chunk, Document, DocumentStatus
+from sieve.stores.metadata import Chunk, Document, DocumentStatus, JobKind, JobRecord, JobStatus
 
 pytestmark = on_sqlite_and_postgres
 
@@ -124,19 +124,24 @@ def test_a_documents_moments_read_back_as_utc_in_its_public_form(world):
 
 def test_jobs_are_saved_read_back_aware_and_a_restart_fails_only_its_own_homes_unfinished_ones(sessions):
     start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    jobs = [Job("j1", "a", "handbook", "ingest", "a.md", status="running", created_at=start),
-            Job("j2", "a", "handbook", "ingest", "b.md", status="succeeded", created_at=start, finished_at=start),
-            Job("j3", "a", "handbook", "graph_build", "", status="queued", created_at=start)]
+
+    def job(job_id: str, home: str, status: JobStatus, kind: JobKind = JobKind.INGEST, **moments: datetime) -> JobRecord:
+        return JobRecord(id=job_id, tenant_id="a", home=home, kb="handbook", kind=kind, filename=f"{job_id}.md",
+                         status=status, created_at=start, **moments)
+
     with sessions.begin() as session:
-        for job in jobs:
-            crud.save_job(session, job.record("/home/one"))
-        crud.save_job(session, Job("j4", "a", "handbook", "ingest", "c.md", created_at=start).record("/home/two"))
+        for record in [job("j1", "/home/one", JobStatus.RUNNING),
+                       job("j2", "/home/one", JobStatus.SUCCEEDED, finished_at=start),
+                       job("j3", "/home/one", JobStatus.QUEUED, JobKind.GRAPH_BUILD),
+                       job("j4", "/home/two", JobStatus.QUEUED)]:
+            crud.save_job(session, record)
     with sessions.begin() as session:
         assert crud.fail_unfinished_jobs(session, "/home/one", "stopped", start + timedelta(minutes=1)) == 2
     with sessions() as session:
-        statuses = {job_id: crud.get_job(session, job_id).status for job_id in ("j1", "j2", "j3", "j4")}
+        statuses = {job_id: crud.get_job(session, "a", job_id).status for job_id in ("j1", "j2", "j3", "j4")}
         assert statuses == {"j1": "failed", "j2": "succeeded", "j3": "failed", "j4": "queued"}
-        assert crud.get_job(session, "missing") is None
-        public = JobPublic.of(Job.of(crud.get_job(session, "j1"))).model_dump(mode="json")
+        assert crud.get_job(session, "a", "missing") is None
+        assert crud.get_job(session, "b", "j1") is None  # another tenant's job is not there for it
+        public = JobPublic.of(Job(crud.get_job(session, "a", "j1"))).model_dump(mode="json")
     assert public["created_at"] == "2026-01-02T03:04:05+00:00"
     assert public["finished_at"] == "2026-01-02T03:05:05+00:00" and public["error"] == "stopped"

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 def accepted(job: Job, response: Response) -> JobPublic:
     """The 202 body of an endpoint that queued `job`, with where to poll it."""
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    response.headers["Location"] = f"/v1/jobs/{job.record.id}"
     return JobPublic.of(job)
 
 
