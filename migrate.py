@@ -17,19 +17,20 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from more_itertools import chunked
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, aliased
 from tqdm import tqdm
 
 from sieve.errors import Conflict, InvalidInput
 from sieve.ingest.pipeline import Ingestor
 from sieve.settings import Settings
+from sieve.stores import crud
 from sieve.stores.acl import acls_of, store_acl
 from sieve.stores.catalog import find_kb, get_kb
-from sieve.stores.crud import KbId, ready_document_ids
+from sieve.stores.crud import KbId
 from sieve.stores.embedding_cache import embed_passages_cached, text_hash
 from sieve.stores.graph import ChunkTriples, Triple
-from sieve.stores.metadata import Base, Chunk, Document, DocumentStatus, GraphEntity, GraphRelation, Tenant
+from sieve.stores.metadata import Base, DocumentStatus, GraphEntity, GraphRelation, Tenant
 from sieve.stores.stack import Stack
 from sieve.stores.types import IndexedChunk, SearchFilter
 
@@ -76,7 +77,7 @@ def migrate_kb(
     with source.sessions() as session:
         kb_row = get_kb(session, tenant, kb)
         tenant_row = session.get(Tenant, tenant)
-        doc_ids = ready_document_ids(session, KbId(kb_row.id))
+        doc_ids = crud.ready_document_ids(session, KbId(kb_row.id))
     with target.sessions.begin() as session:
         existing = find_kb(session, tenant, kb)
         if existing is not None and existing.id != kb_row.id:
@@ -89,7 +90,7 @@ def migrate_kb(
 
     Ingestor(target)  # reconciles: purges what an interrupted run left `indexing`
     with target.sessions() as session:
-        done = set(ready_document_ids(session, KbId(kb_row.id)))
+        done = set(crud.ready_document_ids(session, KbId(kb_row.id)))
     todo = [d for d in doc_ids if d not in done]
     report = MigrationReport(tenant, kb, skipped=len(doc_ids) - len(todo))
     bar = tqdm(total=len(todo), desc=f"migrate {kb}", unit="doc", disable=not progress)
@@ -106,8 +107,7 @@ def migrate_kb(
 
     flt = SearchFilter(tenant, kb_row.id)
     with target.sessions() as session:
-        report.target_chunks = session.scalar(
-            select(func.count()).select_from(Chunk).where(Chunk.kb_id == kb_row.id)) or 0
+        report.target_chunks = crud.count_chunks(session, KbId(kb_row.id))
     report.target_text, report.target_vectors = target.text.count(flt), target.vectors.count(flt)
     return report
 
@@ -117,10 +117,8 @@ def _copy_batch(
 ) -> tuple[int, int, int]:
     """Rows, then engines, then `ready`: returns (chunks, texts embedded, graph relations)."""
     with source.sessions() as session:
-        docs = session.scalars(select(Document).where(Document.id.in_(doc_ids))).all()
-        chunks = session.scalars(
-            select(Chunk).where(Chunk.doc_id.in_(doc_ids)).order_by(Chunk.doc_id, Chunk.ordinal)
-        ).all()
+        docs = crud.documents_by_id(session, doc_ids)
+        chunks = crud.chunks_of_documents(session, doc_ids)
         triples = _graph_triples(session, doc_ids)
         acls = acls_of(session, list(doc_ids))
     with target.sessions.begin() as session:
@@ -140,7 +138,7 @@ def _copy_batch(
         target.embedding_cache.put_many(source.embedding_cache.get_many([text_hash(n) for n in names]))
         relations = target.graph.add(tenant, kb_id, triples)
     with target.sessions.begin() as session:
-        session.execute(update(Document).where(Document.id.in_(doc_ids)).values(status=DocumentStatus.READY))
+        crud.mark_ready(session, doc_ids)
     return len(chunks), embedded, relations
 
 

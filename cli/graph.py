@@ -39,9 +39,7 @@ def graph_show(
     as_json: JsonOpt = False,
 ) -> None:
     """An entity's relations up to N hops away, as the graph path walks them, and the chunks stating them."""
-    from sqlalchemy import select
-
-    from sieve.stores.metadata import Document
+    from sieve.stores import crud
 
     with open_stack() as stack:
         flt = kb_filter(stack, tenant_or_default(tenant), kb)
@@ -49,8 +47,7 @@ def graph_show(
         if shown is None:
             raise NotFound(f"no entity {entity!r} in knowledge base {kb!r}")
         with stack.sessions() as session:
-            files = dict(session.execute(select(Document.id, Document.filename).where(
-                Document.id.in_({e.doc_id for e in shown.edges}))).all())
+            files = crud.filenames(session, flt.tenant, {e.doc_id for e in shown.edges})
     edges = [{**e.__dict__, "filename": files.get(e.doc_id, "")} for e in shown.edges]
     if as_json:
         print_json({"entity": shown.entity.__dict__, "edges": edges, "chunk_ids": shown.chunk_ids})

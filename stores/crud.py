@@ -76,6 +76,23 @@ def current_content_hash(session: Session, tenant: str, kb: KbId, source_uri: st
                           .where(Document.source_uri == source_uri))
 
 
+def documents_by_id(session: Session, doc_ids: Collection[str]) -> Sequence[Document]:
+    """The documents `doc_ids` (any status), as a migration copies them."""
+    return session.scalars(select(Document).where(Document.id.in_(doc_ids))).all()
+
+
+def filenames(session: Session, tenant: str, doc_ids: Collection[str]) -> dict[str, str]:
+    """Document id -> file name, for the tenant's documents among `doc_ids`."""
+    rows = session.execute(select(Document.id, Document.filename).where(
+        Document.tenant_id == tenant, Document.id.in_(doc_ids)))
+    return {doc_id: filename for doc_id, filename in rows}
+
+
+def mark_ready(session: Session, doc_ids: Collection[str]) -> None:
+    """Makes the documents searchable: their chunks are in every engine."""
+    session.execute(update(Document).where(Document.id.in_(doc_ids)).values(status=DocumentStatus.READY))
+
+
 def content_in_use(session: Session, content_hash: str, source_prefix: str) -> bool:
     """Whether any document (any tenant, any status) from a source under `source_prefix` has these bytes."""
     return session.scalar(select(Document.id).where(
@@ -96,6 +113,16 @@ def document_chunks(session: Session, tenant: str, doc_id: str) -> Sequence[Chun
     """The document's chunks in reading order."""
     return session.scalars(select(Chunk).where(Chunk.doc_id == doc_id, Chunk.tenant_id == tenant)
                            .order_by(Chunk.ordinal)).all()
+
+
+def chunks_of_documents(session: Session, doc_ids: Collection[str]) -> Sequence[Chunk]:
+    """The chunks of the documents `doc_ids`, by document, each document's in reading order."""
+    return session.scalars(select(Chunk).where(Chunk.doc_id.in_(doc_ids)).order_by(Chunk.doc_id, Chunk.ordinal)).all()
+
+
+def count_chunks(session: Session, kb: KbId) -> int:
+    """The knowledge base's chunks, of documents in any status."""
+    return session.scalar(select(func.count()).select_from(Chunk).where(Chunk.kb_id == kb)) or 0
 
 
 def chunk_location(session: Session, tenant: str, doc_id: str, chunk_id: str) -> dict[str, Any] | None:
@@ -127,6 +154,22 @@ def list_evaluations(session: Session, tenant: str, kb: KbId) -> list[Evaluation
 def get_evaluation(session: Session, tenant: str, kb: KbId, evaluation_id: str) -> Evaluation | None:
     return session.scalar(select(Evaluation).where(
         Evaluation.id == evaluation_id, Evaluation.tenant_id == tenant, Evaluation.kb_id == kb))
+
+
+def add_evaluation(session: Session, tenant: str, kb: KbId, kind: str, name: str) -> Evaluation:
+    """A new evaluation, running; flushed, so its id and creation time are set."""
+    row = Evaluation(tenant_id=tenant, kb_id=kb, kind=kind, name=name, status="running")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def finish_evaluation(session: Session, evaluation_id: str, status: str, now: datetime, *, error: str | None = None,
+                      result: dict[str, Any] | None = None) -> None:
+    """Records how the evaluation ended; nothing when it is gone (with its knowledge base)."""
+    row = session.get(Evaluation, evaluation_id)
+    if row is not None:
+        row.status, row.finished_at, row.error, row.result = status, now, error, result
 
 
 def save_job(session: Session, record: JobRecord) -> None:

@@ -114,6 +114,45 @@ def test_chunks_come_in_reading_order_with_the_page_they_were_read_from(world):
         assert crud.cited_chunk(session, crud.KbName("other"), docs["scan"], scan[0].id) is None
 
 
+def test_a_migration_reads_documents_and_chunks_by_id_counts_the_kbs_chunks_and_marks_them_ready(world):
+    sessions, a, docs = world["sessions"], world["a"], world["docs"]
+    wanted = [docs["scan"], docs["indexing"], docs["zeta"]]
+    with sessions() as session:
+        assert {d.filename for d in crud.documents_by_id(session, wanted)} == {"scan.png", "new.md", "zeta.md"}
+        chunks = [(c.doc_id, c.text) for c in crud.chunks_of_documents(session, wanted)]
+        assert chunks == sorted([(docs["scan"], "page one"), (docs["scan"], "page two"), (docs["zeta"], "first half"),
+                                 (docs["zeta"], "second half")])
+        assert crud.count_chunks(session, a) == 4 and crud.count_chunks(session, world["b"]) == 0
+    with sessions.begin() as session:
+        crud.mark_ready(session, [docs["indexing"]])
+    with sessions() as session:
+        assert crud.get_document(session, "a", a, docs["indexing"]).filename == "new.md"
+
+
+def test_file_names_by_document_id_are_the_tenants_own(world):
+    docs = world["docs"]
+    with world["sessions"]() as session:
+        assert crud.filenames(session, "a", {docs["alpha"], docs["b"], "missing"}) == {docs["alpha"]: "alpha.md"}
+        assert crud.filenames(session, "b", {docs["alpha"], docs["b"]}) == {docs["b"]: "secret.md"}
+
+
+def test_an_evaluation_starts_running_and_records_how_it_ended(world):
+    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with world["sessions"].begin() as session:
+        ok = crud.add_evaluation(session, "a", world["a"], "refusal", "first").id
+        failed = crud.add_evaluation(session, "a", world["a"], "beir", "second").id
+    with world["sessions"].begin() as session:
+        crud.finish_evaluation(session, ok, "succeeded", start, result={"rows": 3})
+        crud.finish_evaluation(session, failed, "failed", start, error="no labelled documents")
+        crud.finish_evaluation(session, "gone", "failed", start, error="its knowledge base was deleted")
+    with world["sessions"]() as session:
+        rows = {row.name: row for row in crud.list_evaluations(session, "a", world["a"])}
+        assert (rows["first"].status, rows["first"].result, rows["first"].error) == ("succeeded", {"rows": 3}, None)
+        assert (rows["second"].status, rows["second"].result, rows["second"].error) == (
+            "failed", None, "no labelled documents")
+        assert crud.list_evaluations(session, "b", world["b"]) == []
+
+
 def test_a_documents_moments_read_back_as_utc_in_its_public_form(world):
     with world["sessions"]() as session:
         doc = crud.get_document(session, "a", world["a"], world["docs"]["alpha"])

@@ -128,12 +128,10 @@ def _run_refusal(state: AppState, profile: RetrievalProfile, rows: list[Row]) ->
     return {"rows": len(rows), "relevance": kind.value, "reports": [dataclasses.asdict(r) for r in reports]}
 
 
-def _save(state: AppState, evaluation_id: str, **values: Any) -> None:
+def _finish(state: AppState, evaluation_id: str, status: str, *, error: str | None = None,
+            result: dict[str, Any] | None = None) -> None:
     with state.stack.sessions.begin() as session:
-        row = session.get(Evaluation, evaluation_id)
-        if row is not None:  # gone with its knowledge base
-            for key, value in values.items():
-                setattr(row, key, value)
+        crud.finish_evaluation(session, evaluation_id, status, datetime.now(UTC), error=error, result=result)
 
 
 async def _run(state: AppState, evaluation_id: str, work: Any, cleanup: tempfile.TemporaryDirectory | None) -> None:
@@ -145,11 +143,9 @@ async def _run(state: AppState, evaluation_id: str, work: Any, cleanup: tempfile
         else:  # a bug, whose text can name server paths: the log has it
             log.exception("evaluation %s failed", evaluation_id)
             error = f"internal error ({type(exc).__name__}); the server log has the details"
-        await asyncio.to_thread(_save, state, evaluation_id, status="failed", error=error,
-                                finished_at=datetime.now(UTC))
+        await asyncio.to_thread(_finish, state, evaluation_id, "failed", error=error)
     else:
-        await asyncio.to_thread(_save, state, evaluation_id, status="succeeded", result=result,
-                                finished_at=datetime.now(UTC))
+        await asyncio.to_thread(_finish, state, evaluation_id, "succeeded", result=result)
     finally:
         _running.pop(evaluation_id, None)
         if cleanup is not None:
@@ -183,10 +179,8 @@ async def start_evaluation(body: EvaluationRequest, response: Response, state: S
 
     def create() -> Evaluation:
         with state.stack.sessions.begin() as session:
-            row = Evaluation(tenant_id=tenant, kb_id=kb.id, kind=body.kind, name=body.name, status="running")
-            session.add(row)
-            session.flush()
-            session.expunge(row)
+            row = crud.add_evaluation(session, tenant, kb.id, body.kind, body.name)
+            session.expunge(row)  # read after the session ends
             return row
 
     row = await asyncio.to_thread(create)
