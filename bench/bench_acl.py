@@ -6,12 +6,19 @@ Callers are users in 1-5 random groups. The same queries run tenant-wide (no acc
 and as those callers (the condition inside tantivy and Qdrant Edge), in the same process; the ratio
 of the two p95s is the cost (the target is at most 1.5x). Query embedding is excluded (hash embedder).
 
-`--strategies` then compares Qdrant Edge search strategies on the dense path alone, tenant-wide and
-as the users: ACORN (what the index uses), plain filtered HNSW and exact search, each with its
-recall@10 against exact search. The hash embedder's vectors are much harder for HNSW than real e5
-ones, so read its recall for the differences between strategies, not as the recall users get.
+`--strategies` then compares Qdrant Edge search strategies on the dense path alone (as many
+candidates as the dense path asks for), tenant-wide and as the users: ACORN, plain filtered HNSW,
+exact search and what the index ships (`QdrantEdgeVectorIndex.search`: ACORN tenant-wide, plain
+HNSW with ef raised by the kept share for a caller's access list), each with its recall@10 against
+exact search. `--vectors hash` (iid noise) is HNSW's worst case: tenant-wide HNSW finds about a
+tenth of the true top 10 there; `--vectors lowrank` puts the same hash vectors in a 32-dimensional
+subspace, neighbourhoods HNSW finds as on real embeddings (tenant-wide recall@10 ~0.96).
 
     .venv/bin/python bench/bench_acl.py [--chunks 100000] [--queries 200] [--strategies]
+                                        [--vectors hash|lowrank] [--home DIR]
+
+`--home DIR` keeps the built corpus: a later run with the same DIR, --chunks and --vectors reuses it
+(building 100k chunks takes minutes on a busy machine).
 """
 
 from __future__ import annotations
@@ -19,30 +26,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import os
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import qdrant_edge as qe
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_query_latency import build
-from synthetic import HashEmbedder, queries
+from synthetic import HashEmbedder, LowRankHashEmbedder, queries
 
 from sieve.evals.metrics import percentile
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.settings import Settings
 from sieve.stores import qdrant_edge_vectors as edge
 from sieve.stores.acl import Principal
+from sieve.stores.catalog import get_or_create_kb
+from sieve.stores.metadata import Document
 from sieve.stores.stack import Stack
 from sieve.stores.types import SearchFilter
 
 GROUPS = 1_000
+EMBEDDERS = {"hash": HashEmbedder, "lowrank": LowRankHashEmbedder}
 USERS = 5_000
 
 
@@ -64,48 +77,79 @@ def callers(n: int, rng: random.Random) -> list[Principal]:
 
 
 async def measure(
-    retriever: HybridRetriever, flts: list[SearchFilter], qs: list[str], paths: list[str]
-) -> tuple[list[float], float]:
-    """Latency per query (ms, without query embedding) and the mean number of hits."""
-    profile = retriever.load_profile(flts[0].kb).merged(paths=paths, top_k=10)
-    for q, flt in zip(qs[:10], flts):  # warm-up
-        await retriever.retrieve(q, flt, profile=profile)
-    out, hits = [], 0
-    for q, flt in zip(qs, flts):
-        result = await retriever.retrieve(q, flt, profile=profile)
-        out.append(result.timings_ms["total"] - result.timings_ms.get("embed_query", 0.0))
-        hits += len(result.hits)
-    return out, hits / len(qs)
+    retriever: HybridRetriever, runs: dict[str, list[SearchFilter]], qs: list[str], paths: list[str]
+) -> dict[str, tuple[list[float], float]]:
+    """Per run: latency per query (ms, without query embedding) and the mean number of hits. The runs
+    take turns query by query, so that the shared machine's load drifts hit them alike."""
+    kb = next(iter(runs.values()))[0].kb
+    profile = retriever.load_profile(kb).merged(paths=paths, top_k=10)
+    for flts in runs.values():  # warm-up
+        for q, flt in zip(qs[:10], flts):
+            await retriever.retrieve(q, flt, profile=profile)
+    out: dict[str, list[float]] = {name: [] for name in runs}
+    hits = dict.fromkeys(runs, 0)
+    for i, q in enumerate(qs):
+        for name, flts in runs.items():
+            result = await retriever.retrieve(q, flts[i], profile=profile)
+            out[name].append(result.timings_ms["total"] - result.timings_ms.get("embed_query", 0.0))
+            hits[name] += len(result.hits)
+    return {name: (out[name], hits[name] / len(qs)) for name in runs}
 
 
-def dense_strategies(stack: Stack, flts: dict[str, list[SearchFilter]], qs: list[str]) -> None:
-    """p50/p95 and recall@10 against exact search of each Qdrant Edge strategy, per run of `flts`."""
-    strategies = {
-        "acorn (shipped)": edge._SEARCH_PARAMS,
-        "filtered hnsw": qe.SearchParams(),
-        "exact": qe.SearchParams(exact=True),
-    }
+def dense_strategies(stack: Stack, flts: dict[str, list[SearchFilter]], qs: list[str], limit: int) -> None:
+    """p50/p95 and recall@10 against exact search of each Qdrant Edge strategy, per run of `flts`;
+    `limit` candidates a query, as the dense path asks for."""
     shard = stack.vectors._open()
     vectors = stack.embedder.embed_queries(qs)
 
-    def top10(params: qe.SearchParams, flt: SearchFilter, vector: np.ndarray) -> list[str]:
-        request = qe.QueryRequest(limit=10, query=qe.Query.Nearest(vector.tolist()), params=params,
-                                  filter=edge._scope(flt.tenant, flt.kb, flt.doc_ids, flt.readers),
-                                  with_payload=["chunk_id"])
-        return [p.payload["chunk_id"] for p in shard.query(request)]
+    def engine(params: qe.SearchParams) -> Callable[[SearchFilter, np.ndarray], list[str]]:
+        def top(flt: SearchFilter, vector: np.ndarray) -> list[str]:
+            request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector.tolist()), params=params,
+                                      filter=edge._scope(flt.tenant, flt.kb, flt.doc_ids, flt.readers),
+                                      with_payload=["chunk_id"])
+            return [p.payload["chunk_id"] for p in shard.query(request)]
 
-    print(f"\n{'dense strategy':<30} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}")
+        return top
+
+    strategies = {
+        "acorn": engine(edge._SEARCH_PARAMS),
+        "filtered hnsw": engine(qe.SearchParams()),
+        "exact": engine(qe.SearchParams(exact=True)),
+        "shipped": lambda flt, v: [c.chunk_id for c in stack.vectors.search(v, flt, limit)],
+    }
+    print(f"\n{'dense strategy':<30} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}   ({limit} candidates a query)")
     for name, run in flts.items():
-        exact = [top10(strategies["exact"], flt, v) for flt, v in zip(run, vectors, strict=True)]
-        for strategy, params in strategies.items():
+        exact = [strategies["exact"](flt, v)[:10] for flt, v in zip(run, vectors, strict=True)]
+        for strategy, top in strategies.items():
             latencies, recalls = [], []
             for flt, v, truth in zip(run, vectors, exact, strict=True):
                 started = time.perf_counter()
-                found = top10(params, flt, v)
+                found = top(flt, v)[:10]
                 latencies.append((time.perf_counter() - started) * 1000)
                 recalls.append(len(set(found) & set(truth)) / max(1, len(truth)))
             print(f"{strategy + ' ' + name:<30} {percentile(latencies, 50):>8.2f} {percentile(latencies, 95):>8.2f} "
                   f"{sum(recalls) / len(recalls):>10.3f}")
+
+
+def corpus(stack: Stack, chunks: int) -> SearchFilter:
+    """The bench's corpus in the stack's home: built, or found there from an earlier run of the same size."""
+    home = stack.settings.home
+    marker = home / "bench_acl.json"
+    wanted = {"chunks": chunks, "vectors": stack.embedder.name}
+    if marker.exists():
+        built = json.loads(marker.read_text())
+        if built != wanted:
+            raise SystemExit(f"{home} holds another corpus ({built}): give its options or another --home")
+        with stack.sessions() as session:
+            flt = SearchFilter("bench", get_or_create_kb(session, "bench", "latency").id)
+        print(f"reusing the {chunks}-chunk corpus in {home}")
+        return flt
+    with stack.sessions() as session:
+        if session.scalar(select(func.count()).select_from(Document)):
+            raise SystemExit(f"{home} holds documents of an unfinished build: remove it or give another --home")
+    flt = build(stack, chunks, acl=document_acl(random.Random(5)))
+    marker.write_text(json.dumps(wanted))
+    return flt
 
 
 def main() -> None:
@@ -113,12 +157,15 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--strategies", action="store_true", help="also compare Qdrant Edge strategies on the dense path")
+    ap.add_argument("--home", type=Path, help="keep the built corpus here and reuse it on later runs")
+    ap.add_argument("--vectors", choices=("hash", "lowrank"), default="hash",
+                    help="iid hash vectors (HNSW's worst case) or hash vectors in a 32-dimensional subspace")
     args = ap.parse_args()
-    rng = random.Random(5)
     qs = queries(args.queries)
-    with tempfile.TemporaryDirectory() as tmp, Stack(Settings(home=Path(tmp)), embedder=HashEmbedder()) as stack:
-        flt = build(stack, args.chunks, acl=document_acl(rng))
-        users = callers(len(qs), rng)
+    with tempfile.TemporaryDirectory() as tmp, \
+            Stack(Settings(home=args.home or Path(tmp)), embedder=EMBEDDERS[args.vectors]()) as stack:
+        flt = corpus(stack, args.chunks)
+        users = callers(len(qs), random.Random(6))
         shares = [stack.vectors.count(dataclasses.replace(flt, readers=u.readers)) / args.chunks for u in users[:50]]
         print(f"{GROUPS} groups, users in 1-5 groups; a user reads {100 * sum(shares) / len(shares):.1f}% "
               f"of the chunks on average")
@@ -130,16 +177,15 @@ def main() -> None:
         print(f"\n{'run':<20} {'p50 ms':>8} {'p95 ms':>8} {'hits':>6}   ({len(qs)} queries, "
               f"{args.chunks} chunks, query embedding excluded)")
         p95 = {}
-        # each path alone says where the cost is; the runs alternate so that load drifts hit both alike
-        for paths in (["bm25"], ["dense"], ["bm25", "dense"]):
+        for paths in (["bm25"], ["dense"], ["bm25", "dense"]):  # each path alone says where the cost is
             label = "fused" if len(paths) > 1 else paths[0]
-            for name, flts in runs.items():
-                lat, hits = asyncio.run(measure(retriever, flts, qs, paths))
+            for name, (lat, hits) in asyncio.run(measure(retriever, runs, qs, paths)).items():
                 p95[label, name] = percentile(lat, 95)
                 print(f"{label + ' ' + name:<20} {percentile(lat, 50):>8.2f} {p95[label, name]:>8.2f} {hits:>6.1f}")
+        candidates = retriever.load_profile(flt.kb).path_top_k
         retriever.close()
         if args.strategies:
-            dense_strategies(stack, runs, qs)
+            dense_strategies(stack, runs, qs, candidates)
     for label in ("bm25", "dense", "fused"):
         print(f"{label}: as users / tenant-wide p95 {p95[label, 'as users'] / p95[label, 'tenant-wide']:.2f}x")
     print(f"(target for fused: <= 1.5x; load average {os.getloadavg()[0]:.1f})")

@@ -59,3 +59,25 @@ class HashEmbedder:
 
     embed_queries = _embed
     embed_passages = _embed
+
+
+class LowRankHashEmbedder(HashEmbedder):
+    """Unit vectors seeded by the text in a fixed `rank`-dimensional subspace: neighbourhoods with
+    structure, as real embeddings have (HNSW finds them), where iid noise leaves HNSW lost."""
+
+    name = "bench-lowrank"
+
+    def __init__(self, dim: int = 384, rank: int = 32):
+        super().__init__(dim)
+        self.basis = np.random.default_rng(0).standard_normal((rank, dim)).astype(np.float32)
+
+    def _embed(self, texts):
+        out = np.empty((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            seed = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+            v = np.random.default_rng(seed).standard_normal(len(self.basis)).astype(np.float32) @ self.basis
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+    embed_queries = _embed
+    embed_passages = _embed

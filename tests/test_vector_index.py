@@ -221,3 +221,28 @@ def test_hnsw_top10_agrees_with_exact_search(tmp_path):
             assert np.mean(recalls) >= 0.95, (tenant, np.mean(recalls))
     finally:
         ix.close()
+
+
+def test_hnsw_with_a_callers_access_list_agrees_with_exact_search(tmp_path):
+    n, dim = 5000, 64
+    data = clustered_unit_vectors(n, dim, clusters=40, seed=5)
+    queries = clustered_unit_vectors(100, dim, clusters=40, seed=5)
+    # 30% of the chunks readable by the whole tenant, the rest by one of 50 groups
+    acls = [("*",) if i % 10 < 3 else (f"group:g{i % 50}",) for i in range(n)]
+    items = [IndexedChunk(f"c{i}", f"d{i}", "acme", "handbook", "", acls[i]) for i in range(n)]
+    ix = QdrantEdgeVectorIndex(tmp_path / "vectors", dim, indexing_threshold_kb=100, full_scan_threshold_kb=10)
+    try:
+        ix.add(items, data)
+        assert ix.optimize()
+        # a third of the points (the whole tenant's and two groups'), and a small share (two groups alone)
+        for readers in (frozenset({"*", "group:g5", "group:g6"}), frozenset({"group:g5", "group:g6"})):
+            rows = np.flatnonzero([bool(readers & set(acl)) for acl in acls])
+            recalls = []
+            for q in queries:
+                exact = {f"c{i}" for i in rows[np.argsort(-(data[rows] @ q))[:10]]}
+                found = set(ids(ix.search(q, SearchFilter("acme", "handbook", readers=readers), 10)))
+                assert found <= {f"c{i}" for i in rows}
+                recalls.append(len(exact & found) / 10)
+            assert np.mean(recalls) >= 0.95, (sorted(readers), np.mean(recalls))
+    finally:
+        ix.close()
