@@ -173,7 +173,7 @@ async def ask_once(
 
 
 async def _seed(
-    saver: BaseCheckpointSaver, thread: str, history: Sequence[BaseMessage], tenant: str, kb: str
+    saver: BaseCheckpointSaver[str], thread: str, history: Sequence[BaseMessage], tenant: str, kb: str
 ) -> None:
     # written as if `answer` had just run: the new question starts a fresh turn after it; the
     # conversation was with this knowledge base, so a pronoun follow-up stays there

@@ -42,7 +42,7 @@ class AppState:
     metrics: Metrics
     # one connection to the thread store for the whole server: a connection per request makes
     # concurrent conversations fail with "database is locked"
-    threads: BaseCheckpointSaver
+    threads: BaseCheckpointSaver[str]
     _resources: AsyncExitStack = field(repr=False)
     # the chat LLM's latest outcome: `off` without one, `checking` until the start-up probe answers,
     # then `ok`, `error` or `timeout` as probes and runs find it
