@@ -51,8 +51,22 @@ class Settings(BaseSettings):
     embedder_threads: int = Field(0, description="CPU threads for local embedders; 0 = all cores.")
     embedder_batch_size: int = 32
     reranker_model_path: Path | None = Field(None, description="Local cross-encoder folder for reranker=flag.")
+    # the `image` recall path: a CLIP-style model in a local folder, or an OpenAI-compatible server; neither = off
+    image_embedder: Literal["local", "openai"] = Field(
+        "local", description="local = the folder in image_embedder_model_path; openai = a multimodal /v1/embeddings "
+        "server at image_embedder_base_url."
+    )
     image_embedder_model_path: Path | None = Field(
         None, description="Local CLIP-style model folder (transformers) for the `image` recall path; unset = off."
+    )
+    image_embedder_base_url: str | None = Field(
+        None, description="OpenAI-compatible /v1 base URL embedding images and texts (image_embedder=openai)."
+    )
+    image_embedder_model: str = "clip-vit-base-patch32"
+    image_embedder_api_key: str = "EMPTY"
+    image_embedder_wire: Literal["input", "messages"] = Field(
+        "input", description='How images travel: input = `"input": [{"image": data URL} | {"text": ...}]`, a batch '
+        "a request (Jina, Azure AI); messages = vLLM's chat-style embeddings request, one item a request."
     )
     reranker_base_url: str | None = Field(
         None, description="OpenAI-compatible/vLLM base URL serving /rerank and /score (reranker=rerank_api|score_api)."
@@ -218,6 +232,13 @@ class Settings(BaseSettings):
     def is_postgres(self) -> bool:
         return self.resolved_database_url.startswith("postgresql")
 
+
+    @property
+    def image_embedder_configured(self) -> bool:
+        """Whether the `image` path has a model: ingest keeps pictures and queries search them only then."""
+        if self.image_embedder == "openai":
+            return bool(self.image_embedder_base_url)
+        return self.image_embedder_model_path is not None
 
 class ProfileSettings(Settings):
     """Settings from a profile file alone: what the file leaves out takes its default, never a

@@ -430,7 +430,7 @@ def read_pages(name: str, total: int, pages: Iterator[tuple[int, Any]],
     """
     from sieve.settings import get_settings
 
-    keep = get_settings().image_embedder_model_path is not None
+    keep = get_settings().image_embedder_configured
     engine = OcrEngine.shared()
     report = page_progress.get()
     sections: list[Section] = []

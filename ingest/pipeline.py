@@ -286,7 +286,7 @@ class Ingestor:
             # the engines first, inside the DB transaction: a failure leaves the old list everywhere it is read
             self.stack.text.set_acl(chunks)
             self.stack.space(kb_id).vectors.set_acl(chunks)
-            if self.stack.settings.image_embedder_model_path is not None:
+            if self.stack.has_image_vectors():
                 self.stack.image_vectors.set_acl(chunks)
         return entries
 
@@ -367,7 +367,7 @@ class Ingestor:
                     )
                 )
                 new_docs.append((doc, replaced, chunks))
-                if settings.image_embedder_model_path is not None:
+                if settings.image_embedder_configured:
                     pictures.extend(_pictures_of(chunks, source.loaded.images))
         for doc_id, acl in changed_acls:
             self.set_acl(tenant, kb_id, doc_id, acl)
@@ -438,7 +438,7 @@ class Ingestor:
         self.stack.text.delete_documents(tenant, kb_id, doc_ids)
         self.stack.space(kb_id).vectors.delete_documents(tenant, kb_id, doc_ids)
         self.stack.graph.delete_documents(tenant, kb_id, doc_ids)
-        if self.stack.settings.image_embedder_model_path is not None:
+        if self.stack.has_image_vectors():
             self.stack.image_vectors.delete_documents(tenant, kb_id, doc_ids)
         with self.stack.sessions.begin() as session:
             now = utcnow()

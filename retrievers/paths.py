@@ -203,7 +203,7 @@ class ImagePath:
         self.stack, self.faults, self.lanes = stack, faults, lanes
 
     def unconfigured(self) -> Degraded | None:
-        return Degraded.IMAGE_NOT_CONFIGURED if self.stack.settings.image_embedder_model_path is None else None
+        return None if self.stack.settings.image_embedder_configured else Degraded.IMAGE_NOT_CONFIGURED
 
     async def warm_up(self) -> bool:
         if self.unconfigured() is not None:

@@ -26,7 +26,7 @@ from sieve.stores.protocols import TextIndex, VectorIndex
 if TYPE_CHECKING:
     import numpy as np
 
-    from sieve.models.image_embedder import ClipImageEmbedder
+    from sieve.models.image_embedder import ImageEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +40,13 @@ class Space:
     cache: EmbeddingCache
 
 
-def _space(embedder: Embedder | ClipImageEmbedder) -> str:
+def _space(embedder: Embedder | ImageEmbedder) -> str:
     """Folder name of one vector space: switching embedders never mixes incompatible vectors."""
-    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', embedder.name)}-{embedder.dim}"
+    return f"{_space_name(embedder.name)}-{embedder.dim}"
+
+
+def _space_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 class Stack:
@@ -164,24 +168,49 @@ class Stack:
             return self._spaces[embedder.name]
 
     @cached_property
-    def image_embedder(self) -> ClipImageEmbedder | None:
-        """The CLIP-style model of the `image` path; None when `image_embedder_model_path` is unset."""
-        if self.settings.image_embedder_model_path is None:
-            return None
-        from sieve.models.image_embedder import ClipImageEmbedder
+    def image_embedder(self) -> ImageEmbedder | None:
+        """The CLIP-style model of the `image` path (a local folder or a server); None when none is configured."""
+        from sieve.models.image_embedder import load_image_embedder
 
-        return ClipImageEmbedder(self.settings.image_embedder_model_path, self.settings.embedder_threads)
+        return load_image_embedder(self.settings)
 
     @cached_property
     def image_vectors(self) -> VectorIndex:
         """Image vectors (one point per chunk an image belongs to), in a Qdrant Edge shard of their own."""
+        from sieve.models.image_embedder import OpenAIImageEmbedder
         from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
 
         embedder = self.image_embedder
         if embedder is None:
-            raise ConfigurationError("no image embedder is configured (SIEVE_IMAGE_EMBEDDER_MODEL_PATH)")
+            raise ConfigurationError("no image embedder is configured (SIEVE_IMAGE_EMBEDDER_MODEL_PATH, or "
+                                     "SIEVE_IMAGE_EMBEDDER=openai with SIEVE_IMAGE_EMBEDDER_BASE_URL)")
         self.check_owner()
+        # a server's width is known from the vectors it wrote before: opening them asks the server nothing,
+        # and a server that now answers another width is refused instead of starting an empty space
+        stored = self._stored_image_widths(embedder.name)
+        if isinstance(embedder, OpenAIImageEmbedder) and len(stored) == 1:
+            embedder.expect(stored[0])
         return QdrantEdgeVectorIndex(self.settings.home / "image-vectors" / _space(embedder), embedder.dim)
+
+    def has_image_vectors(self) -> bool:
+        """Whether image vectors may exist to delete or re-permission: an image model is configured and has
+        written some (or the index is open). Removing documents from a home without pictures loads no model
+        and asks no server."""
+        if not self.settings.image_embedder_configured:
+            return False
+        if self.is_open("image_vectors"):
+            return True
+        root = self.settings.home / "image-vectors"
+        if not root.is_dir() or not any(root.iterdir()):
+            return False
+        embedder = self.image_embedder
+        return embedder is not None and bool(self._stored_image_widths(embedder.name))
+
+    def _stored_image_widths(self, name: str) -> list[int]:
+        prefix = f"{_space_name(name)}-"
+        root = self.settings.home / "image-vectors"
+        found = root.glob(f"{prefix}*") if root.is_dir() else []
+        return sorted(int(path.name[len(prefix):]) for path in found if path.name[len(prefix):].isdigit())
 
     @cached_property
     def embedding_cache(self) -> EmbeddingCache:
