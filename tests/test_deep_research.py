@@ -70,6 +70,40 @@ async def test_an_entity_hop_goes_from_the_person_to_the_company_to_its_headquar
     assert done["stop_reason"] == "answered" and done["steps_used"] >= 2
 
 
+# a bilingual wiki: a Chinese profile of someone at a company only an English page describes, and an
+# English profile of someone at 星河科技, which only the Chinese page describes
+CROSS_LANGUAGE = {
+    "sunli-profile.md": "# 员工风采：孙丽\n\n孙丽毕业于厦门大学，2019年加入Harbor Analytics，"
+                        "目前在Harbor Analytics担任数据分析师。业余时间，孙丽喜欢划船。\n",
+    "harbor-company.md": "# About Harbor Analytics\n\nHarbor Analytics was founded in 2013 and forecasts cargo volumes for "
+                         "ports. The headquarters of Harbor Analytics are in Seattle. It employs about 90 people.\n",
+    "ryan-profile.md": "# Staff profile: Ryan Lee\n\nRyan Lee studied economics in Boston. He joined 星河科技 in 2020 and "
+                       "works for 星河科技 as a product analyst. He coaches a youth football team.\n",
+}
+
+
+def cross_language_context() -> GraphContext:
+    docs = {p.name: p.read_text(encoding="utf-8") for p in sorted(CORPUS.iterdir())} | CROSS_LANGUAGE
+    return GraphContext(retriever=MemoryRetriever(embedder(), docs), embedder=embedder(), embedder_timeout_s=5.0)
+
+
+@pytest.mark.parametrize(("asked", "profile", "company", "headquarters"), [
+    ("孙丽所在公司的总部在哪里？", "sunli-profile.md", "harbor-company.md", "Seattle"),
+    ("Where is the headquarters of the company that Ryan Lee works for?", "ryan-profile.md", "xinghe-company.md", "杭州"),
+])
+async def test_a_hop_crosses_from_one_language_to_the_other_and_cites_both_documents(asked, profile, company,
+                                                                                       headquarters):
+    result = await research(asked, kb="samples", context=cross_language_context())
+    done = result["research"]
+    bridge, hop = done["sections"]
+    assert cited_files(bridge["text"], result["citations"]) == {profile}
+    # the hop asks about the company the profile names, in the question's language, and the other
+    # language's page answers it (not Ryan Lee's profile, which names 星河科技 too)
+    assert headquarters in hop["text"] and cited_files(hop["text"], result["citations"]) == {company}
+    assert {c["filename"] for c in result["citations"]} == {profile, company}
+    assert done["stop_reason"] == "answered" and not done["refused_parts"]
+
+
 async def test_a_part_nothing_supports_is_refused_by_name_and_the_rest_is_answered():
     result = await research("星河科技和火星矿业集团的总部分别在哪里？", kb="samples", context=wiki_context(max_steps=10))
     done = result["research"]

@@ -18,9 +18,10 @@ from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
 from sieve.degraded import Degraded
-from sieve.graphs.deep_research.planner import ENTITY, bridge_entities, hop_of, new_entities
+from sieve.graphs.deep_research.planner import ENTITY, about, bridge_entities, hop_of, new_entities
 from sieve.graphs.deep_research.state import ResearchState, Step, StopReason, SubQuestion
 from sieve.graphs.shared.context import GraphContext
+from sieve.graphs.shared.grading import gather_evidence, ranked_by_relevance
 from sieve.graphs.shared.history import question
 from sieve.graphs.shared.nodes.grade import grade
 from sieve.graphs.shared.nodes.narrow import narrow
@@ -32,7 +33,7 @@ from sieve.prompts.language import detect
 logger = logging.getLogger(__name__)
 # cancelled sub-queries get this long to unwind (a cancelled executor future returns at once)
 _UNWIND_S = 0.05
-# retrieved passages a bridge looks through for its entity when grading kept none
+# retrieved passages a bridge looks through for its entity (a hop for its answer) when grading kept none
 _BRIDGE_CANDIDATES = 3
 
 
@@ -61,10 +62,20 @@ async def search(sub: SubQuestion, query: dict[str, Any], round_: int, state: Re
         merge(await retrieve(sub_state, runtime))
         merge(await grade(sub_state, runtime))
     kept = list(sub_state.get("kept", []))
+    if sub["kind"] == "bridge" and (subject := sub.get("subject")):
+        # only a passage tying the subject to an entity of the asked kind answers a bridge (grading lets a
+        # Chinese question's words go unmatched in an English passage: David Wu's profile would say
+        # where 李娜 works, or where 远山网络 is)
+        kept = [p for p in kept if bridge_entities([p], sub["question"], sub["entity_type"], subject=subject)]
     if not kept and sub["kind"] == "bridge":
         kept = await asyncio.to_thread(_naming_the_bridge, sub, sub_state.get("passages", []))
-    if "entity" in query:  # a question about a bridge entity is answered only by passages naming it
+    if "entity" in query:
+        # a question about a bridge entity is answered only by passages naming it, and by the entity's own
+        # pages where there are some (星河科技's page, not a profile of someone who works there)
         kept = [p for p in kept if query["entity"] in p["text"]]
+        kept = [p for p in kept if about(p, query["entity"])] or kept
+        if not kept:
+            kept = await asyncio.to_thread(_stating_about, query, sub_state.get("passages", []))
     return _step(query, round_, kept=kept, sql=sub_state.get("sql")), flags
 
 
@@ -79,7 +90,23 @@ def _step(query: dict[str, Any], round_: int, *, kept: list[Passage], sql: str |
 def _naming_the_bridge(sub: SubQuestion, passages: list[Passage]) -> list[Passage]:
     subject = sub.get("subject", "")
     for passage in passages[:_BRIDGE_CANDIDATES]:
-        if subject and subject in passage["text"] and bridge_entities([passage], sub["question"], sub["entity_type"]):
+        if subject and bridge_entities([passage], sub["question"], sub["entity_type"], subject=subject):
+            return [passage]
+    return []
+
+
+def _stating_about(query: dict[str, Any], passages: list[Passage]) -> list[Passage]:
+    """A hop's query is the research's own, about an entity it found: when grading keeps nothing, one of
+    the best retrieved passages with a sentence that names the entity and holds every word of the query
+    answers it. (Grading's Chinese model keeps no open question, "苏州以什么著称？", however fully a
+    sentence repeats it: an open question from a user may ask for more than one sentence says.)"""
+    entity = query["entity"]
+    ranked = ranked_by_relevance(passages)[:_BRIDGE_CANDIDATES]
+    # the query is in its template's language, whatever script the entity is written in ("What is 武汉 known for?")
+    lang = detect(query["query"].replace(entity, " "))
+    evidence = gather_evidence(query["query"], ranked, lang)
+    for passage, found in zip(ranked, evidence):
+        if any(entity in sentence.text and sentence.coverage == 1.0 for sentence in found.sentences):
             return [passage]
     return []
 
@@ -187,8 +214,9 @@ def _follow_ups(plan: list[dict[str, Any]], kept: dict[int, list[Passage]], trie
             parent = kept.get(sub["parent"])
             if not parent:
                 continue  # its bridge entity is not found yet
-            asked = next(s["question"] for s in plan if s["id"] == sub["parent"])
-            entities = bridge_entities(parent, f"{original} {asked}", sub["entity_type"])
+            bridge = next(s for s in plan if s["id"] == sub["parent"])
+            entities = bridge_entities(parent, f"{original} {bridge['question']}", sub["entity_type"],
+                                       subject=bridge.get("subject", ""))
             for entity in entities:
                 filled = sub["template"].replace(ENTITY, entity)
                 if (nested := hop_of(filled)) is not None:

@@ -26,6 +26,7 @@ from sieve.graphs.shared.history import question
 from sieve.graphs.shared.llm import LLMFailed, generate, llm_for
 from sieve.graphs.shared.nodes.narrow import SQL_ROWS
 from sieve.graphs.shared.state import Citation, Passage
+from sieve.graphs.shared.text import split_sentences
 from sieve.prompts import answer as answer_prompts
 from sieve.prompts import research as prompts
 from sieve.prompts.language import Lang, detect
@@ -50,11 +51,14 @@ async def synthesise(state: ResearchState, runtime: Runtime[GraphContext]) -> Re
             sections.append(Section(sub_question=sub["id"], question=sub["question"], text=text, refused=True))
             continue
         asked = sub["question"]
+        naming: tuple[str, str] | None = None
         if sub["kind"] == "bridge":
             # a bridge is answered by the sentence naming the entity it found, not one merely sharing its words
-            named = await asyncio.to_thread(bridge_entities, passages, asked, sub.get("entity_type", ""), 1)
+            named = await asyncio.to_thread(bridge_entities, passages, asked, sub.get("entity_type", ""), 1,
+                                            sub.get("subject", ""))
             asked = " ".join([asked, *named])
-        text, local = await _section(asked, passages, state, ctx, degraded)
+            naming = (sub.get("subject", ""), named[0]) if named else None
+        text, local = await _section(asked, lang, passages, state, ctx, degraded, naming)
         sections.append(Section(sub_question=sub["id"], question=sub["question"], text=_renumber(text, local, citations,
                                                                                                    numbers), refused=False))
     report = _report(sections, refused_parts, state.get("stop_reason", ""), lang)
@@ -65,10 +69,13 @@ async def synthesise(state: ResearchState, runtime: Runtime[GraphContext]) -> Re
     }
 
 
-async def _section(asked: str, passages: list[Passage], state: ResearchState, ctx: GraphContext,
-                   degraded: list[Degraded]) -> tuple[str, list[Citation]]:
-    """One sub-question's answer with its own [n] numbering, and the citations those numbers mean."""
-    lang = detect(asked)
+async def _section(asked: str, lang: Lang, passages: list[Passage], state: ResearchState, ctx: GraphContext,
+                   degraded: list[Degraded], naming: tuple[str, str] | None = None) -> tuple[str, list[Citation]]:
+    """One sub-question's answer with its own [n] numbering, and the citations those numbers mean;
+    `naming` (subject, entity): a bridge's, answered without an LLM by the sentence naming both.
+
+    `lang` is the research question's: a sub-question asks in its words, even once a hop fills in a name
+    in the other script ("Where is the headquarters of 星河科技?" would read as Chinese)."""
     if all(p["chunk_id"] == SQL_ROWS for p in passages):  # metadata rows answer it: list them
         return passages[0]["text"] + " [1]", [cite(passages[0], passages[0]["text"])]
     remaining = state.get("deadline", 0.0) - time.time()
@@ -85,7 +92,26 @@ async def _section(asked: str, passages: list[Passage], state: ResearchState, ct
             degraded.append(failure.kind)
         except TimeoutError:
             degraded.append(Degraded.LLM_TIMEOUT)
+    if naming is not None and (quoted := _naming(passages, *naming)) is not None:
+        return quoted
     return extractive_answer(asked, passages, lang, ctx.thresholds.answer_sentences)
+
+
+def _naming(passages: list[Passage], subject: str, entity: str) -> tuple[str, list[Citation]] | None:
+    """The sentence of a passage about the subject that names its entity (周敏 … 青禾科技), quoted and
+    cited: one naming the subject too if there is one ("She joined Northwind Labs" says it of Alice Chen).
+
+    The question's wording cannot choose it: "在哪里工作" reads as asking for a place, and once the
+    entity is added to the question, the sentence stating it states nothing the question does not."""
+    for passage in passages:
+        if subject not in passage["text"]:
+            continue
+        naming = [s for s in split_sentences(passage["text"]) if entity in s]
+        if naming:
+            sentence = next((s for s in naming if subject in s), naming[0])
+            space = " " if sentence[-1:].isascii() else ""
+            return f"{sentence}{space}[1]", [cite(passage, sentence)]
+    return None
 
 
 def _renumber(text: str, local: list[Citation], citations: list[Citation], numbers: dict[str, int]) -> str:
