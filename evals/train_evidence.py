@@ -10,8 +10,9 @@ part is scored once at the end. `--check` recomputes the shipped model's held-ou
 the runtime model and exits 1 when they differ from its report.
 
 A passage is a positive example when its row is answerable and it contains one of the row's
-answers. Relevance is the e5 query-passage cosine; synonym matching compares e5 word vectors
-(`grading.with_synonyms`); all vectors are cached in
+answers. Relevance is the e5 query-passage cosine; synonym matching and kind fit compare e5 word
+vectors (`grading.with_synonyms`; fit centres them on the mean vector of the fitting English passages'
+words, stored in the model file); all vectors are cached in
 `--cache` (a file under /tmp by default), so refitting takes seconds. The per-language threshold
 is the one with the best row accuracy on the fitting part (answer when some relevant passage
 reaches the threshold of its own language).
@@ -38,13 +39,13 @@ from sieve.bench.bench_graph import VectorCache, build_embedder
 from sieve.evals.refusal import Row, Scores, held_out, load_rows, row_passage
 from sieve.graphs.shared.context import Thresholds
 from sieve.graphs.shared.evidence_model import FEATURES, MODEL_PATH, complete, features, load
-from sieve.graphs.shared.grading import Evidence, gather_evidence, language_of, with_synonyms
+from sieve.graphs.shared.grading import Evidence, content_words, gather_evidence, language_of, with_synonyms
 from sieve.graphs.shared.state import Passage
 
 REPO = Path(__file__).resolve().parents[1]
 ZH = REPO.parent / "shared" / "data" / "rgb-zh" / "answer_or_refuse.jsonl"
 EN = REPO / "evals" / "data" / "answer_or_refuse_en.jsonl"
-VERSION = "3"
+VERSION = "4"
 # shallow trees and large leaves: deeper ones fit the ~2,000 training passages to 0.95 and do worse held out
 TREES, RATE, DEPTH, LEAF = 100, 0.05, 2, 40
 
@@ -57,8 +58,10 @@ def answers_of(path: Path) -> dict[str, list[str]]:
     return flat
 
 
-def evidence_of(rows: list[Row], lang: str, cache: VectorCache, embedder) -> list[tuple[list[Passage], list[Evidence]]]:
-    """Each row's passages, most relevant first, with relevance and synonym matching from e5."""
+def evidence_of(rows: list[Row], lang: str, cache: VectorCache, embedder,
+                word_mean: np.ndarray | None) -> list[tuple[list[Passage], list[Evidence]]]:
+    """Each row's passages, most relevant first, with relevance, synonym matching and kind fit from e5
+    (fit centred on `word_mean`; None: the shipped model's)."""
     queries = dict(zip([r.query for r in rows], cache.get(embedder, "query", [r.query for r in rows])))
     texts = sorted({d for r in rows for d in r.docs})
     vectors = dict(zip(texts, cache.get(embedder, "passage", texts)))
@@ -67,9 +70,16 @@ def evidence_of(rows: list[Row], lang: str, cache: VectorCache, embedder) -> lis
         passages = sorted((row_passage(row, i, float(vectors[text] @ queries[row.query])) for i, text in enumerate(row.docs)),
                           key=lambda p: -(p["relevance"] or 0.0))
         evidence = with_synonyms(gather_evidence(row.query, passages, lang), lang,
-                                 lambda words: cache.get(embedder, "passage", words))
+                                 lambda words: cache.get(embedder, "passage", words), word_mean)
         out.append((passages, evidence))
     return out
+
+
+def english_word_mean(rows: list[Row], cache: VectorCache, embedder) -> np.ndarray:
+    """The mean e5 vector of the words of the fitting rows' English passages, which `Sentence.fit`
+    centres word vectors on (rounded as the model file stores it)."""
+    words = sorted({w for r in rows if not held_out(r) for d in r.docs for w in content_words(d)})
+    return np.round(cache.get(embedder, "passage", words).mean(axis=0), 6)
 
 
 def matrix(items, lang: str, min_relevance: float) -> list[np.ndarray]:
@@ -197,16 +207,19 @@ def summary(scores: Scores) -> str:
             f"{c['unanswerable/answered']}/{c['unanswerable/refused']}")
 
 
-def gather_all(args: argparse.Namespace) -> dict[str, LangRows]:
+def gather_all(args: argparse.Namespace) -> tuple[dict[str, LangRows], np.ndarray | None]:
+    """Both sets' rows with their features, and the word mean fit was computed with (None under
+    `--check`: the shipped model's, as at runtime)."""
     name, embedder = build_embedder("auto")
     cache = VectorCache(args.cache / f"vectors-{name}.npz")
     thresholds = Thresholds()
     data = {}
     t0 = time.perf_counter()
+    mean = None if args.check else english_word_mean(load_rows(args.en), cache, embedder)
     for lang, path in (("zh", args.zh), ("en", args.en)):
         rows = load_rows(path)
         answers = answers_of(path)
-        items = evidence_of(rows, lang, cache, embedder)
+        items = evidence_of(rows, lang, cache, embedder, mean)
         floor = thresholds.relevance(lang)
         data[lang] = LangRows(
             rows, matrix(items, lang, floor),
@@ -216,7 +229,7 @@ def gather_all(args: argparse.Namespace) -> dict[str, LangRows]:
             [np.array([bool(complete(e)) for e in ev]) for _, ev in items],
             [[language_of(p["text"]) for p in passages] for passages, _ in items])
     print(f"evidence gathered in {time.perf_counter() - t0:.0f} s (embedder {name}, vectors cached in {args.cache})")
-    return data
+    return data, mean
 
 
 def check(data: dict[str, LangRows]) -> None:
@@ -246,7 +259,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true",
                         help="recompute the shipped model's held-out figures and compare them with its report")
     args = parser.parse_args()
-    data = gather_all(args)
+    data, mean = gather_all(args)
     if args.check:
         check(data)
 
@@ -261,7 +274,7 @@ def main() -> None:
     xs = np.vstack([d.x[i] for lang, d in data.items() for i in fitting[lang]])
     positives = xs[np.concatenate([d.y[i] for lang, d in data.items() for i in fitting[lang]]) == 1]
     model_file: dict = {"version": VERSION, "model": chosen, "features": list(FEATURES), **export(model),
-                        "thresholds": {},
+                        "thresholds": {}, "word_mean": [float(v) for v in mean] if mean is not None else [],
                         "reference": {f: round(float(v), 5) for f, v in zip(FEATURES, positives.mean(axis=0))},
                         "cross_validation": cv, "trained_on": {}, "report": {}}
     print(f"chosen: {chosen}")

@@ -3,8 +3,8 @@
 Small gradient-boosted trees over a handful of features of a passage (`FEATURES`), trained by
 `evals/train_evidence.py` on answer-or-refuse development data and shipped as JSON
 (`evidence_model.json`: coefficients, per-language thresholds, the training report). Runtime needs
-nothing beyond the standard library. Where no embedder answers, paraphrases go uncounted and the
-model refuses more: the safe side.
+nothing beyond the standard library. Where no embedder answers (or one of another space than the
+shipped `word_mean`), paraphrases and fit go uncounted and the model refuses more: the safe side.
 
 A refusal names the deciding evidence: the feature of the most promising passage whose
 replacement by what answering passages typically show (`reference`, their training means) would
@@ -23,6 +23,7 @@ from typing import Any
 from sieve.prompts.language import Lang
 
 MODEL_PATH = Path(__file__).with_name("evidence_model.json")
+FIT_UNSEEN = -1.0  # fit of a sentence whose candidates were not compared with the question (no vectors, Chinese)
 FEATURES = (
     "relevance",  # passage relevance above the knowledge base's relevance threshold
     "coverage",  # best weighted key-term coverage of a sentence (title and opening sentence as context)
@@ -37,6 +38,8 @@ FEATURES = (
     "zh_coverage",  # Chinese and English state things differently: coverage per language
     "zh_typed_coverage",
     "anchored_paraphrased",  # share of the rest it repeats or paraphrases
+    "fit",  # English: how well the candidates of its best such sentence fit what is asked ("grams" for "weigh")
+    "fit_margin",  # English: that fit against the best-fitting such sentence elsewhere among the passages
 )
 
 
@@ -50,9 +53,25 @@ def complete(e: Any) -> float:
         s.candidates and s.anchored and s.paraphrased == 1.0 for s in e.sentences))
 
 
+def _fit(evidence: list[Any], index: int, lang: Lang) -> tuple[float, float]:
+    """Best fit of a sentence of passage `index` that names the subjects and states something of the
+    asked-for kind, and its margin over the best other such sentence of any passage (0 in Chinese,
+    where fit is not measured)."""
+    if lang == "zh":
+        return 0.0, 0.0
+    stating = [(s.fit, i, j) for i, e in enumerate(evidence) for j, s in enumerate(e.sentences) if s.typed and s.anchored]
+    own = [t for t in stating if t[1] == index]
+    if not own:
+        return FIT_UNSEEN, FIT_UNSEEN
+    best = max(own)
+    others = [t[0] for t in stating if t[1:] != best[1:]]
+    return best[0], best[0] - max(others) if others else 0.5  # alone in stating it: a clear margin
+
+
 def features(evidence: list[Any], index: int, lang: Lang, min_relevance: float) -> dict[str, float]:
     """The feature values of passage `index` among the retrieved `evidence` (`grading.Evidence`)."""
     e = evidence[index]
+    fit, fit_margin = _fit(evidence, index, lang)
     coverage = max((s.coverage for s in e.sentences), default=0.0)
     typed_coverage = max((s.coverage for s in e.sentences if s.typed), default=0.0)
     zh = float(lang == "zh")
@@ -71,6 +90,8 @@ def features(evidence: list[Any], index: int, lang: Lang, min_relevance: float) 
         "zh": zh,
         "zh_coverage": zh * coverage,
         "zh_typed_coverage": zh * typed_coverage,
+        "fit": fit,
+        "fit_margin": fit_margin,
     }
     return values
 
@@ -105,6 +126,7 @@ class EvidenceModel:
     thresholds: dict[str, float]  # per language: the probability a passage must reach to answer
     reference: dict[str, float]  # mean feature values of answering passages in training
     weights: tuple[float, ...] = ()
+    word_mean: tuple[float, ...] = ()  # the embedder's mean English word vector (`grading.with_synonyms`)
 
     def probability(self, values: dict[str, float]) -> float:
         x = [values[f] for f in self.features]
@@ -139,7 +161,7 @@ class EvidenceModel:
             named = best.missing if feature != "anchored_paraphrased" else best.unmatched
             missing = separator.join(f"“{t}”" if lang == "zh" else f"'{t}'" for t in (named or best.missing)[:3])
             return _TEXT["missing"][lang].format(missing=missing)
-        if feature in ("typed", "typed_coverage", "zh_typed_coverage", "anchored") and kind != "other":
+        if feature in ("typed", "typed_coverage", "zh_typed_coverage", "anchored", "fit", "fit_margin") and kind != "other":
             return _TEXT["kind"][lang].format(kind=_KIND_NAMES[kind][lang])
         if feature == "numbers":
             return _TEXT["numbers"][lang]
@@ -171,7 +193,8 @@ def load(path: Path) -> EvidenceModel:
 
     trees = tuple(Tree(*(tuple(t[k]) for k in ("left", "right", "feature", "threshold", "value"))) for t in data["trees"])
     return EvidenceModel(data["version"], tuple(data["features"]), data["init"], data["rate"], trees,
-                         data["thresholds"], data["reference"], tuple(data.get("weights", ())))
+                         data["thresholds"], data["reference"], tuple(data.get("weights", ())),
+                         tuple(data.get("word_mean", ())))
 
 
 @lru_cache(maxsize=1)

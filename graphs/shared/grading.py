@@ -12,7 +12,9 @@ the same event, the same company in another year). So each passage is described 
   "多少/how many", a date for "什么时候/when", a person for "谁/who", a place for "哪里/where");
 - whether the question's numbers (years) occur, whether another source states the same answer;
 - in English, question words a sentence paraphrases, by e5 word vectors ("launched" for
-  "released", "chief executive" for "CEO").
+  "released", "chief executive" for "CEO"), and how well the things it states fit what is asked
+  ("168 grams" for "weigh", not "19 hours"): on-topic passages about the same subject state its
+  other attributes, and only this tells them from the one that answers.
 
 A learned model (`evidence_model.py`, trained by `evals/train_evidence.py`) turns the evidence
 into the probability that the passage states the answer; passages reaching the language's
@@ -31,7 +33,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import rjieba
 
-from sieve.graphs.shared.evidence_model import evidence_model
+from sieve.graphs.shared.evidence_model import FIT_UNSEEN, evidence_model
 from sieve.graphs.shared.state import Passage
 from sieve.graphs.shared.text import EN_STOPWORDS, ZH_FUNCTION_CHARS, ZH_STOP_TOKENS, singular, split_sentences
 from sieve.prompts.language import Lang
@@ -70,6 +72,9 @@ _KINDS_EN: list[tuple[Kind, re.Pattern[str]]] = [
 SYNONYM_SENTENCES = 6
 SYNONYM_WORDS = 24
 SYNONYM_COSINE = 0.9  # e5 passage-side cosine of two English words that mean the same here
+# kind fit (`with_synonyms`): the answer candidates of this many sentences, at most this many of their words
+FIT_SENTENCES = 12
+FIT_WORDS = 32
 WordVectors = Callable[[list[str]], np.ndarray]
 """`texts -> L2-normalised e5 vectors` (passage side), one row per text."""
 _CORROBORATION = 0.3  # key-term coverage of a sentence whose answer candidates may corroborate another source's
@@ -114,6 +119,9 @@ class Sentence(NamedTuple):
     asked: int  # how many such other key terms the question has
     unmatched: tuple[str, ...]  # those of them the sentence does not repeat
     paraphrased: float  # share of them it repeats or paraphrases (repeats only, until `with_synonyms`)
+    # how well what it states fits what is asked: the best cosine of its answer candidates' words with
+    # the question's asked-about words ("grams" for "weigh", "euros" for "cost"), `with_synonyms`
+    fit: float = FIT_UNSEEN
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,7 @@ class Evidence:
     corroborated: bool  # an answer candidate it states is stated by another source too
     open_question: bool  # the question asks for no particular kind of thing
     synonyms: bool = False  # sentences were checked for paraphrased question words (`with_synonyms`)
+    asked_terms: tuple[str, ...] = ()  # the question's key terms other than its subjects: what it asks about them
 
 
 @dataclass(frozen=True)
@@ -222,7 +231,8 @@ def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[
     return [
         Evidence(passage["relevance"] or 0.0, all(n in passage["text"] for n in numbers), sentences, group,
                  bool(statements[i] & frozenset().union(*(statements[j] for j in range(len(passages))
-                                                          if groups[j] != group))), kind == "other")
+                                                          if groups[j] != group))), kind == "other",
+                 asked_terms=tuple(t for t in terms if t not in subjects))
         for i, (passage, sentences, group) in enumerate(zip(passages, per_passage, groups))
     ]
 
@@ -236,38 +246,76 @@ def _synonym_candidates(evidence: list[Evidence], lang: Lang) -> list[tuple[floa
                    if s.typed and s.anchored and s.unmatched), reverse=True)[:SYNONYM_SENTENCES]
 
 
-def synonym_words(evidence: list[Evidence], lang: Lang) -> list[str]:
-    """The words `with_synonyms` needs vectors for: question words not repeated, then sentence words."""
+def _paraphrase_words(evidence: list[Evidence], lang: Lang) -> tuple[list[str], list[str]]:
+    """Question words not repeated by the promising sentences, and those sentences' words."""
     candidates = _synonym_candidates(evidence, lang)
     terms = sorted({t for _, i, j in candidates for t in evidence[i].sentences[j].unmatched})
     words: dict[str, None] = {}
     for _, i, j in candidates:
-        words.update(dict.fromkeys(w for w in _content_words(evidence[i].sentences[j].text) if w not in terms))
-    return terms + list(words)[:SYNONYM_WORDS] if words else []
+        words.update(dict.fromkeys(w for w in content_words(evidence[i].sentences[j].text) if w not in terms))
+    return (terms, list(words)[:SYNONYM_WORDS]) if words else ([], [])
 
 
-def with_synonyms(evidence: list[Evidence], lang: Lang, vectors: WordVectors) -> list[Evidence]:
+def _fit_sentences(evidence: list[Evidence], lang: Lang) -> list[tuple[int, int]]:
+    # English only, as synonyms: single Chinese words embed too close to their topic's neighbours
+    if lang != "en" or not evidence or not evidence[0].asked_terms:
+        return []
+    ranked = sorted(((e.relevance, i, j) for i, e in enumerate(evidence) for j, s in enumerate(e.sentences)
+                     if s.typed and s.anchored and s.candidates), reverse=True)
+    return [(i, j) for _, i, j in ranked[:FIT_SENTENCES]]
+
+
+def _fit_words(evidence: list[Evidence], lang: Lang) -> list[str]:
+    """The question's asked-about words, then the words of the candidates `_fit_sentences` state."""
+    sentences = _fit_sentences(evidence, lang)
+    if not sentences:
+        return []
+    words = dict.fromkeys(w for i, j in sentences for c in sorted(evidence[i].sentences[j].candidates)
+                          for w in content_words(c))
+    return list(evidence[0].asked_terms) + list(words)[:FIT_WORDS] if words else []
+
+
+def synonym_words(evidence: list[Evidence], lang: Lang) -> list[str]:
+    """The words `with_synonyms` needs vectors for: question words not repeated and the words of the
+    sentences that may paraphrase them; the question's asked-about words and the answer candidates' words."""
+    terms, words = _paraphrase_words(evidence, lang)
+    return list(dict.fromkeys(terms + words + _fit_words(evidence, lang)))
+
+
+def with_synonyms(evidence: list[Evidence], lang: Lang, vectors: WordVectors,
+                  word_mean: np.ndarray | None = None) -> list[Evidence]:
     """Evidence whose promising sentences also count question words they paraphrase ("launched" for
-    "released", "display" for "screen"), by the cosine of the two words' e5 vectors.
+    "released", "display" for "screen"), by the cosine of the two words' e5 vectors, and whose
+    candidate answers are scored by how well they fit what is asked (`Sentence.fit`).
 
     Only sentences that already name the subjects and state something of the asked-for kind are
-    looked at, and a bounded number of words is embedded (`synonym_words`).
+    looked at, and a bounded number of words is embedded (`synonym_words`). Fit compares vectors
+    centred on `word_mean` (the embedder's mean English word vector, from the evidence model):
+    raw e5 cosines of any two words crowd around 0.85.
     """
-    candidates = _synonym_candidates(evidence, lang)
     words = synonym_words(evidence, lang)
     if not words:
         return evidence
-    terms = sorted({t for _, i, j in candidates for t in evidence[i].sentences[j].unmatched})
-    others = words[len(terms):]
-    matrix = vectors(words)
-    close = (matrix[: len(terms)] @ matrix[len(terms):].T) >= SYNONYM_COSINE
-    synonyms = {t: {w for w, hit in zip(others, row) if hit} for t, row in zip(terms, close)}
+    vector = dict(zip(words, vectors(words)))
     updated = [list(e.sentences) for e in evidence]
-    for _, i, j in candidates:
-        sentence = updated[i][j]
-        present = set(_content_words(sentence.text))
-        found = sum(1 for t in sentence.unmatched if synonyms[t] & present)
-        updated[i][j] = sentence._replace(paraphrased=min(1.0, sentence.paraphrased + found / sentence.asked))
+    terms, others = _paraphrase_words(evidence, lang)
+    if terms:
+        close = (np.stack([vector[t] for t in terms]) @ np.stack([vector[w] for w in others]).T) >= SYNONYM_COSINE
+        synonyms = {t: {w for w, hit in zip(others, row) if hit} for t, row in zip(terms, close)}
+        for _, i, j in _synonym_candidates(evidence, lang):
+            sentence = updated[i][j]
+            present = set(content_words(sentence.text))
+            found = sum(1 for t in sentence.unmatched if synonyms[t] & present)
+            updated[i][j] = sentence._replace(paraphrased=min(1.0, sentence.paraphrased + found / sentence.asked))
+    mean = np.asarray(evidence_model().word_mean if word_mean is None else word_mean, dtype=np.float32)
+    fit_words = _fit_words(evidence, lang)
+    if fit_words and len(mean) == len(vector[fit_words[0]]):  # another embedder's space: fit stays unseen
+        centred = {w: (vector[w] - mean) / max(float(np.linalg.norm(vector[w] - mean)), 1e-9) for w in fit_words}
+        asked = np.stack([centred[t] for t in evidence[0].asked_terms])
+        for i, j in _fit_sentences(evidence, lang):
+            said = [centred[w] for c in updated[i][j].candidates for w in content_words(c) if w in centred]
+            if said:
+                updated[i][j] = updated[i][j]._replace(fit=float(np.max(np.stack(said) @ asked.T)))
     return [dataclasses.replace(e, sentences=updated[i], synonyms=True) for i, e in enumerate(evidence)]
 
 
@@ -314,7 +362,7 @@ def grade_evidence(question: str, ranked: list[Passage], evidence: list[Evidence
     return Graded([], "no_evidence", best, model.explain(evidence, order[0], question, lang, floor))
 
 
-def _content_words(sentence: str) -> list[str]:
+def content_words(sentence: str) -> list[str]:
     return [singular(w.lower()) for w in _EN_WORD.findall(sentence)
             if len(w) >= 3 and w.isalpha() and w.lower() not in EN_STOPWORDS]
 
