@@ -25,7 +25,7 @@ from more_itertools import chunked
 
 from sieve.errors import ConfigurationError
 from sieve.models.embedding import l2_normalise
-from sieve.models.openai_embedder import EmbeddingServerError, _server_message
+from sieve.models.openai_embedder import EmbeddingServerError, embeddings_of, server_message
 
 if TYPE_CHECKING:
     from sieve.settings import Settings
@@ -188,21 +188,11 @@ class OpenAIImageEmbedder:
                 continue
             if response.status_code not in _RETRY_STATUSES:
                 return response
-            failure, status = f"answered {response.status_code}: {_server_message(response)}", response.status_code
+            failure, status = f"answered {response.status_code}: {server_message(response)}", response.status_code
         raise EmbeddingServerError(f"image embeddings server {self._url} {failure}", status)
 
     def _parse(self, response: httpx.Response, expected: int) -> np.ndarray:
-        if response.status_code >= 400:
-            raise EmbeddingServerError(f"image embeddings server {self._url} rejected the request "
-                                       f"({response.status_code}): {_server_message(response)}", response.status_code)
-        try:
-            data = sorted(response.json()["data"], key=lambda item: item["index"])
-            vectors = np.asarray([item["embedding"] for item in data], dtype=np.float32)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise EmbeddingServerError(f"image embeddings server {self._url} sent an unreadable answer: {exc}") from None
-        if vectors.ndim != 2 or len(vectors) != expected:
-            raise EmbeddingServerError(
-                f"image embeddings server {self._url} returned {len(vectors)} vectors for {expected} inputs")
+        vectors = embeddings_of(response, expected, f"image embeddings server {self._url}")
         if self._dim is None:
             self._dim = int(vectors.shape[1])
         elif vectors.shape[1] != self._dim:

@@ -164,7 +164,7 @@ class OpenAIEmbedder:
         if isinstance(result, httpx.Response):
             raise EmbeddingServerError(
                 f"embeddings server {self._url} failed {attempts} times, last with "
-                f"{result.status_code}: {_server_message(result)}",
+                f"{result.status_code}: {server_message(result)}",
                 result.status_code,
             )
         raise EmbeddingServerError(
@@ -175,21 +175,7 @@ class OpenAIEmbedder:
         return min(self._backoff * 2**attempt, 10.0)
 
     def _parse(self, response: httpx.Response, expected: int) -> np.ndarray:
-        if response.status_code >= 400:
-            raise EmbeddingServerError(
-                f"embeddings server {self._url} rejected the request ({response.status_code}): "
-                f"{_server_message(response)}",
-                response.status_code,
-            )
-        try:
-            data = sorted(response.json()["data"], key=lambda item: item["index"])
-            vectors = np.asarray([item["embedding"] for item in data], dtype=np.float32)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise EmbeddingServerError(f"embeddings server {self._url} sent an unreadable answer: {exc}") from exc
-        if vectors.ndim != 2 or len(vectors) != expected:
-            raise EmbeddingServerError(
-                f"embeddings server {self._url} returned {len(vectors)} vectors for {expected} texts"
-            )
+        vectors = embeddings_of(response, expected, f"embeddings server {self._url}")
         if self._dim is None:
             self._dim = int(vectors.shape[1])
         elif vectors.shape[1] != self._dim:
@@ -199,7 +185,24 @@ class OpenAIEmbedder:
         return vectors
 
 
-def _server_message(response: httpx.Response) -> str:
+def embeddings_of(response: httpx.Response, expected: int, server: str) -> np.ndarray:
+    """The `data[].embedding` vectors of an OpenAI-wire embeddings answer, in input order; `server` names the
+    server in the error that says why an answer cannot be read."""
+    if response.status_code >= 400:
+        raise EmbeddingServerError(
+            f"{server} rejected the request ({response.status_code}): {server_message(response)}", response.status_code
+        )
+    try:
+        data = sorted(response.json()["data"], key=lambda item: item["index"])
+        vectors = np.asarray([item["embedding"] for item in data], dtype=np.float32)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EmbeddingServerError(f"{server} sent an unreadable answer: {exc}") from exc
+    if vectors.ndim != 2 or len(vectors) != expected:
+        raise EmbeddingServerError(f"{server} returned {len(vectors)} vectors for {expected} inputs")
+    return vectors
+
+
+def server_message(response: httpx.Response) -> str:
     """The server's own words: OpenAI/vLLM put them in error.message, FastAPI in detail."""
     try:
         payload = response.json()
