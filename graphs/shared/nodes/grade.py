@@ -102,7 +102,8 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
     if ctx.embedder is not None and not unscored and (words := synonym_words(evidence, lang)):
         try:
             vectors = dict(zip(words, await ctx.embedder.aembed_words(words, ctx.embedder_timeout_s)))
-            evidence = with_synonyms(evidence, lang, lambda texts: np.stack([vectors[t] for t in texts]))
+            # matrix work over the word vectors (and, once, the model file's mean word vector): off the loop
+            evidence = await _grading(with_synonyms, evidence, lang, lambda texts: np.stack([vectors[t] for t in texts]))
         except EmbedderUnavailable as unavailable:  # paraphrases go uncounted: the model refuses more, never less
             degraded += unavailable.flags
     # the model's trees (and, once, reading its file): off the event loop too
