@@ -70,6 +70,30 @@ async def test_an_entity_hop_goes_from_the_person_to_the_company_to_its_headquar
     assert done["stop_reason"] == "answered" and done["steps_used"] >= 2
 
 
+async def test_a_comparison_named_by_a_noun_asks_each_part_as_a_question():
+    result = await research("比较星河科技和云帆网络的总部所在地", kb="samples", context=wiki_context())
+    sections = result["research"]["sections"]
+    assert [s["question"] for s in sections] == ["星河科技的总部在哪里？", "云帆网络的总部在哪里？"]
+    assert "杭州" in sections[0]["text"] and "深圳" in sections[1]["text"]
+    assert result["research"]["stop_reason"] == "answered"
+
+
+async def test_a_three_hop_chain_takes_one_round_a_hop_and_ends_on_the_city_page():
+    result = await research("张伟所在公司的总部所在城市以什么闻名？", kb="samples", context=wiki_context())
+    done = result["research"]
+    city = done["sections"][-1]
+    # an open question about the city the research found: the city's page answers it
+    assert city["question"] == "杭州以什么闻名？" and "西湖" in city["text"]
+    assert cited_files(city["text"], result["citations"]) == {"hangzhou-city.md"}
+    assert done["stop_reason"] == "answered" and done["steps_used"] == 3
+
+
+async def test_where_someone_works_is_answered_by_the_sentence_naming_the_company():
+    result = await research("张伟和李明分别在哪里工作？", kb="samples", context=wiki_context())
+    first, second = result["research"]["sections"]
+    assert "星河科技" in first["text"] and "云帆网络" in second["text"]
+
+
 # a bilingual wiki: a Chinese profile of someone at a company only an English page describes, and an
 # English profile of someone at 星河科技, which only the Chinese page describes
 CROSS_LANGUAGE = {
