@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sieve.retrievers.fusion import FusedChunk
@@ -27,6 +27,10 @@ CJK_SHARE = 0.2  # a passage this share of whose letters are CJK is Chinese/Japa
 SCRIPT_SAMPLE = 200  # characters of a passage read to tell its script
 
 
+# a passage's opening is enough to tell its script, and reading only it keeps this at a few ms; built once
+# and run on the session's connection: building it per call and the ORM's execution took 0.35 of 1.2 ms
+_OPENINGS = select(Chunk.id, func.substr(Chunk.text, 1, SCRIPT_SAMPLE)).where(Chunk.id.in_(bindparam("ids", expanding=True)))
+
 # CJK ideographs, compatibility ideographs, kana, hangul (every one of them a letter)
 _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 
@@ -34,10 +38,13 @@ _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 def script_of(text: str) -> str:
     """"cjk" or "latin" (every other alphabet: BM25 tokenises both the same way there)."""
     # counted in C (a regex, map over a builtin): a query reads 100 candidates' openings, ~5 ms in a Python loop
-    letters = sum(map(str.isalpha, text))
-    if not letters:
+    cjk = len(_CJK.findall(text))
+    if not cjk:
         return "latin"
-    return "cjk" if len(_CJK.findall(text)) >= CJK_SHARE * letters else "latin"
+    if cjk < CJK_SHARE * len(text):  # letters <= characters: only here does their count decide
+        letters = sum(map(str.isalpha, text))
+        return "cjk" if letters and cjk >= CJK_SHARE * letters else "latin"
+    return "cjk" if any(map(str.isalpha, text)) else "latin"  # a text without letters counts as latin
 
 
 def other_script(query: str, chunks: Iterable[tuple[str, str]]) -> set[str]:
@@ -98,9 +105,7 @@ class CrossLingualStandIn:
         if not chunk_ids:
             return set()
         with self.sessions() as session:
-            # a passage's opening is enough to tell its script, and reading only it keeps this at a few ms
-            heads = session.execute(select(Chunk.id, func.substr(Chunk.text, 1, SCRIPT_SAMPLE)).where(Chunk.id.in_(chunk_ids)))
-            return other_script(query, heads.all())
+            return other_script(query, session.connection().execute(_OPENINGS, {"ids": chunk_ids}).all())
 
     def apply(self, query: str, per_path: Mapping[str, list[ScoredChunk]]) -> StoodIn:
         """The recall lists as fusion takes them; unchanged without a dense list."""

@@ -28,7 +28,7 @@ from sieve.errors import ConfigurationError
 from sieve.models.guarded_embedder import BreakerPolicy, EmbedderUnavailable, GuardedEmbedder
 from sieve.retrievers.crosslingual import CrossLingualStandIn
 from sieve.retrievers.faults import Faults
-from sieve.retrievers.fusion import FusedChunk, fuse
+from sieve.retrievers.fusion import fuse
 from sieve.retrievers.hydrate import Hydrator
 from sieve.retrievers.paths import Bm25Path, DensePath, GraphPath, ImagePath, Lanes, PathNotRun, RecallPath
 from sieve.retrievers.profile import RetrievalProfile
@@ -112,18 +112,14 @@ class HybridRetriever:
         k = k or profile.top_k
         if flt.allows_nothing() or not query.strip():
             return RetrievalResult([], degraded, {"total": elapsed_ms(run.started)})
-        fused = await self._fused(run, await self._recall(run))
-
-        t0 = time.perf_counter()
+        per_path = await self._recall(run)
         wanted = max(k, profile.rerank_top_n) if reranker is not None else k
-        # hydrate more than wanted: chunks of documents not `ready` (mid-ingest) are dropped there
-        hits = await self.lanes.run(self.hydrator.hydrate, fused[: wanted * 2], flt, wanted)
-        run.timings["hydrate"] = elapsed_ms(t0)
-
         # relevance and its threshold come from the profile's reranker; without it, from the embedding cosine
+        scored = reranker is None and run.query_vector is not None and run.vector_cache is not None
+        hits = await self.lanes.run(self._hits, run, per_path, wanted, scored)
         hits, reranked = await self._reranked(run, reranker, hits)
         hits = hits[:k]
-        if not reranked:
+        if not reranked and not scored:
             await self._cosine_relevance(run, hits)
         # a threshold calibrated for the reranker means nothing for the cosine it fell back to
         threshold = profile.relevance_threshold if reranked or profile.reranker is RerankerKind.NONE else None
@@ -179,15 +175,24 @@ class HybridRetriever:
             run.degraded.extend(run.on_answer.get(name, ()))
         return per_path
 
-    async def _fused(self, run: QueryRun, per_path: dict[str, list[ScoredChunk]]) -> list[FusedChunk]:
+    def _hits(self, run: QueryRun, per_path: dict[str, list[ScoredChunk]], wanted: int, scored: bool) -> list[Hit]:
+        """Fused, hydrated and (`scored`) given their cosine relevance: short synchronous steps, run in
+        one lane hop instead of one each."""
         t0 = time.perf_counter()
         # BM25 cannot match a passage in another script than the query; the dense path stands in for it there
-        stood_in = await self.lanes.run(self.stand_in.apply, run.query, per_path)
+        stood_in = self.stand_in.apply(run.query, per_path)
         p = run.profile
         fused = fuse(stood_in.per_path, p.fusion, p.weights, p.rrf_k, p.fusion_norm, stood_in.unseen)
         stood_in.report_cosines(fused)
         run.timings["fuse"] = elapsed_ms(t0)
-        return fused
+        t0 = time.perf_counter()
+        # hydrate more than wanted: chunks of documents not `ready` (mid-ingest) are dropped there
+        hits = self.hydrator.hydrate(fused[: wanted * 2], run.flt, wanted)
+        vector, cache = run.query_vector, run.vector_cache
+        if scored and vector is not None and cache is not None:
+            self.hydrator.score_relevance(hits, vector, cache)
+        run.timings["hydrate"] = elapsed_ms(t0)
+        return hits
 
     async def _reranked(self, run: QueryRun, reranker: Reranker | None, hits: list[Hit]) -> tuple[list[Hit], bool]:
         """`hits` with the head reranked, and whether it was (False: no reranker, or it degraded)."""

@@ -103,6 +103,8 @@ class DensePath:
         self.stack, self.embedder, self.faults, self.lanes = stack, embedder, faults, lanes
         # a fine-tuned embedder (a profile's `embedding_model`) gets a breaker of its own, made on first use
         self._tuned: dict[str, GuardedEmbedder] = {}
+        # each profile's space once opened (the stack keeps it open): no lane hop a query to look it up again
+        self._spaces: dict[str | None, Space] = {}
 
     def unconfigured(self) -> Degraded | None:
         return None
@@ -110,7 +112,10 @@ class DensePath:
     async def space(self, run: QueryRun) -> tuple[GuardedEmbedder, Space]:
         """The embedder and vectors of the knowledge base's vector space (its profile's `embedding_model`):
         a query is embedded by the model its passages were, or it matches nothing."""
-        space = await self.lanes.run(self.stack.model_space, run.profile.embedding_model, lane=self.name)
+        folder = run.profile.embedding_model
+        space = self._spaces.get(folder)
+        if space is None:
+            space = self._spaces[folder] = await self.lanes.run(self.stack.model_space, folder, lane=self.name)
         if space.embedder is self.stack.embedder:
             return self.embedder, space
         name = space.embedder.name
