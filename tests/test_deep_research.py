@@ -216,3 +216,16 @@ async def test_with_an_llm_the_plan_is_its_structured_decision_and_a_failing_llm
     assert [s["question"] for s in result["research"]["plan"]] == ["星河科技的总部在哪里？", "云帆网络的总部在哪里？"]
     assert "llm_error" in result["degraded"]
     assert "杭州" in result["answer"] and "深圳" in result["answer"]
+
+
+async def test_a_slow_llm_plans_within_a_share_of_the_budget_and_the_rules_answer_in_the_rest():
+    from scripted_llm import ScriptedChatModel, Slow, decision
+
+    # a model slower than the whole budget (a small model on a busy CPU): without a cap its plan would use it all
+    late = decision("ResearchPlan", sub_questions=["星河科技的总部在哪里？"])
+    llm = ScriptedChatModel(script=[Slow(30, late) for _ in range(8)])
+    context = wiki_context(research_budget_ms=4000).model_copy(update={"llm": llm, "llm_timeout_s": 20.0})
+    result = await research("星河科技和云帆网络的总部分别在哪里？", kb="samples", context=context)
+    assert "llm_timeout" in result["degraded"]
+    assert result["research"]["stop_reason"] == "answered"
+    assert "杭州" in result["answer"] and "深圳" in result["answer"]

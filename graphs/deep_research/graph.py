@@ -52,6 +52,8 @@ class ResearchPlan(BaseModel):
     sub_questions: list[str] = Field(min_length=1, max_length=MAX_PARTS, description="self-contained sub-questions")
 
 
+PLAN_SHARE = 0.25  # of the research budget, at most, for the LLM's plan
+
 async def plan(state: ResearchState, runtime: Runtime[GraphContext]) -> ResearchState:
     started = time.time()
     ctx = await resolve(runtime.context)
@@ -68,8 +70,11 @@ async def plan(state: ResearchState, runtime: Runtime[GraphContext]) -> Research
     if llm := llm_for({}, ctx):
         lang = detect(q)
         try:
+            # a slow model may spend a share of the budget planning, never all of it: the rule-based plan
+            # and the rounds still run in the rest
+            plan_s = min(ctx.llm_timeout_s, PLAN_SHARE * profile.research_budget_ms / 1000, deadline - time.time())
             decision = await decide(llm, ResearchPlan, [SystemMessage(prompts.PLAN[lang]), HumanMessage(q)],
-                                    max(0.001, min(ctx.llm_timeout_s, deadline - time.time())))
+                                    max(0.001, plan_s))
             parts = [part.strip() for part in decision.sub_questions if part.strip()][:MAX_PARTS]
         except LLMFailed as failure:
             flags.append(failure.kind)
