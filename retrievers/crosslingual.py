@@ -14,7 +14,9 @@ import re
 import statistics
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
+import numpy as np
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,25 +34,58 @@ SCRIPT_SAMPLE = 200  # characters of a passage read to tell its script
 _OPENINGS = select(Chunk.id, func.substr(Chunk.text, 1, SCRIPT_SAMPLE)).where(Chunk.id.in_(bindparam("ids", expanding=True)))
 
 # CJK ideographs, compatibility ideographs, kana, hangul (every one of them a letter)
-_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
+_CJK_RANGES = ((0x3400, 0x9FFF), (0xF900, 0xFAFF), (0x3040, 0x30FF), (0xAC00, 0xD7AF))
+_CJK = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CJK_RANGES) + "]")
 
 
 def script_of(text: str) -> str:
     """"cjk" or "latin" (every other alphabet: BM25 tokenises both the same way there)."""
-    # counted in C (a regex, map over a builtin): a query reads 100 candidates' openings, ~5 ms in a Python loop
-    cjk = len(_CJK.findall(text))
-    if not cjk:
+    # counted in C (a regex, map over a builtin); `scripts_of` tells many texts' at once
+    letters = sum(map(str.isalpha, text))
+    if not letters:
         return "latin"
-    if cjk < CJK_SHARE * len(text):  # letters <= characters: only here does their count decide
-        letters = sum(map(str.isalpha, text))
-        return "cjk" if letters and cjk >= CJK_SHARE * letters else "latin"
-    return "cjk" if any(map(str.isalpha, text)) else "latin"  # a text without letters counts as latin
+    return "cjk" if len(_CJK.findall(text)) >= CJK_SHARE * letters else "latin"
+
+
+@cache
+def _bmp_letters() -> np.ndarray:
+    """`str.isalpha` of every code point of the Basic Multilingual Plane (64k calls, once)."""
+    return np.array([chr(c).isalpha() for c in range(0x10000)], dtype=bool)
+
+
+def scripts_of(texts: Sequence[str]) -> list[str]:
+    """`script_of` of each of `texts`, counted for all at once in numpy (a query's 100 openings: ~0.2 ms,
+    ~0.9 ms one by one)."""
+    if not texts:
+        return []
+    try:
+        points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:  # a lone surrogate: the per-text count takes it as it is
+        return [script_of(t) for t in texts]
+    if points.size and points.max() > 0xFFFF:  # outside the table: rare enough to count per text
+        return [script_of(t) for t in texts]
+    cjk = np.zeros(points.shape, dtype=bool)
+    for lo, hi in _CJK_RANGES:
+        cjk |= (points >= lo) & (points <= hi)
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+
+    def per_text(mask: np.ndarray) -> list[int]:
+        total = np.concatenate(([0], np.cumsum(mask, dtype=np.int64)))
+        counts: list[int] = (total[ends] - total[starts]).tolist()
+        return counts
+
+    n_cjk, letters = per_text(cjk), per_text(_bmp_letters()[points])
+    return ["cjk" if n and c >= CJK_SHARE * n else "latin" for c, n in zip(n_cjk, letters)]
 
 
 def other_script(query: str, chunks: Iterable[tuple[str, str]]) -> set[str]:
     """Ids of the (id, text) chunks written in another script than the query."""
     mine = script_of(query)
-    return {chunk_id for chunk_id, text in chunks if script_of(text) != mine}
+    pairs = list(chunks)
+    scripts = scripts_of([text for _, text in pairs])
+    return {chunk_id for (chunk_id, _), script in zip(pairs, scripts) if script != mine}
 
 
 def language_aligned(hits: Sequence[ScoredChunk], other: Collection[str]) -> list[ScoredChunk]:
@@ -99,6 +134,7 @@ class CrossLingualStandIn:
 
     def __init__(self, sessions: sessionmaker[Session]):
         self.sessions = sessions
+        _bmp_letters()  # built now (~5 ms), not inside a query's budget
 
     def other_script_chunks(self, query: str, chunk_ids: list[str]) -> set[str]:
         """The chunks among `chunk_ids` written in another script than the query."""

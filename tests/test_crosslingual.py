@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sieve.retrievers.crosslingual import language_aligned, script_of
+from sieve.retrievers.crosslingual import language_aligned, script_of, scripts_of
 from sieve.retrievers.fusion import FusionMode, fuse
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.stores.catalog import get_kb
@@ -39,6 +39,14 @@ EN_TO_ZH = {"Great Wall of China": "great-wall.txt", "giant panda": "giant-panda
 def test_script_of_reads_the_writing_not_the_quoted_words():
     assert script_of("苹果公司") == script_of("华为发布了 Mate 60 Pro 手机") == "cjk"
     assert script_of("Apple Inc. (苹果) designs the iPhone") == script_of("Ελληνικά 2024") == "latin"
+
+
+def test_a_batch_of_passages_gets_the_scripts_each_gets_alone():
+    # the batch counts in numpy; CJK punctuation alone, letters outside the BMP and numerals are its edges
+    texts = ["苹果公司", "Apple Inc. (苹果) designs the iPhone", "", "・・。", "𝒜𝒷 苹果", "华为发布了 Mate 60 Pro 手机",
+             "Ελληνικά 2024", "½ Ⅻ 中 abcd", "abcd 中"]
+    assert scripts_of(texts) == [script_of(t) for t in texts]
+    assert scripts_of(texts[:4] + texts[5:]) == [script_of(t) for t in texts[:4] + texts[5:]]
 
 
 def test_bm25_blindness_is_filled_by_the_dense_share():
