@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -37,25 +36,21 @@ from pathlib import Path
 
 import numpy as np
 import qdrant_edge as qe
-from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_query_latency import build
-from synthetic import HashEmbedder, LowRankHashEmbedder, queries
+from bench_query_latency import EMBEDDERS, corpus
+from synthetic import queries
 
 from sieve.evals.metrics import percentile
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.settings import Settings
 from sieve.stores import qdrant_edge_vectors as edge
 from sieve.stores.acl import Principal
-from sieve.stores.catalog import get_or_create_kb
-from sieve.stores.metadata import Document
 from sieve.stores.stack import Stack
 from sieve.stores.types import SearchFilter
 
 GROUPS = 1_000
-EMBEDDERS = {"hash": HashEmbedder, "lowrank": LowRankHashEmbedder}
 USERS = 5_000
 
 
@@ -131,27 +126,6 @@ def dense_strategies(stack: Stack, flts: dict[str, list[SearchFilter]], qs: list
                   f"{sum(recalls) / len(recalls):>10.3f}")
 
 
-def corpus(stack: Stack, chunks: int) -> SearchFilter:
-    """The bench's corpus in the stack's home: built, or found there from an earlier run of the same size."""
-    home = stack.settings.home
-    marker = home / "bench_acl.json"
-    wanted = {"chunks": chunks, "vectors": stack.embedder.name}
-    if marker.exists():
-        built = json.loads(marker.read_text())
-        if built != wanted:
-            raise SystemExit(f"{home} holds another corpus ({built}): give its options or another --home")
-        with stack.sessions() as session:
-            flt = SearchFilter("bench", get_or_create_kb(session, "bench", "latency").id)
-        print(f"reusing the {chunks}-chunk corpus in {home}")
-        return flt
-    with stack.sessions() as session:
-        if session.scalar(select(func.count()).select_from(Document)):
-            raise SystemExit(f"{home} holds documents of an unfinished build: remove it or give another --home")
-    flt = build(stack, chunks, acl=document_acl(random.Random(5)))
-    marker.write_text(json.dumps(wanted))
-    return flt
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=100_000)
@@ -164,7 +138,7 @@ def main() -> None:
     qs = queries(args.queries)
     with tempfile.TemporaryDirectory() as tmp, \
             Stack(Settings(home=args.home or Path(tmp)), embedder=EMBEDDERS[args.vectors]()) as stack:
-        flt = corpus(stack, args.chunks)
+        flt = corpus(stack, args.chunks, acl=document_acl(random.Random(5)))
         users = callers(len(qs), random.Random(6))
         shares = [stack.vectors.count(dataclasses.replace(flt, readers=u.readers)) / args.chunks for u in users[:50]]
         print(f"{GROUPS} groups, users in 1-5 groups; a user reads {100 * sum(shares) / len(shares):.1f}% "
