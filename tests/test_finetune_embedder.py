@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from retrieval_support import search
 from sqlalchemy import select
 
 from sieve.errors import InvalidInput
@@ -16,7 +17,6 @@ from sieve.ingest.pipeline import Ingestor
 from sieve.ingest.reembed import reembed
 from sieve.models.finetune_embedder import EmbedderFinetuneConfig, finetune_embedder, kb_examples, split
 from sieve.models.tuned_embedder import load_tuned_embedder
-from sieve.retrievers.hybrid import HybridRetriever
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.settings import Settings
 from sieve.stores.catalog import get_kb
@@ -116,16 +116,8 @@ def test_fine_tune_export_and_reembed_switch_a_kb_to_its_own_model(stack, settin
 
 
 def assert_dense_search_finds(stack: Stack, flt: SearchFilter) -> None:
-    import asyncio
-
-    retriever = HybridRetriever(stack)
-    try:
-        profile = retriever.load_profile(flt.kb).merged(paths=["dense"], top_k=3)
-        result = asyncio.run(retriever.retrieve("how long is a marathon", flt, profile=profile))
-        bm25_only = profile.merged(paths=["bm25"])
-        by_words = asyncio.run(retriever.retrieve("how long is a marathon", flt, profile=bm25_only))
-    finally:
-        retriever.close()
+    result = search(stack, "how long is a marathon", flt, ["dense"], top_k=3)
+    by_words = search(stack, "how long is a marathon", flt, ["bm25"], top_k=3)
     assert len(result.hits) == 3 and not result.degraded
     relevances = [hit.relevance for hit in [*result.hits, *by_words.hits]]
     assert all(r is not None and -1.0 <= r <= 1.0 for r in relevances)  # cosines within the one space

@@ -5,7 +5,6 @@ down or answers another width degrades the path with `image_error` while the oth
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 from typing import Any
@@ -15,11 +14,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from openai_wire import serve
-from PIL import Image, ImageDraw
+from PIL import Image
+from retrieval_support import picture, search
 from server_support import add_key, running_server, server_settings, upload
 
 from sieve.ingest.pipeline import Ingestor
-from sieve.retrievers.hybrid import HybridRetriever
 from sieve.settings import Settings, get_settings
 from sieve.stores.catalog import get_kb
 from sieve.stores.stack import Stack
@@ -94,19 +93,8 @@ def configure(tmp_path, monkeypatch):
 def pictures(folder) -> None:
     folder.mkdir()
     for name, colour in (("red-circle.png", "red"), ("blue-square.png", "blue")):
-        image = Image.new("RGB", (160, 120), "white")
-        draw = ImageDraw.Draw(image)
-        (draw.ellipse if "circle" in name else draw.rectangle)((40, 20, 120, 100), fill=colour)
-        image.save(folder / name)
+        picture("circle" if "circle" in name else "square", colour).save(folder / name)
 
-
-def search(stack: Stack, query: str, flt: SearchFilter, paths: list[str]):
-    retriever = HybridRetriever(stack)
-    profile = retriever.load_profile(flt.kb).merged(paths=paths, top_k=5)
-    try:
-        return asyncio.run(retriever.retrieve(query, flt, profile=profile))
-    finally:
-        retriever.close()
 
 
 def ingest(stack: Stack, tmp_path) -> tuple[Ingestor, SearchFilter]:

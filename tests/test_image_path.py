@@ -4,13 +4,10 @@ other paths, switchable per knowledge base; without a model it reports that it i
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from PIL import Image, ImageDraw
+from retrieval_support import picture, search
 
 from sieve.ingest.pipeline import Ingestor
-from sieve.retrievers.hybrid import HybridRetriever
 from sieve.settings import Settings, get_settings
 from sieve.stores.catalog import get_kb
 from sieve.stores.stack import Stack
@@ -60,20 +57,6 @@ def image_stack(tmp_path, tiny_clip, embedder, monkeypatch):
         get_settings.cache_clear()
 
 
-def picture(shape: str, color: str) -> Image.Image:
-    image = Image.new("RGB", (160, 120), "white")
-    draw = ImageDraw.Draw(image)
-    (draw.ellipse if shape == "circle" else draw.rectangle)((40, 20, 120, 100), fill=color)
-    return image
-
-
-def search(stack, query: str, flt: SearchFilter, paths: list[str]):
-    retriever = HybridRetriever(stack)
-    profile = retriever.load_profile(flt.kb).merged(paths=paths, top_k=5)
-    try:
-        return asyncio.run(retriever.retrieve(query, flt, profile=profile))
-    finally:
-        retriever.close()
 
 
 def test_pictures_without_text_are_found_through_the_image_path_and_deleted_with_their_document(image_stack, tmp_path):
