@@ -180,6 +180,7 @@ PLANS: dict[str, Run | Help] = {
     ".venv/bin/python bench/bench_ocr.py": Help("a benchmark over rendered pages, beside Tesseract"),
     ".venv/bin/python bench/bench_llm.py": Help("a benchmark of the local chat model, minutes on a CPU"),
     ".venv/bin/python bench/bench_research.py": Help("both graphs over the multi-hop set in a fresh home, a minute on a CPU"),
+    ".venv/bin/python bench/bench_research.py --stuck": Help("every question with BM25 stuck 5 s a call, minutes on a CPU"),
 }
 
 HOW_TO_ADD = """
