@@ -99,7 +99,7 @@ F.append(Family("product", {
          {"Brewlin Mini": "1.2 litres", "Brewlin Pro": "2.5 litres", "Brewlin Studio": "6 litres"},
          ["The water tank of the {e} should be descaled every few months."]),
     Attr(["How long is the warranty on the {e}?", "What warranty comes with the {e}?"],
-         ["Brewlin covers the {e} with a {v} warranty.", "The {e} carries a warranty of {v} on parts and labour."],
+         ["Brewlin covers the {e} with a {v} warranty.", "The {e} carries a {v} warranty on parts and labour."],
          {"Brewlin Mini": "two-year", "Brewlin Pro": "three-year", "Brewlin Studio": "five-year"},
          ["Warranty claims for the {e} are handled by authorised dealers."]),
     Attr(["How long does the {e} take to heat up?", "What is the warm-up time of the {e}?"],
@@ -283,7 +283,7 @@ F.append(Family("technical", {
          ["Billing for {e} appears on the monthly invoice."]),
     Attr(["How long does {e} keep data by default?", "What is the default retention period of {e}?"],
          ["By default {e} keeps data for {v}.", "Its default retention is {v}."],
-         {"Nimbus Queue": "four days", "Nimbus Cache": "one hour", "Nimbus Blob": "indefinitely, until it is deleted"}),
+         {"Nimbus Queue": "four days", "Nimbus Cache": "one hour", "Nimbus Blob": "an unlimited time, until it is deleted"}),
 ]))
 
 # ------------------------------------------------------------------ policy / HR
@@ -379,7 +379,7 @@ F.append(Family("policy", {
     Attr(["Can employees of {e} fly business class?", "When is business class allowed at {e}?"],
          ["At {e}, business class is allowed {v}.", "Staff may book business class {v}."],
          {"Meridian Health": "only for flights longer than eight hours", "Solace Energy": "for directors only",
-          "Brightwell Media": "never; all flights are economy"},
+          "Brightwell Media": "only with a director's written approval"},
          ["Flight class at {e} is set out in the booking tool."]),
     Attr(["How far in advance must trips be booked at {e}?", "What is the booking deadline for travel at {e}?"],
          ["Trips at {e} must be booked at least {v} ahead.", "Travel should be booked {v} before departure."],
@@ -414,7 +414,7 @@ F.append(Family("policy", {
          ["Computers at {e} lock after {v} without input.", "The idle screen lock triggers after {v}."],
          {"Cobalt Bank": "5 minutes", "Riverside Council": "10 minutes", "Lark Logistics": "15 minutes"}),
     Attr(["Can staff at {e} use personal USB drives?", "Are USB sticks allowed at {e}?"],
-         ["At {e}, USB drives {v}.", "Personal USB storage {v}."],
+         ["At {e}, USB drives {v}.", "Personal USB drives {v}."],
          {"Cobalt Bank": "are blocked on every company machine", "Riverside Council": "may be used after a virus scan",
           "Lark Logistics": "are allowed only if encrypted"},
          ["Removable media at {e} is covered by this policy."]),
@@ -551,9 +551,9 @@ F.append(Family("encyclopedic", {
          ["Cities along the {e} depend on it for water and trade."]),
 ]))
 F.append(Family("encyclopedic", {
-    "Apple Inc.": "Apple Inc. is an American technology company based in Cupertino, California.",
-    "Microsoft": "Microsoft is an American technology company based in Redmond, Washington.",
-    "Samsung Electronics": "Samsung Electronics is a South Korean electronics company based in Suwon.",
+    "Apple Inc.": "Apple Inc. is an American technology company known for its consumer devices.",
+    "Microsoft": "Microsoft is an American technology company known for its software.",
+    "Samsung Electronics": "Samsung Electronics is a South Korean maker of electronics and chips.",
 }, [
     Attr(["Who is the CEO of {e}?", "Who runs {e}?"],
          ["{v} has been the chief executive of {e} since {y}.", "The company is led by chief executive {v}."],
