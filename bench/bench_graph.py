@@ -309,7 +309,7 @@ def bench_overhead(args: argparse.Namespace) -> None:
 
         print(f"orchestration overhead, {args.runs} runs over {len(turns)} turns (deterministic mode, stubbed retrieval)")
         print(line("graph.ainvoke (InMemorySaver, durability=exit)", graph_ms))
-        print(line("runner.ask (opens AsyncSqliteSaver, streams)", runner_ms))
+        print(line("runner.ask (opens the thread store, streams)", runner_ms))
 
     asyncio.run(run())
 

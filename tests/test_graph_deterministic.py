@@ -49,7 +49,7 @@ async def test_answer_with_citation_then_follow_up_in_the_same_thread(
     assert all(quoted_from_kb(c["quote"]) for c in answered.citations)
     assert len(answered.citations) == len(set(re.findall(r"\[(\d+)\]", answered.answer)))
 
-    # a second `ask` opens the thread store afresh: the history comes from AsyncSqliteSaver (or AsyncPostgresSaver)
+    # a second `ask` opens the thread store afresh: the history comes from threads.sqlite (or AsyncPostgresSaver)
     followed = await ask(follow_up, kb="samples", thread_id="t", context=ctx, settings=Settings(home=tmp_path))
     assert entity in followed.rewritten_query
     assert not followed.refused and fact in followed.answer

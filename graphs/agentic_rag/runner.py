@@ -1,6 +1,6 @@
 """Running the query graph for the CLI and the API: one answer (`ask`) or a stream of events.
 
-Threads persist in `<SIEVE_HOME>/threads.sqlite` (AsyncSqliteSaver), or in PostgreSQL (AsyncPostgresSaver)
+Threads persist in `<SIEVE_HOME>/threads.sqlite` (`stores/threads.py`), or in PostgreSQL (AsyncPostgresSaver)
 when SIEVE_DATABASE_URL names it: the same `thread_id` continues a conversation, so follow-ups resolve
 against it. Without a `thread_id` a question stands alone and nothing is written.
 """
@@ -19,7 +19,6 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from sieve.graphs.agentic_rag.graph import graph as agentic_rag
 from sieve.graphs.shared.context import GraphContext, default_context
@@ -73,8 +72,10 @@ async def open_threads(settings: Settings | None = None) -> AsyncIterator[BaseCh
         async with postgres_threads(settings.resolved_database_url) as saver:
             yield saver
         return
+    from sieve.stores.threads import sqlite_threads
+
     settings.home.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(settings.home / "threads.sqlite")) as saver:
+    async with sqlite_threads(settings.home / "threads.sqlite") as saver:
         yield saver
 
 
