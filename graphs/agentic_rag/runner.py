@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import StreamMode
 
 from sieve.graphs.agentic_rag.graph import graph as agentic_rag
-from sieve.graphs.shared.context import GraphContext, default_context
+from sieve.graphs.shared.context import GraphContext, default_context, resolve
 from sieve.graphs.shared.events import StreamEvent, degraded_events, sentence_pieces
 from sieve.graphs.shared.history import text_of
 from sieve.graphs.shared.state import Citation, InputState, State
@@ -111,8 +110,8 @@ async def stream_answer(
 ) -> AsyncIterator[StreamEvent]:
     """Run one turn and yield its events as they happen, ending with `done`; only documents `readers`
     may read are searched (None: every document of the tenant)."""
-    if thread_id is None:
-        async for event in stream_turn(InMemorySaver(), question, kb, str(uuid.uuid4()), tenant, context, readers):
+    if thread_id is None:  # nothing to keep: no checkpoint is read or written
+        async for event in stream_turn(None, question, kb, "", tenant, context, readers):
             yield event
         return
     async with open_threads(settings) as saver:
@@ -121,7 +120,7 @@ async def stream_answer(
 
 
 async def stream_turn(
-    saver: BaseCheckpointSaver[str],
+    saver: BaseCheckpointSaver[str] | None,
     question: str,
     kb: str,
     thread_id: str,
@@ -129,9 +128,11 @@ async def stream_turn(
     context: GraphContext | None,
     readers: frozenset[str] | None = None,
 ) -> AsyncIterator[StreamEvent]:
-    """One turn on a thread store the caller owns (the server keeps one open for its lifetime)."""
-    graph = agentic_rag.copy(update={"checkpointer": saver})  # compiling again costs ~10 ms
-    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    """One turn on a thread store the caller owns (the server keeps one open for its lifetime); without
+    one (None) the question stands alone and `thread_id` is unused."""
+    # the store is attached to a copy (compiling again costs ~10 ms)
+    graph = agentic_rag if saver is None else agentic_rag.copy(update={"checkpointer": saver})
+    config: RunnableConfig = {} if saver is None else {"configurable": {"thread_id": thread_id}}
     inputs: InputState = {
         "messages": [HumanMessage(question)],
         "tenant": tenant or get_settings().default_tenant,
@@ -141,28 +142,43 @@ async def stream_turn(
     }
     if context is None:
         context = await asyncio.to_thread(default_context)  # may open stores: off the loop
+    # only an LLM streams its answer in pieces; LangGraph's message stream costs every node a callback, so
+    # deterministic mode reads the answer from the node's update instead
+    streams_tokens = (await resolve(context)).llm is not None
     reported: list[str] = []
+    final = State()
     # one checkpoint per turn, written when it ends: a turn is short, and a crash mid-turn loses
-    # only that turn, while a checkpoint after every node costs several milliseconds
-    async for part in graph.astream(
-        inputs, config, context=context, stream_mode=["updates", "messages"], durability="exit", version="v2"
-    ):
-        if part["type"] == "messages":
+    # only that turn, while a checkpoint after every node costs several milliseconds; the turn's
+    # outcome is the last `values` part, not the checkpoint read back
+    modes: list[StreamMode] = ["updates", "values", "messages"] if streams_tokens else ["updates", "values"]
+    async for part in graph.astream(inputs, config, context=context, stream_mode=modes, durability="exit", version="v2"):
+        if part["type"] == "values":
+            final = part["data"]
+        elif part["type"] == "messages":
             message, metadata = part["data"]
-            if metadata.get("langgraph_node") in _SPEAKING_NODES and isinstance(message, (AIMessage, AIMessageChunk)):
-                text = text_of(message)
-                # an LLM streams its own chunks; a deterministic answer arrives whole and is sent a sentence at a time
-                for piece in [text] if isinstance(message, AIMessageChunk) else sentence_pieces(text):
-                    if piece:
-                        yield StreamEvent("token", {"text": piece})
+            if metadata.get("langgraph_node") in _SPEAKING_NODES:
+                for event in _tokens(message):
+                    yield event
         elif part["type"] == "updates":
             updates: dict[str, State | None] = part["data"]  # node -> its update (None: it changed nothing)
             for node, update in updates.items():
+                if not streams_tokens and node in _SPEAKING_NODES:
+                    for message in (update or State()).get("messages", []):
+                        for event in _tokens(message):
+                            yield event
                 for event in _events_of(node, update or State(), reported):
                     yield event
-    final = await graph.aget_state(config)
-    # the checkpoint holds the graph's State (langgraph types the values as a plain dict)
-    yield StreamEvent("done", AskResult.from_state(cast(State, final.values)).to_json())
+    yield StreamEvent("done", AskResult.from_state(final).to_json())
+
+
+def _tokens(message: BaseMessage) -> list[StreamEvent]:
+    """What the user reads of a speaking node's message: an LLM streams its own chunks; a deterministic
+    answer arrives whole and is sent a sentence at a time."""
+    if not isinstance(message, (AIMessage, AIMessageChunk)):
+        return []
+    text = text_of(message)
+    pieces = [text] if isinstance(message, AIMessageChunk) else sentence_pieces(text)
+    return [StreamEvent("token", {"text": piece}) for piece in pieces if piece]
 
 
 def _events_of(node: str, update: State, reported: list[str]) -> list[StreamEvent]:
