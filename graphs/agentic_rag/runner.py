@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.types import StreamMode
+from langgraph.types import Durability, StreamMode
 
 from sieve.graphs.agentic_rag.graph import graph as agentic_rag
 from sieve.graphs.shared.context import GraphContext, default_context, resolve
@@ -151,7 +151,8 @@ async def stream_turn(
     # only that turn, while a checkpoint after every node costs several milliseconds; the turn's
     # outcome is the last `values` part, not the checkpoint read back
     modes: list[StreamMode] = ["updates", "values", "messages"] if streams_tokens else ["updates", "values"]
-    async for part in graph.astream(inputs, config, context=context, stream_mode=modes, durability="exit", version="v2"):
+    durability: Durability | None = None if saver is None else "exit"  # LangGraph warns of it without a store
+    async for part in graph.astream(inputs, config, context=context, stream_mode=modes, durability=durability, version="v2"):
         if part["type"] == "values":
             final = part["data"]
         elif part["type"] == "messages":
