@@ -119,7 +119,8 @@ def finetune_embedder(
     as_json: JsonOpt = False,
 ) -> None:
     """Mine hard negatives from the KB's index, train the embedder with MultipleNegativesRankingLoss, export it as the
-    int8 ONNX graph serving runs, and print held-back nDCG@10 of dense search before and after. Use the result with
+    int8 ONNX graph serving runs, and print held-back nDCG@10 before and after: dense search, and the KB's fused
+    retrieval with the fine-tuned model in its dense path. Use the result with
     `sieve kb reembed --kb KB --model DIR`."""
     from sieve.errors import InvalidInput
     from sieve.models import finetune_embedder as ft
@@ -162,10 +163,14 @@ def finetune_embedder(
     if as_json:
         print_json(dataclasses.asdict(report))
         return
-    table = Table("held-back dense search", *report.before, title=f"{report.source}: {report.train_queries} training "
+    table = Table("held-back queries", *report.before, title=f"{report.source}: {report.train_queries} training "
                   f"queries, {report.pairs} pairs, {report.steps} steps, {report.train_seconds:.0f} s; "
                   f"{report.heldout_queries} held back")
-    table.add_row("base (before)", *(f"{v:.4f}" for v in report.before.values()))
-    table.add_row("fine-tuned (after)", *(f"{v:.4f}" for v in report.after.values()))
+    table.add_row("dense, base (before)", *(f"{v:.4f}" for v in report.before.values()))
+    table.add_row("dense, fine-tuned (after)", *(f"{v:.4f}" for v in report.after.values()))
+    for label, scores in (("fused, as the KB is (before)", report.fused_before),
+                          ("fused, fine-tuned dense (after)", report.fused_after)):
+        if scores:  # a pairs file's positives are not in the KB's indexes: no fused figures
+            table.add_row(label, *(f"{scores[k]:.4f}" if k in scores else "" for k in report.before))
     out.print(table)
     out.print(f"saved {report.model} to {report.out} (switch a KB to it: `sieve kb reembed --kb {kb} --model {report.out}`)")

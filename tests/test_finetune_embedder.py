@@ -15,7 +15,15 @@ from sqlalchemy import select
 from sieve.errors import InvalidInput
 from sieve.ingest.pipeline import Ingestor
 from sieve.ingest.reembed import reembed
-from sieve.models.finetune_embedder import EmbedderFinetuneConfig, finetune_embedder, kb_examples, split
+from sieve.models.finetune_embedder import (
+    EmbedderFinetuneConfig,
+    Example,
+    finetune_embedder,
+    fused_ndcg,
+    kb_examples,
+    mined_negatives,
+    split,
+)
 from sieve.models.tuned_embedder import load_tuned_embedder
 from sieve.retrievers.profile import RetrievalProfile
 from sieve.settings import Settings
@@ -80,12 +88,17 @@ def test_fine_tune_export_and_reembed_switch_a_kb_to_its_own_model(stack, settin
     assert report.pairs == report.train_queries  # one positive each, with its mined hard negative
     assert set(report.before) == set(report.after) == {"ndcg@10", "recall@100"}
     assert all(0.0 <= v <= 1.0 for v in [*report.before.values(), *report.after.values()])
+    # the KB's fused retrieval measured too: as it stands, and with the fine-tuned model in its dense path
+    assert set(report.fused_before) == set(report.fused_after) == {"ndcg@10"}
+    assert all(0.0 <= v <= 1.0 for v in [*report.fused_before.values(), *report.fused_after.values()])
 
     tuned = load_tuned_embedder(out)
     vector = tuned.embed_queries(["how long is a marathon"])
     assert vector.shape == (1, 32) and np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
     # the vector space is named by the graph's hash: cache entries of the two models never mix
     assert report.model == tuned.name != stack.embedder.name
+    # measuring put the KB's chunks into the model's space only while it ran: the profile does not name it yet
+    assert stack.model_space(out).vectors.search(vector[0], flt, 5) == []
     with stack.sessions() as session:
         models = set(session.scalars(select(EmbeddingCacheEntry.model).distinct()))
     assert {stack.embedder.name, tuned.name} <= models
@@ -136,3 +149,12 @@ def test_pairs_file_gives_one_document_per_positive_and_names_a_bad_line(tmp_pat
     pairs.write_text('{"query": "q", "positive": "p"}\n{"query": "no positive"}\n', encoding="utf-8")
     with pytest.raises(InvalidInput, match=r"pairs.jsonl:2: expected a JSON object"):
         pair_examples(pairs)
+
+
+def test_mined_negatives_leave_out_relevant_documents_and_copies_of_positives():
+    example = Example("how long is a marathon", {"d1": 1}, ["A marathon is 42.195 km long."])
+    hits = {"q": [("d1", "A marathon is 42.195 km long."), ("d2", "a marathon  is 42.195 km long."),
+                  ("d3", "Tea is a drink.")]}
+    assert mined_negatives({"q": example}, hits) == {"q": ["Tea is a drink."]}
+    # the fused order's nDCG@10 counts each document once: d1 second, after d3
+    assert fused_ndcg({"q": example}, {"q": [("d3", ""), ("d3", ""), ("d1", "")]}) == {"ndcg@10": round(1 / np.log2(3), 4)}
