@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import resource
@@ -28,11 +29,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import HashEmbedder, LowRankHashEmbedder, chunk_texts, queries
+from synthetic import HashEmbedder, LowRankHashEmbedder, iter_chunk_texts, queries
 
 from sieve.evals.metrics import percentile
 from sieve.retrievers.hybrid import HybridRetriever
@@ -48,16 +50,21 @@ EMBEDDERS = {"hash": HashEmbedder, "lowrank": LowRankHashEmbedder}
 
 
 def build(
-    stack: Stack, n_chunks: int, per_doc: int = 10, acl: Callable[[int], tuple[str, ...]] | None = None
+    stack: Stack, n_chunks: int, per_doc: int = 10, acl: Callable[[int], tuple[str, ...]] | None = None,
+    vectors: np.ndarray | None = None,
 ) -> SearchFilter:
-    """`n_chunks` synthetic chunks, `per_doc` to a document; `acl(i)` is the i-th document's access list."""
+    """`n_chunks` synthetic chunks, `per_doc` to a document; `acl(i)` is the i-th document's access list.
+    Row i of `vectors` is chunk i's vector (cached embeddings); without it the stack's embedder embeds."""
     with stack.sessions.begin() as session:
         kb_id = get_or_create_kb(session, "bench", "latency").id
-    texts = chunk_texts(n_chunks)
+    texts = iter_chunk_texts(n_chunks)
+    stages = dict.fromkeys(("texts", "vectors", "metadata", "tantivy", "qdrant edge"), 0.0)
     t0 = time.perf_counter()
     batch = 5000
     for start in range(0, n_chunks, batch):
-        part = texts[start : start + batch]
+        clock = time.perf_counter()
+        part = list(itertools.islice(texts, batch))
+        stages["texts"] += time.perf_counter() - clock
         docs, chunks, acls = [], [], {}
         for i in range(0, len(part), per_doc):
             doc_id = new_id()
@@ -67,24 +74,41 @@ def build(
             for j, text in enumerate(part[i : i + per_doc]):
                 chunks.append(Chunk(id=new_id(), doc_id=doc_id, tenant_id="bench", kb_id=kb_id, ordinal=j,
                                     token_start=0, token_end=0, text=text, text_hash=text_hash(text)))
+        clock = time.perf_counter()
         with stack.sessions.begin() as session:
             session.add_all(docs)
             session.add_all(chunks)
             session.add_all(DocumentAcl(doc_id=d, entry=e) for d, entries in acls.items() for e in entries)
+        stages["metadata"] += time.perf_counter() - clock
         indexed = [IndexedChunk(c.id, c.doc_id, "bench", kb_id, c.text, acls[c.doc_id]) for c in chunks]
+        clock = time.perf_counter()
         stack.text.add(indexed)
-        stack.vectors.add(indexed, stack.embedder.embed_passages([c.text for c in chunks]))
-    print(f"indexed {n_chunks} chunks in {time.perf_counter() - t0:.1f} s (metadata + tantivy + qdrant edge)")
+        stages["tantivy"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        rows = (np.asarray(vectors[start : start + len(chunks)]) if vectors is not None
+                else stack.embedder.embed_passages([c.text for c in chunks]))
+        stages["vectors"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        stack.vectors.add(indexed, rows)
+        stages["qdrant edge"] += time.perf_counter() - clock
+    print(f"indexed {n_chunks} chunks in {time.perf_counter() - t0:.1f} s (metadata + tantivy + qdrant edge; "
+          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stages.items()) + f"); {_load()}")
     t0 = time.perf_counter()
     stack.vectors.optimize()  # what `sieve ingest` does at the end: build the HNSW graph
     print(f"built the HNSW index in {time.perf_counter() - t0:.1f} s; peak resident memory "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GiB; load average {os.getloadavg()[0]:.1f}")
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GiB; {_load()}")
     return SearchFilter("bench", kb_id)
 
 
-def corpus(stack: Stack, chunks: int, acl: Callable[[int], tuple[str, ...]] | None = None) -> SearchFilter:
-    """The bench's corpus in the stack's home: built (`acl` as in `build`), or found there from an earlier
-    run of the same size and vectors."""
+def _load() -> str:
+    return f"load average {os.getloadavg()[0]:.1f}"
+
+
+def corpus(
+    stack: Stack, chunks: int, acl: Callable[[int], tuple[str, ...]] | None = None, vectors: np.ndarray | None = None
+) -> SearchFilter:
+    """The bench's corpus in the stack's home: built (`acl` and `vectors` as in `build`), or found there
+    from an earlier run of the same size and vectors."""
     home = stack.settings.home
     marker = home / "bench_acl.json"  # the name bench_acl.py gave it first: homes it built stay reusable
     wanted: dict[str, object] = {"chunks": chunks, "vectors": stack.embedder.name}
@@ -102,7 +126,7 @@ def corpus(stack: Stack, chunks: int, acl: Callable[[int], tuple[str, ...]] | No
     with stack.sessions() as session:
         if session.scalar(select(func.count()).select_from(Document)):
             raise SystemExit(f"{home} holds documents of an unfinished build: remove it or give another --home")
-    flt = build(stack, chunks, acl=acl)
+    flt = build(stack, chunks, acl=acl, vectors=vectors)
     marker.write_text(json.dumps(wanted))
     return flt
 

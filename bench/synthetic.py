@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -24,9 +25,15 @@ def sentence(rng: random.Random) -> str:
     return zh + " " + en if rng.random() < 0.5 else en + " " + zh
 
 
-def chunk_texts(n: int, seed: int = 7) -> list[str]:
+def iter_chunk_texts(n: int, seed: int = 7) -> Iterator[str]:
+    """`chunk_texts` one at a time (a million of them are ~1 GB as one list)."""
     rng = random.Random(seed)
-    return [" ".join(sentence(rng) for _ in range(rng.randint(2, 4))) for _ in range(n)]
+    for _ in range(n):
+        yield " ".join(sentence(rng) for _ in range(rng.randint(2, 4)))
+
+
+def chunk_texts(n: int, seed: int = 7) -> list[str]:
+    return list(iter_chunk_texts(n, seed))
 
 
 def queries(n: int, seed: int = 11) -> list[str]:
