@@ -1,6 +1,6 @@
 """Trains the evidence model of deterministic grading (`graphs/shared/evidence_model.json`) and reports it.
 
-    .venv/bin/python evals/train_evidence.py [--zh PATH] [--en PATH] [--cache DIR] [--write | --check]
+    .venv/bin/python evals/train_evidence.py [--zh PATH] [--en PATH] [--cache DIR] [--write | --check | --rescore]
 
 Data: rgb-zh answer_or_refuse (Chinese news) and evals/data/answer_or_refuse_en.jsonl (English
 product, technical, policy and encyclopedic documents). Only the fitting part of each is used
@@ -8,7 +8,9 @@ product, technical, policy and encyclopedic documents). Only the fitting part of
 `CANDIDATES`) is chosen by 5-fold cross-validation on it (mean over `FOLD_SALTS` fold
 assignments), refitted on all of it, and the held-out part is scored once at the end. `--check`
 recomputes the shipped model's held-out figures through the runtime model and exits 1 when they
-differ from its report.
+differ from its report or when a data file is not the one the report describes (its sha256 is recorded).
+`--rescore` re-scores the shipped model (trees and thresholds untouched) on today's data files and
+writes that report, for when a data file was corrected after the model was trained.
 
 A passage is a positive example when its row is answerable and it contains one of the row's
 answers. Relevance is the e5 query-passage cosine; synonym matching and kind fit compare e5 word
@@ -219,7 +221,7 @@ def gather_all(args: argparse.Namespace) -> tuple[dict[str, LangRows], np.ndarra
     thresholds = Thresholds()
     data = {}
     t0 = time.perf_counter()
-    mean = None if args.check else english_word_mean(load_rows(args.en), cache, embedder)
+    mean = None if args.check or args.rescore else english_word_mean(load_rows(args.en), cache, embedder)
     for lang, path in (("zh", args.zh), ("en", args.en)):
         rows = load_rows(path)
         answers = answers_of(path)
@@ -236,22 +238,47 @@ def gather_all(args: argparse.Namespace) -> tuple[dict[str, LangRows], np.ndarra
     return data, mean
 
 
-def check(data: dict[str, LangRows]) -> None:
+def check(data: dict[str, LangRows], files: dict[str, Path]) -> None:
     """Recompute the shipped model's held-out figures through the runtime model; exit 1 if they differ."""
     shipped = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-    model = load(MODEL_PATH)
     differ = False
+    for lang, scores in shipped_scores(data).items():
+        recorded = shipped["report"][lang]["held_out"]
+        same = dataclasses.asdict(scores["held_out"]) == recorded
+        changed = shipped["trained_on"][lang].get("sha256") != fingerprint(files[lang])
+        differ |= changed or not same
+        verdict = "matches the model file" if same else f"DIFFERS from the model file's {recorded}"
+        print(f"{lang} held-out, recomputed: {summary(scores['held_out'])}  {verdict}"
+              + ("  (the data file is not the one the report describes: --rescore)" if changed else ""))
+    raise SystemExit(1 if differ else 0)
+
+
+def rescore(data: dict[str, LangRows], files: dict[str, Path]) -> None:
+    """The shipped model's report re-scored on today's data files; trees and thresholds are untouched."""
+    shipped = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    for lang, scores in shipped_scores(data).items():
+        shipped["report"][lang] = {k: dataclasses.asdict(v) for k, v in scores.items()}
+        shipped["trained_on"][lang]["sha256"] = fingerprint(files[lang])
+        shipped["trained_on"][lang]["rescored"] = True
+        print(f"{lang}: fitting {summary(scores['fitting'])}\n{lang}: held-out {summary(scores['held_out'])}")
+    MODEL_PATH.write_text(json.dumps(shipped, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"written {MODEL_PATH} (report only)")
+
+
+def shipped_scores(data: dict[str, LangRows]) -> dict[str, dict[str, Scores]]:
+    """The shipped model's row decisions on each language's fitting and held-out parts."""
+    model = load(MODEL_PATH)
+    out = {}
     for lang, d in data.items():
         probabilities = [np.array([model.probability(dict(zip(FEATURES, row))) for row in x]) for x in d.x]
-        held = d.part(True)
-        scores = Scores.of(row_decisions(probabilities, d, held, model.thresholds),
-                           [d.rows[i].answerable for i in held])
-        recorded = shipped["report"][lang]["held_out"]
-        same = dataclasses.asdict(scores) == recorded
-        differ |= not same
-        verdict = "matches the model file" if same else f"DIFFERS from the model file's {recorded}"
-        print(f"{lang} held-out, recomputed: {summary(scores)}  {verdict}")
-    raise SystemExit(1 if differ else 0)
+        out[lang] = {part: Scores.of(row_decisions(probabilities, d, d.part(held), model.thresholds),
+                                     [d.rows[i].answerable for i in d.part(held)])
+                     for part, held in (("fitting", False), ("held_out", True))}
+    return out
+
+
+def fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> None:
@@ -259,13 +286,20 @@ def main() -> None:
     parser.add_argument("--zh", type=Path, default=ZH)
     parser.add_argument("--en", type=Path, default=EN)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/sieve-evidence"))
-    parser.add_argument("--write", action="store_true", help="store the model in graphs/shared/evidence_model.json")
-    parser.add_argument("--check", action="store_true",
-                        help="recompute the shipped model's held-out figures and compare them with its report")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="store the model in graphs/shared/evidence_model.json")
+    mode.add_argument("--check", action="store_true",
+                      help="recompute the shipped model's held-out figures and compare them with its report")
+    mode.add_argument("--rescore", action="store_true",
+                      help="re-score the shipped model on today's data files and store that report")
     args = parser.parse_args()
     data, mean = gather_all(args)
+    files = {"zh": args.zh, "en": args.en}
     if args.check:
-        check(data)
+        check(data, files)
+    if args.rescore:
+        rescore(data, files)
+        return
 
     cv = {}
     for name, make in CANDIDATES.items():
@@ -293,7 +327,8 @@ def main() -> None:
                   for part, held in (("fitting", False), ("held_out", True))}
         model_file["report"][lang] = {k: dataclasses.asdict(v) for k, v in scores.items()}
         model_file["trained_on"][lang] = {"file": path_name(args.zh if lang == "zh" else args.en),
-                                          "fitting_rows": len(fitting[lang]), "held_out_rows": len(d.part(True))}
+                                          "fitting_rows": len(fitting[lang]), "held_out_rows": len(d.part(True)),
+                                          "sha256": fingerprint(args.zh if lang == "zh" else args.en)}
         print(f"{lang}: threshold {t:.2f}  fitting {summary(scores['fitting'])}")
         print(f"{lang}: held-out {summary(scores['held_out'])}")
     if args.write:
