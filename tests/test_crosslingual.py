@@ -5,35 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from sieve.evals.crosslingual import DIRECTIONS, FOLDERS, hit_at, queries
 from sieve.retrievers.crosslingual import language_aligned, script_of, scripts_of
 from sieve.retrievers.fusion import FusionMode, fuse
 from sieve.retrievers.hybrid import HybridRetriever
 from sieve.stores.catalog import get_kb
 from sieve.stores.types import ScoredChunk, SearchFilter
-
-DOCS = {
-    "apple-inc.txt": "Apple Inc. is an American technology company headquartered in Cupertino, California. "
-                     "It designs the iPhone, the iPad and Mac computers.",
-    "amazon-com.txt": "Amazon.com, Inc. is an American e-commerce and cloud computing company founded by Jeff Bezos in Seattle.",
-    "tesla-inc.txt": "Tesla, Inc. is an American electric car maker and clean energy company based in Austin, Texas, "
-                     "known for the Model 3.",
-    "great-wall-motor.txt": "Great Wall Motor is an automaker that sells SUVs and pickup trucks in many markets.",
-    "panda-express.txt": "Panda Express is an American fast food restaurant chain that serves Chinese-style dishes "
-                         "such as orange chicken.",
-    "forbidden-planet.txt": "Forbidden Planet is a 1956 science fiction film about a starship crew visiting a distant planet.",
-    "shandong-apples.txt": "山东烟台的苹果果园今年迎来丰收，红富士苹果个大味甜，果农忙着采摘和装箱。",
-    "amazon-river.txt": "亚马逊河是南美洲最长的河流，流经巴西的热带雨林，孕育了丰富的物种。",
-    "nikola-tesla.txt": "尼古拉·特斯拉是一位发明家和电气工程师，他发明了交流电系统和感应电动机。",
-    "great-wall.txt": "长城是中国古代修建的军事防御工程，东起山海关，西至嘉峪关，绵延数千公里。",
-    "giant-panda.txt": "大熊猫是中国特有的熊科动物，主要以竹子为食，栖息在四川和陕西的山区森林里。",
-    "forbidden-city.txt": "故宫是明清两代的皇家宫殿，位于北京中轴线的中心，现为故宫博物院。",
-    "huawei.txt": "华为技术有限公司是一家总部位于深圳的通信设备和智能手机制造商。",
-    "phone-review.txt": "这款国产手机的屏幕很亮，电池续航也不错，拍照效果让人满意。",
-}
-# each target is in the other language; a same-word distractor sits in the query's own language
-ZH_TO_EN = {"苹果公司": "apple-inc.txt", "亚马逊公司": "amazon-com.txt", "特斯拉电动汽车公司": "tesla-inc.txt"}
-EN_TO_ZH = {"Great Wall of China": "great-wall.txt", "giant panda": "giant-panda.txt",
-            "Forbidden City palace": "forbidden-city.txt", "Huawei": "huawei.txt"}
 
 
 def test_script_of_reads_the_writing_not_the_quoted_words():
@@ -68,30 +45,23 @@ def test_dense_scores_are_aligned_across_scripts():
     assert language_aligned(few, {"en1"}) == few  # one passage in a script: no median to align
 
 
-def test_a_query_finds_the_passage_in_the_other_language(stack, tmp_path):
-    folder = tmp_path / "mixed"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
+def test_a_query_finds_the_passage_in_the_other_language(stack):
+    # the mixed KB: each target is in the other language; a same-word distractor sits in the query's own
     from sieve.ingest.pipeline import Ingestor
 
-    Ingestor(stack).ingest_paths([folder], "mixed", "t1")
+    Ingestor(stack).ingest_paths([FOLDERS["mixed"]], "mixed", "t1")
     with stack.sessions() as session:
         flt = SearchFilter("t1", get_kb(session, "t1", "mixed").id)
     retriever = HybridRetriever(stack)
-
-    async def top3(query: str) -> list[str]:
-        return [h.filename for h in (await retriever.retrieve(query, flt, k=3)).hits]
-
+    asked = queries()["mixed"]
     try:
-        zh = {q: asyncio.run(top3(q)) for q in ZH_TO_EN}
-        en = {q: asyncio.run(top3(q)) for q in EN_TO_ZH}
+        found = {d: asyncio.run(hit_at(retriever, flt, asked[d], k=3)) for d in DIRECTIONS}
     finally:
         retriever.close()
-    missed = {q: top for q, top in {**zh, **en}.items() if {**ZH_TO_EN, **EN_TO_ZH}[q] not in top}
+    missed = {q: top for d in DIRECTIONS for q, top in found[d].ranked.items() if asked[d][q] not in top}
     assert not missed, f"targets not in the top 3: {missed}"
     # the Chinese company names beat the Chinese fruit, river and inventor that share their words
-    assert all(top[0] == ZH_TO_EN[q] for q, top in zh.items())
+    assert found["zh->en"].first == found["zh->en"].queries == len(asked["zh->en"])
 
 
 def test_off_topic_passages_in_the_other_script_do_not_outrank_on_topic_ones(stack, sample_kb):
