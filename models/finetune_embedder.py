@@ -12,7 +12,10 @@ sentence-transformers' MultipleNegativesRankingLoss (InfoNCE over in-batch and h
 float model whose word table stays frozen (`e5_float`), or from a local BERT-layout folder (`--base`).
 The result is exported as the fast path's int8 ONNX graph (`tuned_embedder`), and the held-back
 nDCG@10 of dense retrieval over the KB's chunks is measured before and after with the ONNX graphs,
-as serving would run them.
+as serving would run them. So is the KB's fused retrieval: with its profile's fusion, and with the
+fusion re-chosen for each dense path as `sieve eval tune` does (a stronger dense path wants more
+weight), by cross-validation over the held-back queries so that no query is scored by a setting
+fitted on it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from sieve.stores.metadata import Chunk, Document, DocumentStatus
 from sieve.stores.types import SearchFilter
 
 E5_BASE = "multilingual-e5-small"
+TUNE_FOLDS = 5
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
 
 
@@ -88,6 +92,10 @@ class EmbedderFinetuneReport:
     # model there (both empty when the positives are a pairs file's, which the KB's indexes do not hold)
     fused_before: dict[str, float] = field(default_factory=dict)
     fused_after: dict[str, float] = field(default_factory=dict)
+    # the same with the fusion tuned by `TUNE_FOLDS`-fold cross-validation on the held-back queries (each
+    # fold scored with the setting best on the others), once per dense path; empty when the KB has one text path
+    fused_tuned_before: dict[str, float] = field(default_factory=dict)
+    fused_tuned_after: dict[str, float] = field(default_factory=dict)
 
 
 def _doc_ids_by_filename(stack, flt: SearchFilter) -> dict[str, str]:
@@ -190,6 +198,32 @@ async def _fused_hits(stack, flt: SearchFilter, queries: dict[str, str], candida
         return hits
     finally:
         retriever.close()
+
+
+async def _tuned_fusion(stack, flt: SearchFilter, examples: dict[str, Example], model: str | None) -> dict[str, float]:
+    """Cross-validated nDCG@10 of `sieve eval tune`'s fusion search on the examples, with the dense path in the
+    vector space of `model` (None: the KB's). Empty when the profile has fewer than two text paths."""
+    from sieve.evals.tune import FusionSetting, collect_runs, tune
+
+    retriever = HybridRetriever(stack)
+    try:
+        profile = retriever.load_profile(flt.kb)
+        if model is not None:
+            profile = profile.merged(embedding_model=model)
+        paths = [p for p in profile.paths if p != "image"]
+        if len(paths) < 2:
+            return {}
+        labels = BeirSplit("held back", Path(), {q: e.query for q, e in examples.items()},
+                           {q: e.relevant for q, e in examples.items()})
+        runs = await collect_runs(retriever, flt, labels, paths, profile)
+    finally:
+        retriever.close()
+    if runs.degraded:
+        raise InvalidInput(f"{runs.degraded} retrievals degraded while tuning fusion; see the log")
+    # the examples name relevant documents by id, not by filename as BEIR labels do
+    runs.filename = {c.chunk_id: c.doc_id for lists in runs.ranked.values() for ranked in lists.values() for c in ranked}
+    report = tune(runs, labels, FusionSetting.of(profile, paths), TUNE_FOLDS)
+    return {"ndcg@10": next(r.heldout_ndcg or 0.0 for r in report.rows if r.name == "tuned")}
 
 
 def mined_negatives(examples: dict[str, Example], hits: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
@@ -361,15 +395,18 @@ def finetune_embedder(stack, flt: SearchFilter, examples: dict[str, Example], ou
                                     round(seconds, 1), before, after, exported["name"], str(out))
     if fused:
         report.fused_before = fused_ndcg(heldout, hits)
-        report.fused_after = _fused_after(stack, flt, heldout, config.candidates, out, progress)
+        report.fused_tuned_before = asyncio.run(_tuned_fusion(stack, flt, heldout, None))
+        report.fused_after, report.fused_tuned_after = _fused_after(stack, flt, heldout, config.candidates, out,
+                                                                    progress)
     return report
 
 
 def _fused_after(stack, flt: SearchFilter, heldout: dict[str, Example], candidates: int, out: Path,
-                 progress: bool) -> dict[str, float]:
-    """Held-back fused nDCG@10 with the fine-tuned model in the dense path: the KB's chunks go into its vector
-    space (from the embedding cache `dense_ndcg` filled) for the measurement, and out again after it, since
-    the KB's profile does not name the model until `sieve kb reembed` switches it."""
+                 progress: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """Held-back fused nDCG@10 with the fine-tuned model in the dense path, with the profile's fusion and with
+    the fusion tuned by cross-validation: the KB's chunks go into its vector space (from the embedding cache
+    `dense_ndcg` filled) for the measurement, and out again after it, since the KB's profile does not name
+    the model until `sieve kb reembed` switches it."""
     from sieve.ingest.reembed import _embed_into, _ready_docs
 
     space = stack.model_space(out)
@@ -382,9 +419,10 @@ def _fused_after(stack, flt: SearchFilter, heldout: dict[str, Example], candidat
         queries = {q: e.query for q, e in heldout.items()}
         hits = asyncio.run(_fused_hits(stack, flt, queries, candidates, str(out.resolve()), "fused, fine-tuned",
                                        progress))
+        tuned = asyncio.run(_tuned_fusion(stack, flt, heldout, str(out.resolve())))
     finally:
         space.vectors.delete_documents(flt.tenant, flt.kb, doc_ids)
-    return fused_ndcg(heldout, hits)
+    return fused_ndcg(heldout, hits), tuned
 
 
 def _exported_base(base: Path, out: Path):
