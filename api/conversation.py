@@ -21,6 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from sse_starlette import ServerSentEvent
 
+from sieve.api.admission import Arrival
 from sieve.api.state import AppState
 from sieve.errors import InvalidInput, TooLarge
 from sieve.graphs.agentic_rag.graph import graph as agentic_rag
@@ -29,7 +30,7 @@ from sieve.graphs.deep_research.runner import stream_research
 from sieve.graphs.shared.events import StreamEvent
 from sieve.graphs.shared.history import text_of
 from sieve.graphs.shared.state import State
-from sieve.graphs.shared.wiring import resolve_kb_id
+from sieve.graphs.shared.wiring import KnownKnowledgeBase, find_knowledge_base, for_turn
 from sieve.stores.acl import Principal
 from sieve.stores.crud import KbId
 
@@ -47,7 +48,13 @@ def check_question(question: str, limit: int, what: str = "question") -> str:
 
 async def check_kb(state: AppState, tenant: str, kb: str) -> KbId:
     """The KB's id; `KnowledgeBaseNotFound` before any streaming starts."""
-    return await asyncio.to_thread(resolve_kb_id, state.stack, tenant, kb)
+    return (await find_kb(state, tenant, kb)).id
+
+
+async def find_kb(state: AppState, tenant: str, kb: str) -> KnownKnowledgeBase:
+    """The KB with its retrieval profile, for a turn to use throughout; `KnowledgeBaseNotFound` before any
+    streaming starts."""
+    return await asyncio.to_thread(find_knowledge_base, state.stack, tenant, kb)
 
 
 def caller_thread(caller: Principal, thread_id: str) -> str:
@@ -84,20 +91,24 @@ async def run_turn(
     *,
     thread_id: str | None = None,
     history: Sequence[BaseMessage] = (),
+    known: KnownKnowledgeBase | None = None,
+    arrival: Arrival | None = None,
 ) -> AsyncIterator[StreamEvent]:
-    """The turn's events, ending with `done`; the question and KB must already be checked."""
+    """The turn's events, ending with `done`; the question and KB must already be checked (`known`: the
+    KB as that check found it, used for the whole turn). `arrival` ends with the turn's first event."""
     tenant, readers = caller.tenant, caller.readers
+    context = state.context if known is None else for_turn(state.context, known)
     thread = caller_thread(caller, thread_id) if thread_id else None
-    if history:
-        thread = caller_thread(caller, f"history:{uuid.uuid4().hex}")
-        await _seed(state.threads, thread, history, tenant, kb)
-    events = (
-        stream_turn(state.threads, question, kb, thread, tenant, state.context, readers)
-        if thread
-        else stream_answer(question, kb=kb, tenant=tenant, context=state.context, readers=readers)
-    )
     route = "none"
     try:
+        if history:
+            thread = caller_thread(caller, f"history:{uuid.uuid4().hex}")
+            await _seed(state.threads, thread, history, tenant, kb)
+        events = (
+            stream_turn(state.threads, question, kb, thread, tenant, context, readers)
+            if thread
+            else stream_answer(question, kb=kb, tenant=tenant, context=context, readers=readers)
+        )
         async with state.turns.turn() as pacer:
             async for event in events:
                 if event.type == "route":
@@ -105,8 +116,10 @@ async def run_turn(
                 elif event.type == "done":
                     state.observe_run(event.data)
                 yield event
+                if arrival is not None:
+                    arrival.first_event()
                 # the turn is routed: the rest waits for a slot (the graph holds still until read again)
-                await pacer.after_first_event()
+                await pacer.after_event()
     except asyncio.CancelledError:  # the client went away: the run stops with it
         state.metrics.runs.labels(route, "cancelled").inc()
         raise
@@ -114,6 +127,8 @@ async def run_turn(
         state.metrics.runs.labels(route, "error").inc()
         raise
     finally:
+        if arrival is not None:
+            arrival.gone()
         if history and thread:
             with anyio.CancelScope(shield=True):  # a cancelled turn still removes its throwaway thread
                 await state.threads.adelete_thread(thread)
@@ -163,10 +178,13 @@ async def ask_once(
     *,
     thread_id: str | None = None,
     history: Sequence[BaseMessage] = (),
+    known: KnownKnowledgeBase | None = None,
+    arrival: Arrival | None = None,
 ) -> dict[str, Any]:
     """The `done` data of one turn (what `sieve ask --json` prints)."""
     done: dict[str, Any] = {}
-    async for event in run_turn(state, caller, question, kb, thread_id=thread_id, history=history):
+    async for event in run_turn(state, caller, question, kb, thread_id=thread_id, history=history, known=known,
+                                arrival=arrival):
         if event.type == "done":
             done = event.data
     return done

@@ -6,7 +6,8 @@ import pytest
 
 from sieve.graphs.agentic_rag.followup import rewrite_followup
 from sieve.graphs.shared.context import Thresholds
-from sieve.graphs.shared.grading import answer_kind, grade_passages
+from sieve.graphs.shared.extractive import extractive_answer
+from sieve.graphs.shared.grading import KeptReadings, answer_kind, gather_evidence, grade_passages, read_passages
 from sieve.graphs.shared.state import Passage
 
 
@@ -147,3 +148,23 @@ def test_a_question_asking_for_one_value_needs_a_sentence_stating_one(question, 
     assert grade_passages(question, [passage(f"{intro} {stating}")], "en", limits, 4).outcome == "kept"
     refused = grade_passages(question, [passage(f"{intro} {naming_only}")], "en", limits, 4)
     assert refused.outcome == "no_evidence" and refused.explanation
+
+
+@pytest.mark.parametrize(("question", "lang"), [("星河公司的创始人是谁", "zh"), ("Who founded Xinghe Corp?", "en")])
+def test_the_answer_reuses_gradings_reading_and_quotes_what_a_fresh_reading_would(question, lang):
+    passages = [
+        passage("星河公司由李明远在杭州创办，他曾任工程师。", doc="a"),
+        passage("关于星河公司的创始人，报道称是李明远。", doc="b"),
+        passage("Xinghe Corp was founded by Li Mingyuan in Hangzhou. It makes software.", doc="c"),
+        passage("星河公司是一家位于杭州的软件企业。", doc="d"),
+    ]
+    readings = read_passages(question, passages, lang)  # what grading read, over every retrieved passage
+    kept = [passages[2], passages[0]]
+    reused = KeptReadings(question, lang, ("c", "a"), (readings[2], readings[0])).of(question, lang, kept)
+    assert reused is not None
+    # the term weights come from the kept passages alone, as when the answer read them itself
+    assert gather_evidence(question, kept, lang, reused) == gather_evidence(question, kept, lang)
+    assert extractive_answer(question, kept, lang, 3, reused) == extractive_answer(question, kept, lang, 3)
+    # another question's reading, or other passages', is not taken
+    assert KeptReadings("星河公司在哪里", lang, ("c", "a"), (readings[2], readings[0])).of(question, lang, kept) is None
+    assert KeptReadings(question, lang, ("a", "c"), (readings[0], readings[2])).of(question, lang, kept) is None

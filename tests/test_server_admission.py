@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from server_support import add_key, load_samples, running_server, server_settings
+
+from sieve.api import admission
+from sieve.api.admission import TurnGate
 
 pytestmark = pytest.mark.integration
 
@@ -33,3 +38,29 @@ async def test_a_turn_past_the_limit_is_refused_with_retry_after_and_served_once
             async with client.stream("POST", "/v1/agent/stream", json=body) as again:
                 assert again.status_code == 200
                 assert [line async for line in again.aiter_lines() if line.startswith("event:")][-1] == "event: done"
+
+
+async def test_running_turns_make_way_until_a_new_request_sends_its_first_event():
+    gate = TurnGate(concurrency=2, queue=10)
+    order: list[str] = []
+
+    async def running_turn() -> None:
+        async with gate.turn() as pacer:
+            await pacer.after_event()  # routed: takes a slot, then goes on only when nobody is arriving
+            order.append("running turn's next step")
+
+    arrival = gate.admit()
+    runner = asyncio.create_task(running_turn())
+    await asyncio.sleep(0.05)
+    order.append("new request's first event")
+    arrival.first_event()
+    await runner
+    assert order == ["new request's first event", "running turn's next step"]
+
+
+async def test_a_request_that_never_starts_its_stream_holds_the_others_only_briefly(monkeypatch):
+    monkeypatch.setattr(admission, "ARRIVAL_HOLD_S", 0.05)
+    gate = TurnGate(concurrency=1, queue=10)
+    gate.admit()  # its client went away before the response began: nothing ends the arrival
+    async with gate.turn() as pacer:
+        await asyncio.wait_for(pacer.after_event(), 5)

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 from openai_wire import ANSWER_PIECES, OpenAIWire, serve
-from server_support import add_key, load_samples, running_server, server_settings
+from server_support import SAMPLE_KB, add_key, load_samples, running_server, server_settings, upload
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +167,36 @@ def test_a_client_that_disconnects_cancels_the_run(llm_server):
     assert cancelled_runs(client) == before + 1
     assert len(wire.requests) == 1  # no further model calls after the client left
     wire.mode = "ok"
+
+
+def done_of(client: httpx.Client, question: str, kb: str, thread_id: str | None = None) -> dict:
+    body = {"question": question, "kb": kb, **({"thread_id": thread_id} if thread_id else {})}
+    response, events = read_events(client, body)
+    assert response.status_code == 200 and events[-1][0] == "done"
+    return events[-1][1]
+
+
+def test_a_profile_changed_between_turns_holds_from_the_next_turn(server):
+    server.post("/v1/knowledge-bases", json={"name": "tuned"}).raise_for_status()
+    upload(server, "tuned", SAMPLE_KB / "apple-inc.md")
+    question = "What does Apple Inc. do?"
+    assert not done_of(server, question, "tuned", "tuning")["refused"]
+    # a reranker calibrated so strictly that no passage passes: the next turn of the same thread refuses
+    strict = {"reranker": "embedding", "relevance_threshold": 0.999}
+    server.put("/v1/knowledge-bases/tuned/profile", json=strict).raise_for_status()
+    refused = done_of(server, question, "tuned", "tuning")
+    assert refused["refused"] and refused["citations"] == []
+    server.put("/v1/knowledge-bases/tuned/profile", json={}).raise_for_status()
+    assert not done_of(server, question, "tuned", "tuning")["refused"]
+
+
+def test_a_knowledge_base_deleted_and_created_again_is_searched_as_it_is_now(server):
+    server.post("/v1/knowledge-bases", json={"name": "renewed"}).raise_for_status()
+    upload(server, "renewed", SAMPLE_KB / "apple-inc.md")
+    assert done_of(server, "What does Apple Inc. do?", "renewed")["citations"][0]["filename"] == "apple-inc.md"
+    server.delete("/v1/knowledge-bases/renewed").raise_for_status()
+    server.post("/v1/knowledge-bases", json={"name": "renewed"}).raise_for_status()
+    upload(server, "renewed", SAMPLE_KB / "marathon.txt")
+    cited = done_of(server, "How long is a marathon?", "renewed")["citations"]
+    assert [c["filename"] for c in cited] == ["marathon.txt"]
+    assert done_of(server, "What does Apple Inc. do?", "renewed")["citations"] == []

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from sieve.api.conversation import as_sse, check_kb, check_question, run_turn, thread_turns
+from sieve.api.conversation import as_sse, check_question, find_kb, run_turn, thread_turns
 from sieve.api.deps import PrincipalDep, StateDep
 from sieve.api.routes.chat import SSE_HEADERS, SSE_RESPONSE
 from sieve.api.routes.citations import link_secret, linked_citations
@@ -40,9 +40,14 @@ async def agent_stream(
     request: AgentRequest, http: Request, state: StateDep, caller: PrincipalDep
 ) -> EventSourceResponse:
     question = check_question(request.question, state.settings.max_question_chars)
-    await check_kb(state, caller.tenant, request.kb)
-    state.turns.admit()
-    secret = await asyncio.to_thread(link_secret, state.settings)
+    # admitted first: until its first event is out, running turns make way for this one
+    arrival = state.turns.admit()
+    try:
+        known = await find_kb(state, caller.tenant, request.kb)
+        secret = await asyncio.to_thread(link_secret, state.settings)
+    except BaseException:
+        arrival.gone()
+        raise
 
     async def linked(events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
         async for event in events:
@@ -51,7 +56,7 @@ async def agent_stream(
                 event = StreamEvent("done", event.data | {"citations": citations})
             yield event
 
-    events = run_turn(state, caller, question, request.kb, thread_id=request.thread_id)
+    events = run_turn(state, caller, question, request.kb, thread_id=request.thread_id, known=known, arrival=arrival)
     return EventSourceResponse(as_sse(linked(events), "run"), headers=SSE_HEADERS)
 
 

@@ -26,7 +26,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from sieve.api.conversation import ask_once, check_kb, check_question, research_once, run_research, run_turn
+from sieve.api.conversation import ask_once, check_question, find_kb, research_once, run_research, run_turn
 from sieve.api.deps import PrincipalDep, StateDep, TenantDep
 from sieve.api.knowledge import TenantKnowledge
 from sieve.api.openai_types import (
@@ -181,19 +181,27 @@ async def chat_completions(
     # `research:<kb>` runs deep research on the last message (the history is not used)
     kb = request.model.removeprefix(RESEARCH_PREFIX)
     research = kb != request.model
-    await check_kb(state, caller.tenant, kb)
-    if not research:
-        state.turns.admit()
+    # a turn is admitted first: until its first chunk is out, running turns make way for it
+    arrival = None if research else state.turns.admit()
+    try:
+        known = await find_kb(state, caller.tenant, kb)
+    except BaseException:
+        if arrival is not None:
+            arrival.gone()
+        raise
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     footnote = state.settings.chat_sources_footnote if request.sources_footnote is None else request.sources_footnote
-    prompt_tokens = await asyncio.to_thread(_count_tokens, state, [m.text() for m in request.messages])
+
+    async def prompt_tokens() -> int:
+        return await asyncio.to_thread(_count_tokens, state, [m.text() for m in request.messages])
+
     if not request.stream:
         done = await (research_once(state, caller, question, kb) if research
-                      else ask_once(state, caller, question, kb, history=history))
+                      else ask_once(state, caller, question, kb, history=history, known=known, arrival=arrival))
         reply = await _reply(state, http, caller, kb, done, footnote)
         message = AssistantMessage(content=reply.content, refusal=reply.refusal, annotations=reply.annotations)
         return ChatCompletion(id=completion_id, created=created, model=request.model, choices=[Choice(message=message)],
-                              usage=await _usage(state, prompt_tokens, reply.content), sieve=reply.sieve)
+                              usage=await _usage(state, await prompt_tokens(), reply.content), sieve=reply.sieve)
 
     def chunk(delta: Delta, finish: Literal["stop"] | None = None, **extra: Any) -> ServerSentEvent:
         payload = ChatCompletionChunk(id=completion_id, created=created, model=request.model,
@@ -201,10 +209,14 @@ async def chat_completions(
         return ServerSentEvent(data=payload.model_dump_json(exclude_none=True))
 
     async def chunks() -> AsyncIterator[ServerSentEvent]:
-        yield chunk(Delta(role="assistant", content=""))
+        try:
+            yield chunk(Delta(role="assistant", content=""))
+        finally:
+            if arrival is not None:
+                arrival.first_event()
         try:
             events = (run_research(state, caller, question, kb) if research
-                      else run_turn(state, caller, question, kb, history=history))
+                      else run_turn(state, caller, question, kb, history=history, known=known))
             async for event in events:
                 if event.type == "token":
                     yield chunk(Delta(content=event.data["text"]))
@@ -214,7 +226,7 @@ async def chat_completions(
                         yield chunk(Delta(content=reply.footnote))
                     yield chunk(Delta(refusal=reply.refusal, annotations=reply.annotations), "stop", sieve=reply.sieve)
                     if request.stream_options and request.stream_options.include_usage:
-                        usage = await _usage(state, prompt_tokens, reply.content)
+                        usage = await _usage(state, await prompt_tokens(), reply.content)
                         yield ServerSentEvent(data=ChatCompletionChunk(
                             id=completion_id, created=created, model=request.model, choices=[], usage=usage,
                         ).model_dump_json(exclude_none=True))

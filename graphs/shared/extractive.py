@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from sieve.graphs.shared.grading import answer_kind, gather_evidence, key_terms, language_of, subject_terms
+from sieve.graphs.shared.grading import (
+    Reading,
+    answer_kind,
+    gather_evidence,
+    key_terms,
+    language_of,
+    subject_terms,
+)
 from sieve.graphs.shared.state import Citation, Passage
 from sieve.graphs.shared.text import overlap, split_sentences, terms
 from sieve.prompts.language import Lang
@@ -24,7 +31,8 @@ class _Candidate(NamedTuple):
     text: str
 
 
-def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences: int) -> tuple[str, list[Citation]]:
+def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences: int,
+                      readings: list[Reading] | None = None) -> tuple[str, list[Citation]]:
     """Quote the sentences that state what the question asks, best first, cited.
 
     A sentence states it when it says something of the asked-for kind (a place for "where", a person
@@ -34,12 +42,13 @@ def extractive_answer(query: str, kept: list[Passage], lang: Lang, max_sentences
     that says something else; an open one ("what does X do") by the best few sentences, at most two
     per source. A sentence repeating a chosen one is dropped, and where two say as much, the one in
     the question's language wins. A chosen sentence that says "it" comes with the sentence naming
-    its subject, unless the question names the cited document's subject itself.
+    its subject, unless the question names the cited document's subject itself. `readings`: grading's
+    `read_passages` of `kept`, where it has them.
     """
     if not kept:
         return "", []
     kind = answer_kind(query, lang)
-    evidence = gather_evidence(query, kept, lang)
+    evidence = gather_evidence(query, kept, lang, readings)
     subjects = [t.lower() for t in subject_terms(query, key_terms(query, lang), lang)]
     candidates = []
     for p_index, (passage, e) in enumerate(zip(kept, evidence)):

@@ -189,16 +189,34 @@ def subject_terms(question: str, terms: list[str], lang: Lang) -> set[str]:
     return {t for t in terms if t in named}
 
 
-def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[Evidence]:
-    """Each passage's sentences scored against the question's key terms and asked-for kind."""
+class Reading(NamedTuple):
+    """What one passage holds for one question, whichever passages it is graded among: each sentence
+    with the answer candidates it states and the key terms it holds (with the passage's context), and
+    the key terms its title and text hold (how rare a term is among the passages)."""
+
+    sentences: tuple[tuple[str, frozenset[str], tuple[bool, ...]], ...]
+    held: tuple[bool, ...]
+
+
+class KeptReadings(NamedTuple):
+    """`read_passages` of the passages grading kept, for the answer over them to reuse."""
+
+    question: str
+    lang: Lang
+    chunk_ids: tuple[str, ...]
+    readings: tuple[Reading, ...]
+
+    def of(self, question: str, lang: Lang, passages: list[Passage]) -> list[Reading] | None:
+        """The readings when they are of these passages for this question, else None."""
+        same = (question, lang, tuple(p["chunk_id"] for p in passages)) == (self.question, self.lang, self.chunk_ids)
+        return list(self.readings) if same else None
+
+
+def read_passages(question: str, passages: list[Passage], lang: Lang) -> list[Reading]:
+    """The sentence splitting, tagging and term matching of `gather_evidence`: most of its work."""
     kind = answer_kind(question, lang)
     terms = key_terms(question, lang)
-    subjects = subject_terms(question, terms, lang)
-    numbers = set(re.findall(r"\d+", question))
-    groups = _distinct(passages)
-    weights = _term_weights(terms, [f"{p.get('title', '')}\n{p['text']}" for p in passages], lang)
-    rest = sum(w for t, w in zip(terms, weights) if t not in subjects)
-    per_passage: list[list[Sentence]] = []
+    readings = []
     for passage in passages:
         sentences = []
         # the document's title is context every sentence of it shares ("2023年工作总结"); so is the
@@ -211,6 +229,28 @@ def gather_evidence(question: str, passages: list[Passage], lang: Lang) -> list[
             hits = _hits(terms, f"{context}\n{text}", lang)
             if foreign:  # a Chinese question over an English document: its Chinese words are not held against it
                 hits = [hit or _foreign_term(t, lang) for t, hit in zip(terms, hits)]
+            sentences.append((text, found, tuple(hits)))
+        held = _hits(terms, f"{passage.get('title', '')}\n{passage['text']}", lang) if terms else []
+        readings.append(Reading(tuple(sentences), tuple(held)))
+    return readings
+
+
+def gather_evidence(question: str, passages: list[Passage], lang: Lang,
+                    readings: list[Reading] | None = None) -> list[Evidence]:
+    """Each passage's sentences scored against the question's key terms and asked-for kind; `readings`:
+    the passages' `read_passages` where an earlier step made them (the same question, language and passages)."""
+    kind = answer_kind(question, lang)
+    terms = key_terms(question, lang)
+    subjects = subject_terms(question, terms, lang)
+    numbers = set(re.findall(r"\d+", question))
+    groups = _distinct(passages)
+    readings = readings if readings is not None else read_passages(question, passages, lang)
+    weights = _term_weights(len(terms), [r.held for r in readings])
+    rest = sum(w for t, w in zip(terms, weights) if t not in subjects)
+    per_passage: list[list[Sentence]] = []
+    for reading in readings:
+        sentences = []
+        for text, found, hits in reading.sentences:
             coverage = sum(w for w, hit in zip(weights, hits) if hit) / sum(weights) if terms else 0.0
             missing = tuple(t for t, hit in zip(terms, hits) if not hit)
             anchored = all(hit for t, hit in zip(terms, hits) if t in subjects)
@@ -400,13 +440,14 @@ def _foreign_term(term: str, lang: Lang) -> bool:
     return bool(_CJK.search(term)) if lang == "zh" else term.isascii()
 
 
-def _term_weights(terms: list[str], passages: list[str], lang: Lang) -> list[float]:
+def _term_weights(n_terms: int, held: list[tuple[bool, ...]]) -> list[float]:
     """Rarer among the retrieved passages, heavier: the topic words (宝马, 2021) are in every passage,
-    the constraint that tells the answer from the noise (全球, 克利夫兰) is in few or none."""
-    n = len(passages)
+    the constraint that tells the answer from the noise (全球, 克利夫兰) is in few or none. `held`: the
+    key terms each passage holds."""
+    n = len(held)
     if not n:
-        return [1.0] * len(terms)
-    df = [sum(col) for col in zip(*(_hits(terms, p, lang) for p in passages))] if terms else []
+        return [1.0] * n_terms
+    df = [sum(col) for col in zip(*held)] if n_terms else []
     return [1.0 + math.log(n / max(d, 1)) for d in df]
 
 

@@ -16,9 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
+from langgraph.channels.untracked_value import UntrackedValue
 from langgraph.graph.message import add_messages
 from langgraph.types import Overwrite
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypedDict
 
 Route = Literal["chat", "web", "kb"]
@@ -129,6 +131,9 @@ class State(InputState, total=False):
     attempt: Annotated[int, Field(description=(
         "Corrective attempts used this turn: 0 on the first retrieval, at most `max_corrective`."
     ))]
+    # grading's reading of the kept passages (`grading.KeptReadings`), so the extractive answer does not
+    # read them again: within the run only, never checkpointed, not part of the schema
+    kept_readings: Annotated[SkipJsonSchema[Any], UntrackedValue(object)]
 
 
 def fresh_turn(degraded: Iterable[str] = ()) -> State:

@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 from sieve.degraded import Degraded
 from sieve.graphs.shared.context import GraphContext, resolve
 from sieve.graphs.shared.extractive import best_quote, cite, extractive_answer
+from sieve.graphs.shared.grading import KeptReadings
 from sieve.graphs.shared.history import question
 from sieve.graphs.shared.llm import LLMFailed, generate, llm_for
 from sieve.graphs.shared.nodes.narrow import SQL_ROWS
@@ -72,7 +73,10 @@ async def answer(state: State, runtime: Runtime[GraphContext]) -> State:
         except LLMFailed as failure:
             degraded.append(failure.kind)
 
-    text, citations = extractive_answer(query, kept, lang, ctx.thresholds.answer_sentences)
+    # grading's reading of these passages, when grading kept them for this question
+    read = state.get("kept_readings")
+    readings = read.of(query, lang, kept) if isinstance(read, KeptReadings) else None
+    text, citations = extractive_answer(query, kept, lang, ctx.thresholds.answer_sentences, readings)
     return {
         "answer": text,
         "citations": citations,

@@ -16,10 +16,14 @@ from pydantic import BaseModel, Field
 from sieve.degraded import Degraded
 from sieve.graphs.shared.context import GraphContext, resolve
 from sieve.graphs.shared.grading import (
+    Evidence,
+    KeptReadings,
+    Reading,
     answer_kind,
     gather_evidence,
     grade_evidence,
     ranked_by_relevance,
+    read_passages,
     synonym_words,
     with_synonyms,
 )
@@ -98,7 +102,7 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
         return {"passages": passages, "kept": kept, "refusal_reason": "", "degraded": degraded}
 
     # sentence splitting and POS tagging of every passage: CPU work, off the event loop
-    evidence = await _grading(gather_evidence, query, ranked, lang)
+    readings, evidence = await _grading(_read, query, ranked, lang)
     if ctx.embedder is not None and not unscored and (words := synonym_words(evidence, lang)):
         try:
             vectors = dict(zip(words, await ctx.embedder.aembed_words(words, ctx.embedder_timeout_s)))
@@ -111,7 +115,17 @@ async def grade(state: State, runtime: Runtime[GraphContext]) -> State:
     reason = ""
     if graded.outcome == "no_evidence":
         reason = _reason("no_evidence", lang, state) + (" " if lang == "en" else "") + graded.explanation
-    return {"passages": passages, "kept": graded.kept, "refusal_reason": reason, "degraded": degraded}
+    # the answer quotes the kept passages: it reuses their reading instead of splitting and tagging them again
+    position = {id(p): i for i, p in enumerate(ranked)}
+    kept_readings = KeptReadings(query, lang, tuple(p["chunk_id"] for p in graded.kept),
+                                 tuple(readings[position[id(p)]] for p in graded.kept))
+    return {"passages": passages, "kept": graded.kept, "refusal_reason": reason, "degraded": degraded,
+            "kept_readings": kept_readings}
+
+
+def _read(query: str, ranked: list[Passage], lang: Lang) -> tuple[list[Reading], list[Evidence]]:
+    readings = read_passages(query, ranked, lang)
+    return readings, gather_evidence(query, ranked, lang, readings)
 
 
 async def _with_relevance(
